@@ -1,0 +1,197 @@
+/**
+ * Configuration: the `presence:` section of a Synapse-style homeserver YAML plus
+ * the top-level keys presence depends on. Parsed once at start-up with zod;
+ * anything wrong is a {@link ConfigError} naming the path and the fix.
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
+import { DEFAULT_TIMERS, type PresenceTimers } from './domain/presence.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
+
+/** A Synapse duration: milliseconds as a number, or a string like `500ms`, `30s`, `5m`, `1h`, `7d`. */
+export const DurationSchema = z.union([
+  z.number().int('must be a whole number of milliseconds').nonnegative('must not be negative'),
+  z.string().transform((s, ctx) => {
+    const m = /^(\d+)(ms|s|m|h|d|w|y)?$/.exec(s.trim());
+    if (m === null) {
+      ctx.addIssue({ code: 'custom', message: `"${s}" is not a duration; write e.g. 30s, 5m, 1h or a number of ms` });
+      return z.NEVER;
+    }
+    return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
+  }),
+]);
+
+export const ModuleEntrySchema = z.strictObject({
+  module: z.string({ error: 'must be a module specifier string, e.g. ./routers/example.js#ExampleRouter' }).min(1),
+  config: z.record(z.string(), z.unknown()).nullish(),
+});
+export type ModuleEntry = z.infer<typeof ModuleEntrySchema>;
+
+const PresenceSectionSchema = z.strictObject({
+  enabled: z.union([z.boolean(), z.literal('untracked')]).optional(),
+  include_offline_users_on_sync: z.boolean().default(false),
+  last_active_granularity: DurationSchema.default(DEFAULT_TIMERS.lastActiveGranularity),
+  sync_online_timeout: DurationSchema.default(DEFAULT_TIMERS.syncOnlineTimeout),
+  idle_timeout: DurationSchema.default(DEFAULT_TIMERS.idleTimeout),
+  busy_timeout: DurationSchema.default(DEFAULT_TIMERS.busyTimeout),
+  federation_timeout: DurationSchema.default(DEFAULT_TIMERS.federationTimeout),
+  federation_ping_interval: DurationSchema.default(DEFAULT_TIMERS.federationPingInterval),
+  /** Period of the shared timer wheel (Synapse: a 5 s loop). */
+  timer_period: DurationSchema.default(5_000),
+  busy_enabled: z.boolean().optional(),
+  /** Wire value of busy: the unstable MSC3026 string (default) or the stable `busy`. */
+  busy_wire_value: z.enum(['org.matrix.msc3026.busy', 'busy']).default('org.matrix.msc3026.busy'),
+  sync_counts_as_activity: z.boolean().default(true),
+  /** Deadline for each presence router callback. */
+  router_timeout: DurationSchema.default(1_000),
+  /** How many recent changes incremental sync can answer from memory before falling back to a full answer. */
+  change_index_size: z.number().int().min(16).default(100_000),
+  presence_router: ModuleEntrySchema.optional(),
+  routing_modules: z.array(ModuleEntrySchema).default([]),
+});
+
+const RateSchema = z.strictObject({
+  per_second: z.number().positive('must be > 0'),
+  burst_count: z.number().int().positive('must be a positive integer'),
+});
+
+export const LogConfigSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('memory') }),
+  z.strictObject({
+    kind: z.literal('file'),
+    path: z.string().min(1),
+    fsync: z.enum(['always', 'batch', 'never']).default('batch'),
+    snapshot_every: z.number().int().positive().default(100_000),
+  }),
+  z.strictObject({
+    kind: z.literal('redis'),
+    url: z.string().min(1),
+    partitions: z.number().int().positive().max(1024).default(16),
+    stream_prefix: z.string().min(1).default('presence'),
+  }),
+]);
+export type LogConfig = z.infer<typeof LogConfigSchema>;
+
+/** The top-level keys presence reads. Other keys of a homeserver.yaml are ignored (reported in `ignoredKeys`). */
+export const HomeserverConfigSchema = z.object({
+  server_name: ServerNameSchema,
+  use_presence: z.boolean().optional(),
+  presence: PresenceSectionSchema.default(PresenceSectionSchema.parse({})),
+  exclude_rooms_from_presence: z.array(RoomIdSchema).default([]),
+  rc_presence: z.strictObject({ per_user: RateSchema.default({ per_second: 0.1, burst_count: 1 }) }).default({
+    per_user: { per_second: 0.1, burst_count: 1 },
+  }),
+  experimental_features: z.looseObject({ msc3026_enabled: z.boolean().optional() }).default({}),
+  modules: z.array(ModuleEntrySchema).default([]),
+  log: LogConfigSchema.default({ kind: 'memory' }),
+});
+export type HomeserverConfigInput = z.input<typeof HomeserverConfigSchema>;
+
+/** The validated, normalised engine configuration. */
+export interface PresenceConfig {
+  readonly serverName: ServerName;
+  /** `true`: tracked; `false`: presence off; `'untracked'`: only modules set presence. */
+  readonly enabled: boolean | 'untracked';
+  readonly includeOfflineUsersOnSync: boolean;
+  readonly timers: PresenceTimers;
+  readonly timerPeriod: number;
+  readonly busyEnabled: boolean;
+  readonly busyWireValue: 'org.matrix.msc3026.busy' | 'busy';
+  readonly syncCountsAsActivity: boolean;
+  readonly routerTimeout: number;
+  readonly changeIndexSize: number;
+  readonly excludeRoomsFromPresence: ReadonlySet<RoomId>;
+  readonly rateLimit: { readonly perSecond: number; readonly burstCount: number };
+  readonly presenceRouter: ModuleEntry | undefined;
+  readonly routingModules: readonly ModuleEntry[];
+  readonly modules: readonly ModuleEntry[];
+  readonly log: LogConfig;
+  /** Top-level keys that belong to other homeserver subsystems and were ignored. */
+  readonly ignoredKeys: readonly string[];
+}
+
+const KNOWN_TOP_LEVEL = new Set(Object.keys(HomeserverConfigSchema.shape));
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+}
+
+/**
+ * Validate a homeserver config object (already parsed from YAML/JSON).
+ * @throws ConfigError naming the first offending path.
+ */
+export function parseConfig(raw: unknown): PresenceConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError('', 'the config must be a mapping with at least server_name');
+  }
+  const r = HomeserverConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const path = issue ? issuePath(issue.path) : '';
+    let message = issue?.message ?? 'invalid';
+    if (issue?.code === 'unrecognized_keys') {
+      message = `unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; check the spelling against docs/configuration.md`;
+    }
+    throw new ConfigError(path, message);
+  }
+  const c = r.data;
+  const p = c.presence;
+  if (p.last_active_granularity <= 0) throw new ConfigError('presence.last_active_granularity', 'must be greater than 0');
+  if (p.sync_online_timeout <= 0) throw new ConfigError('presence.sync_online_timeout', 'must be greater than 0');
+  if (p.idle_timeout <= p.last_active_granularity) {
+    throw new ConfigError('presence.idle_timeout', 'must be greater than presence.last_active_granularity');
+  }
+  if (p.busy_timeout <= 0) throw new ConfigError('presence.busy_timeout', 'must be greater than 0');
+  if (p.federation_timeout <= 0) throw new ConfigError('presence.federation_timeout', 'must be greater than 0');
+  if (p.federation_ping_interval <= 0 || p.federation_ping_interval >= p.federation_timeout) {
+    throw new ConfigError('presence.federation_ping_interval', 'must be greater than 0 and less than presence.federation_timeout');
+  }
+  if (p.timer_period <= 0) throw new ConfigError('presence.timer_period', 'must be greater than 0');
+  if (p.router_timeout <= 0) throw new ConfigError('presence.router_timeout', 'must be greater than 0');
+  const enabled = p.enabled ?? c.use_presence ?? true;
+  return {
+    serverName: c.server_name,
+    enabled,
+    includeOfflineUsersOnSync: p.include_offline_users_on_sync,
+    timers: {
+      lastActiveGranularity: p.last_active_granularity,
+      syncOnlineTimeout: p.sync_online_timeout,
+      idleTimeout: p.idle_timeout,
+      busyTimeout: p.busy_timeout,
+      federationTimeout: p.federation_timeout,
+      federationPingInterval: p.federation_ping_interval,
+    },
+    timerPeriod: p.timer_period,
+    busyEnabled: p.busy_enabled ?? c.experimental_features.msc3026_enabled ?? false,
+    busyWireValue: p.busy_wire_value,
+    syncCountsAsActivity: p.sync_counts_as_activity,
+    routerTimeout: p.router_timeout,
+    changeIndexSize: p.change_index_size,
+    excludeRoomsFromPresence: new Set(c.exclude_rooms_from_presence),
+    rateLimit: { perSecond: c.rc_presence.per_user.per_second, burstCount: c.rc_presence.per_user.burst_count },
+    presenceRouter: p.presence_router,
+    routingModules: p.routing_modules,
+    modules: c.modules,
+    log: c.log,
+    ignoredKeys: Object.keys(raw).filter((k) => !KNOWN_TOP_LEVEL.has(k)),
+  };
+}
+
+/** Parse YAML text (a homeserver.yaml) and validate it with {@link parseConfig}. */
+export function parseConfigYaml(text: string): PresenceConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError('', `the YAML could not be parsed: ${(error as Error).message}`, { cause: error });
+  }
+  return parseConfig(raw);
+}
+
+/** A config for tests and embedding: `server_name` plus any overrides. */
+export function presenceConfig(serverName: string, overrides: Record<string, unknown> = {}): PresenceConfig {
+  return parseConfig({ server_name: serverName, ...overrides });
+}

@@ -1,0 +1,94 @@
+/**
+ * The fold: `evolveUser(record, step)` applies one logged step to one user's
+ * record with immer (small per-user records only: never the whole engine state,
+ * see the performance traps), and `diffRecords` produces the step that turns one
+ * record into another. `evolveUser(a, diffRecords(a, b, …))` equals `b`.
+ */
+import { produce, setAutoFreeze } from 'immer';
+import type { DeviceId, UserId } from './ids.js';
+import type { PresenceFields, UserStepEvent } from './events.js';
+import { defaultRecord, type DevicePresence, type UserRecord } from './presence.js';
+
+// Records are never mutated outside immer; freezing every produced record would
+// only cost time on the hot path.
+setAutoFreeze(false);
+
+const PRESENCE_KEYS = [
+  'state',
+  'lastActiveTs',
+  'lastFederationUpdateTs',
+  'lastUserSyncTs',
+  'statusMsg',
+  'currentlyActive',
+] as const satisfies readonly (keyof PresenceFields)[];
+
+export function evolveUser(record: UserRecord | undefined, step: UserStepEvent): UserRecord {
+  const base = record ?? defaultRecord(step.userId);
+  return produce(base, (draft) => {
+    if (step.presence !== undefined) Object.assign(draft.presence, step.presence);
+    if (step.devices !== undefined) {
+      for (const key in step.devices) {
+        const id = key as DeviceId;
+        const d = step.devices[id];
+        if (d === null || d === undefined) delete draft.devices[id];
+        else draft.devices[id] = { state: d.state, lastActiveTs: d.lastActiveTs, lastSyncTs: d.lastSyncTs };
+      }
+    }
+    if (step.syncs !== undefined) {
+      for (const key in step.syncs) {
+        const id = key as DeviceId;
+        const n = step.syncs[id];
+        if (n === null || n === undefined) delete draft.syncs[id];
+        else draft.syncs[id] = n;
+      }
+    }
+  });
+}
+
+function sameDevice(a: DevicePresence | undefined, b: DevicePresence | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  return a.state === b.state && a.lastActiveTs === b.lastActiveTs && a.lastSyncTs === b.lastSyncTs;
+}
+
+/** The step that turns `prev` into `next`, or `null` when nothing changed. */
+export function diffRecords(
+  userId: UserId,
+  prev: UserRecord,
+  next: UserRecord,
+  at: number,
+  streamId?: number,
+): UserStepEvent | null {
+  let presence: Partial<Record<keyof PresenceFields, unknown>> | undefined;
+  if (prev.presence !== next.presence) {
+    for (const k of PRESENCE_KEYS) {
+      if (prev.presence[k] !== next.presence[k]) (presence ??= {})[k] = next.presence[k];
+    }
+  }
+  let devices: Record<DeviceId, DevicePresence | null> | undefined;
+  if (prev.devices !== next.devices) {
+    for (const k in prev.devices) if (!(k in next.devices)) (devices ??= {})[k as DeviceId] = null;
+    for (const k in next.devices) {
+      const d = next.devices[k as DeviceId];
+      if (d !== undefined && !sameDevice(prev.devices[k as DeviceId], d)) (devices ??= {})[k as DeviceId] = d;
+    }
+  }
+  let syncs: Record<DeviceId, number | null> | undefined;
+  if (prev.syncs !== next.syncs) {
+    for (const k in prev.syncs) if (!(k in next.syncs)) (syncs ??= {})[k as DeviceId] = null;
+    for (const k in next.syncs) {
+      const n = next.syncs[k as DeviceId];
+      if (n !== undefined && prev.syncs[k as DeviceId] !== n) (syncs ??= {})[k as DeviceId] = n;
+    }
+  }
+  if (presence === undefined && devices === undefined && syncs === undefined && streamId === undefined) return null;
+  return {
+    type: 'user.step',
+    userId,
+    at,
+    ...(streamId !== undefined ? { streamId } : {}),
+    ...(presence !== undefined ? { presence: presence as Partial<PresenceFields> } : {}),
+    ...(devices !== undefined ? { devices } : {}),
+    ...(syncs !== undefined ? { syncs } : {}),
+  };
+}

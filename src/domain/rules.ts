@@ -1,0 +1,266 @@
+/**
+ * The presence rules as pure functions of (record, input, time, config).
+ * They follow Synapse HEAD (spec §2, per-device presence §2.13) with the
+ * differences in decisions.md. Nothing here reads a clock or touches I/O.
+ */
+import type { DeviceId } from './ids.js';
+import {
+  PRESENCE_PRIORITY,
+  samePresence,
+  type DevicePresence,
+  type PresenceValue,
+  type RuleConfig,
+  type UserPresenceState,
+  type UserRecord,
+} from './presence.js';
+
+/** Result of one step: the next record and what the change means for the outside world. */
+export interface StepResult {
+  readonly record: UserRecord;
+  /** Persist with a new stream id and deliver to interested users. */
+  readonly notify: boolean;
+  /** Not notified, but re-send to remote servers (federation keep-alive). */
+  readonly ping: boolean;
+}
+
+/** Combine device states by priority; no devices means offline (Synapse `_combine_device_states`). */
+export function combineDevices(devices: Readonly<Record<DeviceId, DevicePresence>>): PresenceValue {
+  let best: PresenceValue = 'offline';
+  for (const id in devices) {
+    const d = devices[id as DeviceId];
+    if (d !== undefined && PRESENCE_PRIORITY[d.state] > PRESENCE_PRIORITY[best]) best = d.state;
+  }
+  return best;
+}
+
+/** Spec §2.3: is the change from `old` to `next` worth telling anyone about? */
+export function shouldNotify(old: UserPresenceState, next: UserPresenceState, cfg: RuleConfig): boolean {
+  if (samePresence(old, next)) return false;
+  if (old.statusMsg !== next.statusMsg) return true;
+  if (old.state !== next.state) return true;
+  const bumped = next.lastActiveTs - old.lastActiveTs > cfg.timers.lastActiveGranularity;
+  if (old.state === 'online') {
+    if (old.currentlyActive !== next.currentlyActive) return true;
+    return bumped && !next.currentlyActive;
+  }
+  return bumped;
+}
+
+/**
+ * Spec §2.2 `handle_update`: adjust the candidate presence (currently_active,
+ * federation ping) and decide notification. `prev` is the record before the input.
+ */
+export function finishStep(
+  prev: UserRecord,
+  candidate: UserRecord,
+  isMine: boolean,
+  now: number,
+  cfg: RuleConfig,
+  forceNotify = false,
+): StepResult {
+  let p = candidate.presence;
+  let ping = false;
+  if (isMine) {
+    if (p.state === 'online') {
+      const active = now - p.lastActiveTs < cfg.timers.lastActiveGranularity;
+      if (active !== p.currentlyActive) p = { ...p, currentlyActive: active };
+    }
+    if (p.state !== 'offline' && now - p.lastFederationUpdateTs > cfg.timers.federationPingInterval) {
+      p = { ...p, lastFederationUpdateTs: now };
+      ping = true;
+    }
+  }
+  const notify = forceNotify || shouldNotify(prev.presence, p, cfg);
+  if (notify && p.lastFederationUpdateTs !== now) p = { ...p, lastFederationUpdateTs: now };
+  const record = p === candidate.presence ? candidate : { ...candidate, presence: p };
+  return { record, notify, ping: ping && !notify };
+}
+
+function withDevice(r: UserRecord, deviceId: DeviceId, d: DevicePresence): UserRecord {
+  return { ...r, devices: { ...r.devices, [deviceId]: d } };
+}
+
+function device(r: UserRecord, deviceId: DeviceId): DevicePresence {
+  return r.devices[deviceId] ?? { state: 'offline', lastActiveTs: 0, lastSyncTs: 0 };
+}
+
+/**
+ * Spec §2.5 / §2.13 `set_state`. `isSync` marks a sync-driven call (status message
+ * untouched, busy kept, `last_user_sync_ts` bumped). An explicit call replaces the
+ * status message (absent means cleared).
+ */
+export function setState(
+  r: UserRecord,
+  input: { deviceId: DeviceId; presence: PresenceValue; statusMsg: string | null; isSync: boolean },
+  now: number,
+  cfg: RuleConfig,
+): UserRecord {
+  const prev = r.presence;
+  let presence = input.presence;
+  if (input.isSync && prev.state === 'busy') presence = 'busy';
+  const old = device(r, input.deviceId);
+  // With sync_counts_as_activity=false a sync is not activity: it brings an
+  // offline device online (a fresh session is activity) but never overrides a
+  // device that idled to unavailable, and it does not bump last_active_ts.
+  const syncIsActivity = !input.isSync || cfg.syncCountsAsActivity || old.state === 'offline';
+  if (input.isSync && !cfg.syncCountsAsActivity && presence === 'online' && old.state === 'unavailable') {
+    presence = 'unavailable';
+  }
+  const dev: DevicePresence = {
+    state: presence,
+    lastActiveTs: syncIsActivity ? now : old.lastActiveTs,
+    lastSyncTs: input.isSync ? now : old.lastSyncTs,
+  };
+  const next = withDevice(r, input.deviceId, dev);
+  const combined = combineDevices(next.devices);
+  const fields: { -readonly [K in keyof UserPresenceState]?: UserPresenceState[K] } = { state: combined };
+  if ((combined === 'online' || combined === 'busy') && syncIsActivity) fields.lastActiveTs = now;
+  if (input.isSync) fields.lastUserSyncTs = now;
+  else fields.statusMsg = input.statusMsg;
+  return { ...next, presence: { ...prev, ...fields } };
+}
+
+/** Spec §2.6: a sync request started on a device with `set_presence` online or unavailable. */
+export function syncStarted(
+  r: UserRecord,
+  deviceId: DeviceId,
+  presence: 'online' | 'unavailable',
+  now: number,
+  cfg: RuleConfig,
+): UserRecord {
+  const counted: UserRecord = { ...r, syncs: { ...r.syncs, [deviceId]: (r.syncs[deviceId] ?? 0) + 1 } };
+  return setState(counted, { deviceId, presence, statusMsg: null, isSync: true }, now, cfg);
+}
+
+/** Spec §2.6 exit: a sync request on a device finished. */
+export function syncEnded(r: UserRecord, deviceId: DeviceId, now: number): UserRecord {
+  const count = (r.syncs[deviceId] ?? 0) - 1;
+  const syncs = { ...r.syncs };
+  if (count > 0) syncs[deviceId] = count;
+  else delete syncs[deviceId];
+  const old = device(r, deviceId);
+  return {
+    ...withDevice(r, deviceId, { ...old, lastSyncTs: now }),
+    syncs,
+    presence: { ...r.presence, lastUserSyncTs: now },
+  };
+}
+
+/** Spec §2.7 / §2.13 `bump_presence_active_time`: unavailable devices come back online. */
+export function bumpActive(r: UserRecord, deviceId: DeviceId, now: number): UserRecord {
+  const old = device(r, deviceId);
+  const next = withDevice(r, deviceId, {
+    ...old,
+    state: old.state === 'unavailable' ? 'online' : old.state,
+    lastActiveTs: now,
+  });
+  return { ...next, presence: { ...r.presence, lastActiveTs: now, state: combineDevices(next.devices) } };
+}
+
+/**
+ * Spec §2.4 / §2.13 `handle_timeout` for a local user: idle online devices
+ * become unavailable, devices neither syncing nor active within the sync timeout
+ * (busy: busy timeout) are removed, and the user state is recombined. Returns
+ * `null` when nothing needs re-examination by {@link finishStep}.
+ */
+export function localTimeout(r: UserRecord, now: number, cfg: RuleConfig): UserRecord | null {
+  const t = cfg.timers;
+  let devices: Record<DeviceId, DevicePresence> | null = null;
+  for (const key in r.devices) {
+    const id = key as DeviceId;
+    let d = r.devices[id];
+    if (d === undefined) continue;
+    let changed = false;
+    if (d.state === 'online' && now - d.lastActiveTs > t.idleTimeout) {
+      d = { ...d, state: 'unavailable' };
+      changed = true;
+    }
+    let removed = false;
+    if ((r.syncs[id] ?? 0) === 0) {
+      const limit = d.state === 'busy' ? t.busyTimeout : t.syncOnlineTimeout;
+      if (now - Math.max(d.lastSyncTs, d.lastActiveTs) > limit) removed = true;
+    }
+    if (changed || removed) {
+      devices ??= { ...r.devices };
+      if (removed) delete devices[id];
+      else devices[id] = d;
+    }
+  }
+  let next = devices === null ? r : { ...r, devices };
+  const p = r.presence;
+  if (p.state === 'offline') return devices === null ? null : next;
+  let changed = false;
+  if (devices !== null) {
+    const combined = combineDevices(devices);
+    if (combined !== p.state) {
+      next = { ...next, presence: { ...p, state: combined } };
+      changed = true;
+    }
+  }
+  if (now - p.lastActiveTs > t.lastActiveGranularity) changed = true;
+  if (now - p.lastFederationUpdateTs > t.federationPingInterval) changed = true;
+  return changed || devices !== null ? next : null;
+}
+
+/** Spec §2.4 for a remote user: offline after the federation timeout without an update. */
+export function remoteTimeout(r: UserRecord, now: number, cfg: RuleConfig): UserRecord | null {
+  const p = r.presence;
+  if (p.state === 'offline') return null;
+  if (now - p.lastFederationUpdateTs > cfg.timers.federationTimeout) {
+    return { ...r, presence: { ...p, state: 'offline' } };
+  }
+  return null;
+}
+
+/** Fields of an accepted inbound federation presence item (spec §3.9, validated). */
+export interface RemotePresenceUpdate {
+  readonly presence: PresenceValue;
+  readonly lastActiveAgo?: number | undefined;
+  readonly statusMsg: string | null;
+  readonly currentlyActive: boolean;
+}
+
+export function remoteUpdate(r: UserRecord, u: RemotePresenceUpdate, now: number): UserRecord {
+  return {
+    ...r,
+    presence: {
+      ...r.presence,
+      state: u.presence,
+      lastFederationUpdateTs: now,
+      lastActiveTs: u.lastActiveAgo === undefined ? r.presence.lastActiveTs : now - u.lastActiveAgo,
+      statusMsg: u.statusMsg,
+      currentlyActive: u.currentlyActive,
+    },
+  };
+}
+
+/** Spec §4.9 `set_presence_for_users`: replace state and status message (always notified). */
+export function moduleSet(r: UserRecord, presence: PresenceValue, statusMsg: string | null): UserRecord {
+  return { ...r, presence: { ...r.presence, state: presence, statusMsg } };
+}
+
+/**
+ * The earliest time at which {@link localTimeout} / {@link remoteTimeout} could
+ * change this record, or `Infinity`. Thresholds are strict (`>`), so each
+ * deadline is the first millisecond after the limit.
+ */
+export function nextDeadline(r: UserRecord, isMine: boolean, cfg: RuleConfig): number {
+  const t = cfg.timers;
+  const p = r.presence;
+  if (!isMine) return p.state === 'offline' ? Infinity : p.lastFederationUpdateTs + t.federationTimeout + 1;
+  let due = Infinity;
+  for (const key in r.devices) {
+    const d = r.devices[key as DeviceId];
+    if (d === undefined) continue;
+    if (d.state === 'online') due = Math.min(due, d.lastActiveTs + t.idleTimeout + 1);
+    if ((r.syncs[key as DeviceId] ?? 0) === 0) {
+      const limit = d.state === 'busy' ? t.busyTimeout : t.syncOnlineTimeout;
+      due = Math.min(due, Math.max(d.lastSyncTs, d.lastActiveTs) + limit + 1);
+    }
+  }
+  if (p.state !== 'offline') {
+    if (p.state === 'online' && p.currentlyActive) due = Math.min(due, p.lastActiveTs + t.lastActiveGranularity + 1);
+    due = Math.min(due, p.lastFederationUpdateTs + t.federationPingInterval + 1);
+  }
+  return due;
+}

@@ -1,0 +1,1157 @@
+/**
+ * The presence engine: the composition root that wires the per-user actors
+ * (machines/), the event log (src/log), the routing indexes and the sync
+ * notifiers (streams/), the presence router and federation.
+ *
+ * One input is processed per *turn*: validate → actor step(s) → log append →
+ * fan-out through indexes → flush notifiers and federation. Inputs arriving
+ * while a turn runs (e.g. from a subscriber) wait in the mailbox and run next,
+ * so turns never interleave.
+ */
+import { Observable, Subject, type Subscriber, type Subscription } from 'rxjs';
+import { PresenceActorSystem } from '../machines/actor-system.js';
+import type { PresenceMachineEvent } from '../machines/presence-machine.js';
+import { ChangeIndex } from '../streams/change-index.js';
+import { EMPTY_INTEREST, SyncNotifier, syncStreamObservable, type PresenceBatch } from '../streams/sync-notifier.js';
+import { systemClock, type Clock } from './clock.js';
+import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
+import type { LogEntry, MembershipEvent, PresenceEvent, UserStepEvent } from './domain/events.js';
+import { diffRecords, evolveUser } from './domain/evolve.js';
+import { formatPresence, type PresenceContent } from './domain/format.js';
+import {
+  DEFAULT_DEVICE,
+  parseDeviceId,
+  parseRoomId,
+  parseUserId,
+  serverNameOf,
+  type DeviceId,
+  type RoomId,
+  type ServerName,
+  type UserId,
+} from './domain/ids.js';
+import {
+  defaultPresence,
+  defaultRecord,
+  isDefaultRecord,
+  isDormant,
+  type PresenceValue,
+  type RuleConfig,
+  type UserPresenceState,
+  type UserRecord,
+} from './domain/presence.js';
+import { nextDeadline } from './domain/rules.js';
+import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
+import { parsePresenceEdu } from './federation/edu.js';
+import { FederationOutbound, type FederationTransmission } from './federation/outbound.js';
+import { PresenceInputEventSchema, PresenceInputSchema, SetPresenceInSyncSchema, StatusMsgSchema, type PresenceInputEvent } from './inputs.js';
+import { InMemoryEventLog, type EventLog } from './log/event-log.js';
+import { consoleLogger, type Logger } from './logger.js';
+import { RateLimiter } from './rate-limit.js';
+import { ALL_USERS, PresenceRouter, type Interest, type PresenceRouterCallbacks, type RoutedStates } from './router/presence-router.js';
+import { TimerWheel } from './timer-wheel.js';
+
+export type { PresenceBatch } from '../streams/sync-notifier.js';
+
+/** A stream token: the presence stream id a reader has seen up to. */
+export type StreamToken = number;
+
+export interface PresenceEngineOptions {
+  /** A parsed config (`parseConfig`) or a raw homeserver config object. */
+  readonly config: PresenceConfig | HomeserverConfigInput;
+  /** Defaults to the system clock. Tests pass a `SimulatedClock`. */
+  readonly clock?: Clock;
+  /** Defaults to a new in-memory log. An existing log is replayed on start-up. */
+  readonly log?: EventLog;
+  /** Start from this snapshot, then replay log entries after its position. */
+  readonly snapshot?: EngineSnapshot;
+  readonly logger?: Logger;
+}
+
+export interface SetPresenceInput {
+  readonly presence: string;
+  readonly statusMsg?: string | null | undefined;
+  readonly deviceId?: string | undefined;
+}
+
+export interface UserSyncingInput {
+  readonly deviceId?: string | undefined;
+  /** The `/sync` `set_presence` parameter; default `online`. */
+  readonly setPresence?: 'online' | 'unavailable' | 'offline' | undefined;
+}
+
+/** Returned by `userSyncing`: call `end()` when the sync request finishes. Idempotent. */
+export interface SyncHandle {
+  /** Whether this sync counts for presence (false when presence is off, untracked, rate-limited or `set_presence=offline`). */
+  readonly affectsPresence: boolean;
+  end(): void;
+}
+
+export interface GetNewEventsOptions {
+  /** Initial syncs only: include offline users (defaults to `include_offline_users_on_sync`). */
+  readonly includeOffline?: boolean;
+}
+
+export interface NewEvents {
+  readonly events: UserPresenceState[];
+  readonly nextToken: StreamToken;
+  /** True when the answer is a full (initial-style) one: no token, a full-presence request, or a token too old to answer incrementally. */
+  readonly full: boolean;
+}
+
+export interface EngineStats {
+  /** Notified presence changes (each got a stream id). */
+  updates: number;
+  /** (recipient, changed user) pairs emitted on sync streams. */
+  deliveries: number;
+  /** Inputs rejected with a typed error. */
+  rejectedInputs: number;
+  /** Inbound federation items dropped by validation. */
+  droppedInboundItems: number;
+  /** Live per-user actors. */
+  liveActors: number;
+  /** Dormant users kept as compact records. */
+  dormantRecords: number;
+  /** Users with at least one open sync stream. */
+  openSyncStreams: number;
+}
+
+/** Serialisable engine state at a log position. */
+export interface EngineSnapshot {
+  readonly version: 1;
+  readonly position: number;
+  readonly streamId: number;
+  readonly users: readonly (readonly [UserId, UserRecord, number])[];
+  readonly rooms: readonly (readonly [RoomId, readonly UserId[]])[];
+  readonly fullRequests: readonly (readonly [UserId, number])[];
+}
+
+interface Room {
+  readonly id: RoomId;
+  readonly index: number;
+  readonly members: Set<number>;
+  /** Joined remote users per server. */
+  readonly remote: Map<ServerName, number>;
+  readonly excluded: boolean;
+}
+
+type Job = () => void;
+
+const EMPTY_ROOMS: ReadonlySet<Room> = new Set();
+
+export class PresenceEngine {
+  readonly config: PresenceConfig;
+  readonly clock: Clock;
+  readonly log: EventLog;
+  readonly logger: Logger;
+  readonly router: PresenceRouter;
+  /** Outbound federation transmissions; a transport subscribes. */
+  readonly federationOutbound$: Observable<FederationTransmission>;
+  private readonly counters: EngineStats = {
+    updates: 0,
+    deliveries: 0,
+    rejectedInputs: 0,
+    droppedInboundItems: 0,
+    liveActors: 0,
+    dormantRecords: 0,
+    openSyncStreams: 0,
+  };
+
+  private readonly rules: RuleConfig;
+  private readonly actors: PresenceActorSystem;
+  /** Compact records of dormant users whose state differs from the default. */
+  private readonly dormant = new Map<UserId, UserRecord>();
+  private readonly userIds: UserId[] = [];
+  private readonly userIndex = new Map<UserId, number>();
+  private readonly lastStreamId: number[] = [];
+  private readonly roomsOf: (Set<Room> | undefined)[] = [];
+  private readonly rooms = new Map<RoomId, Room>();
+  private readonly roomList: Room[] = [];
+  private readonly notifiers: (SyncNotifier | undefined)[] = [];
+  /** Listening users whose cached router interest names a user: target → notifiers. */
+  private readonly interestIndex = new Map<UserId, Set<SyncNotifier>>();
+  private readonly allUsersListeners = new Set<SyncNotifier>();
+  private readonly changes: ChangeIndex;
+  private readonly fullRequests = new Map<UserId, number>();
+  private readonly wheel: TimerWheel<UserId>;
+  private readonly limiter: RateLimiter;
+  private readonly federation: FederationOutbound;
+  private readonly syncsByKey = new Map<string, SyncHandle>();
+  private streamId = 0;
+  private stopped = false;
+
+  // Turn state
+  private processing = false;
+  private readonly mailbox: Job[] = [];
+  private turnEvents: PresenceEvent[] = [];
+  private turnChanged: number[] = [];
+  private readonly turnSeen = new Set<number>();
+  private turnJoins: [number, Room][] = [];
+  private turnPings: UserPresenceState[] = [];
+  private turnFull: UserId[] = [];
+  private dirty: SyncNotifier[] = [];
+  private readonly committed = new Subject<readonly LogEntry[]>();
+
+  constructor(options: PresenceEngineOptions) {
+    this.config = isParsed(options.config) ? options.config : parseConfig(options.config);
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? consoleLogger;
+    this.log = options.log ?? new InMemoryEventLog(options.snapshot?.position ?? 0);
+    this.rules = { timers: this.config.timers, syncCountsAsActivity: this.config.syncCountsAsActivity };
+    this.actors = new PresenceActorSystem(this.rules);
+    this.router = new PresenceRouter(this.clock, this.logger, this.config.routerTimeout);
+    this.changes = new ChangeIndex(this.config.changeIndexSize, options.snapshot?.streamId ?? 0);
+    this.wheel = new TimerWheel<UserId>(this.clock, this.config.timerPeriod, (due, now) => this.onTimers(due, now));
+    this.limiter = new RateLimiter(this.config.rateLimit.perSecond, this.config.rateLimit.burstCount);
+    this.federation = new FederationOutbound(this.config.serverName, this.config.busyWireValue);
+    this.federationOutbound$ = this.federation.transmissions$.asObservable();
+    for (const key of this.config.ignoredKeys) this.logger.debug(`config key ${key} is not used by the presence engine`);
+    this.restore(options.snapshot);
+  }
+
+  // ───────────────────────────── queries ─────────────────────────────
+
+  /** Counters and sizes, for metrics and benchmarks. */
+  get stats(): Readonly<EngineStats> {
+    this.counters.liveActors = this.actors.size;
+    this.counters.dormantRecords = this.dormant.size;
+    return this.counters;
+  }
+
+  /** The current presence stream token. */
+  get currentToken(): StreamToken {
+    return this.streamId;
+  }
+
+  /** Whether presence is tracked from client and federation inputs. */
+  get tracked(): boolean {
+    return this.config.enabled === true;
+  }
+
+  /** True when `userId` belongs to this server. */
+  isMine(userId: string): boolean {
+    return serverNameOf(userId) === this.config.serverName;
+  }
+
+  /** A user's current presence (the default offline state for unknown users). */
+  getUserPresence(userId: string): UserPresenceState {
+    const id = parseUserId(userId);
+    return this.recordOf(id).presence;
+  }
+
+  /** A user's full record (presence, devices, in-flight syncs). */
+  getUserRecord(userId: string): UserRecord {
+    return this.recordOf(parseUserId(userId));
+  }
+
+  /**
+   * `GET /presence/{userId}/status`: the Matrix presence content of `targetId` as
+   * seen by `requesterId`. Allowed for oneself and for users sharing a joined room
+   * (router results do not grant visibility, spec §3.7).
+   * @throws ForbiddenError when the two share no room.
+   */
+  getPresence(requesterId: string, targetId: string): PresenceContent {
+    const requester = parseUserId(requesterId, 'requesterId');
+    const target = parseUserId(targetId, 'targetId');
+    if (this.config.enabled === false) return { presence: 'offline' };
+    if (requester !== target && !this.shareRoom(requester, target)) {
+      throw new ForbiddenError(`${requester} may not see the presence of ${target}: they share no joined room`);
+    }
+    return formatPresence(this.recordOf(target).presence, this.clock.now(), { busy: this.config.busyWireValue });
+  }
+
+  /** Joined members of a room. */
+  getRoomMembers(roomId: string): UserId[] {
+    const room = this.rooms.get(parseRoomId(roomId));
+    return room === undefined ? [] : [...room.members].map((i) => this.userIds[i] as UserId);
+  }
+
+  /** Rooms a user is joined to. */
+  getRoomsForUser(userId: string): RoomId[] {
+    const i = this.userIndex.get(parseUserId(userId));
+    return i === undefined ? [] : [...(this.roomsOf[i] ?? EMPTY_ROOMS)].map((r) => r.id);
+  }
+
+  /** Do the two users share a joined room that is not excluded from presence? */
+  shareRoom(a: UserId, b: UserId): boolean {
+    const ia = this.userIndex.get(a);
+    const ib = this.userIndex.get(b);
+    if (ia === undefined || ib === undefined) return false;
+    return this.shareRoomIdx(ia, ib);
+  }
+
+  /** Every user with a non-default record (live or dormant). */
+  *knownUsers(): IterableIterator<UserPresenceState> {
+    for (const [, snap] of this.actors.entries()) yield snap.context.record.presence;
+    for (const [, r] of this.dormant) yield r.presence;
+  }
+
+  /** The XState snapshot value of a user's live actor (e.g. `{ local: 'online' }`), or undefined when dormant. */
+  actorState(userId: string): unknown {
+    return this.actors.snapshot(parseUserId(userId))?.value;
+  }
+
+  /** Entries appended to the log, per turn. */
+  get committed$(): Observable<readonly LogEntry[]> {
+    return this.committed.asObservable();
+  }
+
+  // ───────────────────────────── client inputs ─────────────────────────────
+
+  /**
+   * Set a user's presence explicitly (`PUT /presence/{userId}/status`). A missing
+   * `statusMsg` clears the status message (Synapse semantics).
+   * @throws InvalidInputError for bad ids, values or types; RateLimitedError over `rc_presence.per_user`.
+   */
+  setPresence(userId: string, input: SetPresenceInput): void {
+    this.ensureRunning();
+    const id = this.validate(() => parseUserId(userId));
+    const presence = this.validate(() => this.parsePresence(input?.presence));
+    const statusMsg = this.validate(() => parseStatusMsg(input?.statusMsg));
+    const deviceId = this.validate(() => parseDeviceId(input?.deviceId));
+    if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
+    if (this.config.enabled !== true) return;
+    const wait = this.limiter.take(id, this.clock.now());
+    if (wait > 0) this.reject(new RateLimitedError(id, wait));
+    this.run(() => this.step(id, { type: 'presence.set', now: this.clock.now(), deviceId, presence, statusMsg }));
+  }
+
+  /**
+   * A sync request started (`GET /sync`). Returns a handle; call `end()` when the
+   * request finishes. `setPresence: 'offline'` does not affect presence.
+   */
+  userSyncing(userId: string, input: UserSyncingInput = {}): SyncHandle {
+    this.ensureRunning();
+    const id = this.validate(() => parseUserId(userId));
+    const deviceId = this.validate(() => parseDeviceId(input.deviceId));
+    const set = this.validate(() => {
+      const r = SetPresenceInSyncSchema.safeParse(input.setPresence ?? 'online');
+      if (!r.success) throw new InvalidInputError('setPresence', r.error.issues[0]?.message ?? 'invalid');
+      return r.data;
+    });
+    if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
+    const inert: SyncHandle = { affectsPresence: false, end: () => {} };
+    if (this.config.enabled !== true || set === 'offline') return inert;
+    if (this.limiter.take(id, this.clock.now()) > 0) return inert; // served, but presence unaffected
+    this.run(() => this.step(id, { type: 'sync.start', now: this.clock.now(), deviceId, presence: set }));
+    let ended = false;
+    return {
+      affectsPresence: true,
+      end: () => {
+        if (ended || this.stopped) return;
+        ended = true;
+        this.run(() => this.step(id, { type: 'sync.end', now: this.clock.now(), deviceId }));
+      },
+    };
+  }
+
+  /** The user did something active (sent a message, receipt, typing): `bump_presence_active_time`. */
+  bumpActive(userId: string, deviceId?: string): void {
+    this.ensureRunning();
+    const id = this.validate(() => parseUserId(userId));
+    const device = this.validate(() => parseDeviceId(deviceId));
+    if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
+    if (this.config.enabled !== true) return;
+    this.run(() => this.step(id, { type: 'activity', now: this.clock.now(), deviceId: device }));
+  }
+
+  // ───────────────────────────── rooms ─────────────────────────────
+
+  joinRoom(roomId: string, userId: string): void {
+    this.setMembership(roomId, userId, 'join');
+  }
+
+  leaveRoom(roomId: string, userId: string): void {
+    this.setMembership(roomId, userId, 'leave');
+  }
+
+  /** Record a membership change (local or remote user). Only `join` counts as membership for presence. */
+  setMembership(roomId: string, userId: string, membership: 'join' | 'leave' | 'ban'): void {
+    this.ensureRunning();
+    const room = this.validate(() => parseRoomId(roomId));
+    const user = this.validate(() => parseUserId(userId));
+    if (membership !== 'join' && membership !== 'leave' && membership !== 'ban') {
+      this.reject(new InvalidInputError('membership', 'must be join, leave or ban'));
+    }
+    this.run(() => {
+      const joined = this.isJoined(room, user);
+      if ((membership === 'join') === joined) return; // no change
+      const at = this.clock.now();
+      const event: MembershipEvent =
+        membership === 'join'
+          ? { type: 'room.membership', roomId: room, userId: user, membership, at, streamId: ++this.streamId }
+          : { type: 'room.membership', roomId: room, userId: user, membership, at };
+      this.turnEvents.push(event);
+      this.applyMembership(event, true);
+    });
+  }
+
+  // ───────────────────────────── streams ─────────────────────────────
+
+  /**
+   * Drive the engine from a stream of inputs. Invalid inputs are reported to
+   * `onError` (default: logged) and change nothing. Sync starts and ends are
+   * paired by `syncId`.
+   */
+  ingest(input$: Observable<PresenceInputEvent>, onError?: (error: Error, input: unknown) => void): Subscription {
+    const report = onError ?? ((error: Error) => this.logger.warn(`ingest: rejected input: ${error.message}`));
+    return input$.subscribe({
+      next: (raw) => {
+        try {
+          this.apply(raw);
+        } catch (error) {
+          report(error instanceof Error ? error : new Error(String(error)), raw);
+        }
+      },
+      error: (error: unknown) => this.logger.error('ingest: input stream failed', { error: String(error) }),
+    });
+  }
+
+  /** Apply one input event (the same shapes `ingest` accepts). */
+  apply(raw: PresenceInputEvent): void {
+    const r = PresenceInputEventSchema.safeParse(raw);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      this.reject(new InvalidInputError(issue?.path.join('.') || 'input', issue?.message ?? 'invalid input'));
+    }
+    const e = r.data;
+    switch (e.type) {
+      case 'presence.set':
+        return this.setPresence(e.userId, { presence: e.presence, statusMsg: e.statusMsg, deviceId: e.deviceId });
+      case 'sync.start': {
+        const key = `${e.userId}\u0000${e.syncId}`;
+        if (this.syncsByKey.has(key)) this.reject(new InvalidInputError('syncId', `sync ${e.syncId} of ${e.userId} is already open`));
+        this.syncsByKey.set(key, this.userSyncing(e.userId, { deviceId: e.deviceId, setPresence: e.setPresence }));
+        return;
+      }
+      case 'sync.end': {
+        const key = `${e.userId}\u0000${e.syncId}`;
+        const h = this.syncsByKey.get(key);
+        if (h === undefined) this.reject(new InvalidInputError('syncId', `no open sync ${e.syncId} for ${e.userId}`));
+        this.syncsByKey.delete(key);
+        h.end();
+        return;
+      }
+      case 'activity':
+        return this.bumpActive(e.userId, e.deviceId);
+      case 'room.membership':
+        return this.setMembership(e.roomId, e.userId, e.membership);
+      case 'federation.edu':
+        this.receiveFederationEdu(e.origin, e.content);
+        return;
+    }
+  }
+
+  /**
+   * The push side of sync for one user: each emission is a batch with at most
+   * one state per changed user (the latest at emission time) and the token it
+   * brings the subscriber up to. Only listening users get pushed work.
+   */
+  syncStream(userId: string): Observable<PresenceBatch> {
+    const id = parseUserId(userId);
+    return syncStreamObservable(
+      (s) => this.openStream(id, s),
+      (s) => this.closeStream(id, s),
+    );
+  }
+
+  // ───────────────────────────── pull API ─────────────────────────────
+
+  /**
+   * Presence for a sync (spec §3.4): no token → everyone the user is interested
+   * in (offline excluded unless configured); a token → the latest state of each
+   * interested user changed since it, offline transitions included, plus members
+   * of newly shared rooms; the current token → nothing.
+   */
+  async getNewEvents(userId: string, since?: StreamToken | null, options: GetNewEventsOptions = {}): Promise<NewEvents> {
+    const id = parseUserId(userId);
+    if (since !== undefined && since !== null && (!Number.isSafeInteger(since) || since < 0)) {
+      throw new InvalidInputError('since', 'a stream token is a non-negative integer returned by this engine');
+    }
+    const nextToken = this.streamId;
+    if (this.config.enabled === false) return { events: [], nextToken, full: false };
+    let from = since ?? null;
+    let includeOffline = options.includeOffline ?? this.config.includeOfflineUsersOnSync;
+    const requested = this.fullRequests.get(id);
+    if (from !== null && requested !== undefined && from <= requested) {
+      from = null;
+      includeOffline = false;
+    }
+    if (from !== null && from === nextToken) return { events: [], nextToken, full: false };
+    if (from !== null && (from > nextToken || !this.changes.covers(from))) {
+      from = null; // too old (or from another engine): answer in full, offline transitions included
+      includeOffline = true;
+    }
+    const interest = await this.router.interestedUsers(id);
+    this.cacheInterest(id, interest);
+    if (interest === ALL_USERS) {
+      const candidates: UserPresenceState[] = [];
+      if (from !== null) {
+        for (const i of this.changedSince(from)) candidates.push(this.stateAt(i));
+      } else {
+        for (const s of this.knownUsers()) if (includeOffline || s.state !== 'offline') candidates.push(s);
+      }
+      const routed = await this.router.usersForStates(candidates);
+      return { events: [...(routed.get(id) ?? [])], nextToken, full: from === null };
+    }
+    const self = this.indexOf(id);
+    const out: UserPresenceState[] = [];
+    if (from === null) {
+      const seen = new Set<number>([self]);
+      for (const room of this.roomsOf[self] ?? EMPTY_ROOMS) {
+        if (room.excluded) continue;
+        for (const m of room.members) seen.add(m);
+      }
+      for (const u of interest) seen.add(this.indexOf(u));
+      for (const i of seen) {
+        const s = this.stateAt(i);
+        if (includeOffline || s.state !== 'offline') out.push(s);
+      }
+      return { events: out, nextToken, full: true };
+    }
+    const result = new Set<number>();
+    this.changes.forEachSince(from, (user, roomIdx) => {
+      if (roomIdx < 0) {
+        if (user === self || this.shareRoomIdx(self, user) || interest.has(this.userIds[user] as UserId)) result.add(user);
+        return;
+      }
+      const room = this.roomList[roomIdx] as Room;
+      if (room.excluded || !room.members.has(self) || !room.members.has(user)) return;
+      if (user === self) for (const m of room.members) result.add(m);
+      else result.add(user);
+    });
+    for (const i of result) out.push(this.stateAt(i));
+    return { events: out, nextToken, full: false };
+  }
+
+  // ───────────────────────────── module API ─────────────────────────────
+
+  /** Register presence router callbacks for a module (the module API's `registerPresenceRouterCallbacks`). */
+  registerPresenceRouter(moduleName: string, callbacks: PresenceRouterCallbacks): void {
+    this.router.register(moduleName, callbacks);
+    for (const n of this.notifiers) if (n !== undefined) this.refreshInterest(n);
+  }
+
+  /**
+   * Spec §4.9 `set_presence_for_users`: set state and status message for local or
+   * remote users, always notified. The way to drive presence in `untracked` mode.
+   */
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void {
+    this.ensureRunning();
+    if (this.config.enabled === false) return;
+    const parsed = Object.entries(users).map(([u, v]) => {
+      const id = this.validate(() => parseUserId(u));
+      return [id, this.validate(() => this.parsePresence(v?.presence)), this.validate(() => parseStatusMsg(v?.statusMsg))] as const;
+    });
+    this.run(() => {
+      const now = this.clock.now();
+      for (const [id, presence, statusMsg] of parsed) this.step(id, { type: 'module.set', now, presence, statusMsg });
+    });
+  }
+
+  /**
+   * Module API `send_local_online_presence_to` (spec §4.6, decisions.md): local
+   * targets get, on their next read, the current presence of every non-offline
+   * user they are interested in (once); remote targets' servers are sent the
+   * non-offline local users their users can see, one send per server. Nobody's
+   * presence changes.
+   */
+  sendLocalOnlinePresenceTo(userIds: readonly string[]): void {
+    this.ensureRunning();
+    const ids = userIds.map((u) => this.validate(() => parseUserId(u)));
+    if (this.config.enabled === false) return;
+    const local = ids.filter((u) => this.isMine(u));
+    const remote = ids.filter((u) => !this.isMine(u));
+    this.run(() => {
+      if (local.length > 0) {
+        const event = { type: 'presence.full_requested' as const, userIds: local, streamId: ++this.streamId, at: this.clock.now() };
+        this.turnEvents.push(event);
+        for (const u of local) this.fullRequests.set(u, event.streamId - 1);
+        this.turnFull.push(...local);
+      }
+      const byServer = new Map<ServerName, Set<number>>();
+      for (const u of remote) {
+        const server = serverNameOf(u);
+        let set = byServer.get(server);
+        if (set === undefined) byServer.set(server, (set = new Set()));
+        const i = this.userIndex.get(u);
+        if (i === undefined) continue;
+        for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) {
+          if (room.excluded) continue;
+          for (const m of room.members) set.add(m);
+        }
+      }
+      for (const [server, members] of byServer) {
+        const states: UserPresenceState[] = [];
+        for (const m of members) {
+          const id = this.userIds[m] as UserId;
+          if (!this.isMine(id)) continue;
+          const s = this.stateAt(m);
+          if (s.state !== 'offline') states.push(s);
+        }
+        this.federation.enqueue([server], states);
+      }
+    });
+  }
+
+  // ───────────────────────────── federation ─────────────────────────────
+
+  /**
+   * An inbound `m.presence` EDU from `origin`. Items are validated one by one;
+   * invalid items and items for users of another server are dropped and counted.
+   * @returns how many items were applied and dropped.
+   */
+  receiveFederationEdu(origin: string, content: unknown): { applied: number; dropped: number } {
+    this.ensureRunning();
+    if (this.config.enabled !== true) return { applied: 0, dropped: 0 };
+    const { accepted, dropped } = parsePresenceEdu(origin, content);
+    if (dropped.length > 0) {
+      this.counters.droppedInboundItems += dropped.length;
+      this.logger.warn(`dropped ${dropped.length} invalid presence item(s) from ${origin}`, { reasons: dropped.slice(0, 5) });
+    }
+    const lastPerUser = new Map(accepted.filter((a) => a.userId.length > 0 && !this.isMine(a.userId)).map((a) => [a.userId, a.update]));
+    if (lastPerUser.size > 0) {
+      this.run(() => {
+        const now = this.clock.now();
+        for (const [userId, update] of lastPerUser) this.step(userId, { type: 'remote.update', now, update });
+      });
+    }
+    return { applied: lastPerUser.size, dropped: dropped.length };
+  }
+
+  /** Number of presence states pending for a destination server. */
+  federationPending(destination: string): number {
+    return this.federation.pendingFor(destination as ServerName);
+  }
+
+  // ───────────────────────────── lifecycle ─────────────────────────────
+
+  /** Serialisable state at the current log position. */
+  snapshot(): EngineSnapshot {
+    const users: [UserId, UserRecord, number][] = [];
+    for (const [id, snap] of this.actors.entries()) users.push([id, snap.context.record, this.streamIdOf(id)]);
+    for (const [id, r] of this.dormant) users.push([id, r, this.streamIdOf(id)]);
+    for (let i = 0; i < this.userIds.length; i++) {
+      const id = this.userIds[i] as UserId;
+      if ((this.lastStreamId[i] ?? 0) > 0 && !this.actors.has(id) && !this.dormant.has(id)) users.push([id, defaultRecord(id), this.lastStreamId[i] ?? 0]);
+    }
+    const rooms: [RoomId, UserId[]][] = [];
+    for (const room of this.roomList) if (room.members.size > 0) rooms.push([room.id, [...room.members].map((m) => this.userIds[m] as UserId)]);
+    return {
+      version: 1,
+      position: this.log.position,
+      streamId: this.streamId,
+      users,
+      rooms,
+      fullRequests: [...this.fullRequests],
+    };
+  }
+
+  /**
+   * End in-flight syncs restored from a log (their requests died with the old
+   * process): each restored sync is ended now, so its device times out normally.
+   */
+  endRestoredSyncs(): void {
+    const open: [UserId, DeviceId, number][] = [];
+    for (const [id, snap] of this.actors.entries()) {
+      for (const [d, n] of Object.entries(snap.context.record.syncs)) open.push([id, d as DeviceId, n]);
+    }
+    if (open.length === 0) return;
+    this.run(() => {
+      const now = this.clock.now();
+      for (const [id, d, n] of open) for (let k = 0; k < n; k++) this.step(id, { type: 'sync.end', now, deviceId: d });
+    });
+  }
+
+  /** Stop timers and complete every stream. The engine refuses further inputs. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wheel.stop();
+    for (const n of this.notifiers) if (n !== undefined) for (const s of n.subscribers.slice()) s.complete();
+    this.federation.transmissions$.complete();
+    this.committed.complete();
+  }
+
+  // ───────────────────────────── internals: turns ─────────────────────────────
+
+  private run(job: Job): void {
+    if (this.processing) {
+      this.mailbox.push(job);
+      return;
+    }
+    this.processing = true;
+    try {
+      this.runTurn(job);
+      while (this.mailbox.length > 0) this.runTurn(this.mailbox.shift() as Job);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private runTurn(job: Job): void {
+    try {
+      job();
+    } catch (error) {
+      // Inputs are validated before they reach a turn: anything thrown here is a bug; keep the engine alive.
+      this.logger.error('presence engine: a turn failed', { error: error instanceof Error ? error.stack : String(error) });
+    }
+    this.commit();
+  }
+
+  /** Drive one user's actor with one event and record the consequences in the turn. */
+  private step(userId: UserId, event: PresenceMachineEvent): void {
+    const mine = this.isMine(userId);
+    const { before, after, outcome } = this.actors.send(userId, mine, () => this.takeDormant(userId), event);
+    const idx = this.indexOf(userId);
+    let streamId: number | undefined;
+    if (outcome.notify) {
+      streamId = ++this.streamId;
+      this.lastStreamId[idx] = streamId;
+      this.changes.add(streamId, idx);
+      if (!this.turnSeen.has(idx)) {
+        this.turnSeen.add(idx);
+        this.turnChanged.push(idx);
+      }
+      this.counters.updates++;
+    } else if (outcome.ping && mine) {
+      this.turnPings.push(after.presence);
+    }
+    const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
+    if (ev !== null) this.turnEvents.push(ev);
+    if (this.config.enabled === true) this.wheel.schedule(userId, nextDeadline(after, mine, this.rules));
+    if (isDormant(after)) {
+      this.actors.release(userId);
+      if (isDefaultRecord(after)) this.dormant.delete(userId);
+      else this.dormant.set(userId, after);
+    }
+  }
+
+  private onTimers(due: UserId[], now: number): void {
+    if (this.stopped) return;
+    this.run(() => {
+      for (const id of due) {
+        if (this.actors.has(id) || this.dormant.has(id)) this.step(id, { type: 'timeout', now });
+      }
+    });
+  }
+
+  /** End of a turn: append to the log, fan out, flush streams and federation. */
+  private commit(): void {
+    if (this.turnEvents.length > 0) {
+      const events = this.turnEvents;
+      this.turnEvents = [];
+      const entries = this.log.append(events);
+      if (this.committed.observed) this.committed.next(entries);
+    }
+    const changed = this.turnChanged;
+    const joins = this.turnJoins;
+    const pings = this.turnPings;
+    const full = this.turnFull;
+    this.turnChanged = [];
+    this.turnJoins = [];
+    this.turnPings = [];
+    this.turnFull = [];
+    this.turnSeen.clear();
+    if (changed.length > 0) this.fanOut(changed);
+    for (const [user, room] of joins) this.fanOutJoin(user, room);
+    if (pings.length > 0) this.federatePings(pings);
+    for (const u of full) this.pushFull(u);
+    this.flush();
+  }
+
+  private fanOut(changed: readonly number[]): void {
+    const notifiers = this.notifiers;
+    const localStates: UserPresenceState[] = [];
+    const destinations = new Map<UserPresenceState, Set<ServerName>>();
+    for (const u of changed) {
+      const uid = this.userIds[u] as UserId;
+      const own = notifiers[u];
+      if (own !== undefined && own.interest !== ALL_USERS) this.offer(own, u);
+      const mine = this.isMine(uid);
+      const state = mine ? this.stateAt(u) : undefined;
+      let dests: Set<ServerName> | undefined;
+      for (const room of this.roomsOf[u] ?? EMPTY_ROOMS) {
+        if (room.excluded) continue;
+        for (const m of room.members) {
+          const n = notifiers[m];
+          if (n !== undefined && n.interest !== ALL_USERS) this.offer(n, u);
+        }
+        if (state !== undefined && room.remote.size > 0) {
+          dests ??= new Set();
+          for (const server of room.remote.keys()) dests.add(server);
+        }
+      }
+      const interested = this.interestIndex.get(uid);
+      if (interested !== undefined) for (const n of interested) this.offer(n, u);
+      if (state !== undefined) {
+        localStates.push(state);
+        if (dests !== undefined) destinations.set(state, dests);
+      }
+    }
+    if (this.router.active) {
+      const states = changed.map((u) => this.stateAt(u));
+      const routed = this.router.usersForStates(states);
+      if (routed instanceof Promise) {
+        void routed.then((r) => this.run(() => this.deliverRouted(r, localStates, destinations, true)));
+        return;
+      }
+      this.deliverRouted(routed, localStates, destinations, false);
+      return;
+    }
+    this.federateLocal(localStates, destinations);
+  }
+
+  /** Router results: deliver to ALL_USERS listeners and add remote recipients' servers as destinations. */
+  private deliverRouted(
+    routed: RoutedStates,
+    localStates: readonly UserPresenceState[],
+    destinations: Map<UserPresenceState, Set<ServerName>>,
+    late: boolean,
+  ): void {
+    const local = new Set(localStates);
+    for (const [recipient, states] of routed) {
+      if (this.isMine(recipient)) {
+        const i = this.userIndex.get(recipient);
+        const n = i === undefined ? undefined : this.notifiers[i];
+        if (n !== undefined && n.interest === ALL_USERS) for (const s of states) this.offer(n, this.indexOf(s.userId));
+      } else {
+        const server = serverNameOf(recipient);
+        for (const s of states) {
+          if (!local.has(s)) continue; // remote users' presence is never forwarded to third servers
+          let d = destinations.get(s);
+          if (d === undefined) destinations.set(s, (d = new Set()));
+          d.add(server);
+        }
+      }
+    }
+    this.federateLocal(localStates, destinations);
+    if (late) this.flush();
+  }
+
+  private federateLocal(states: readonly UserPresenceState[], destinations: Map<UserPresenceState, Set<ServerName>>): void {
+    if (this.config.enabled !== true) return;
+    for (const s of states) {
+      const d = destinations.get(s);
+      if (d !== undefined) this.federation.enqueue(d, [this.stateAt(this.indexOf(s.userId))]);
+    }
+  }
+
+  /** Keep-alive: re-send to every server sharing a room with the user (no client notification). */
+  private federatePings(states: readonly UserPresenceState[]): void {
+    for (const s of states) {
+      const i = this.userIndex.get(s.userId);
+      if (i === undefined) continue;
+      const dests = new Set<ServerName>();
+      for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) if (!room.excluded) for (const server of room.remote.keys()) dests.add(server);
+      if (dests.size > 0) this.federation.enqueue(dests, [s]);
+    }
+  }
+
+  private fanOutJoin(user: number, room: Room): void {
+    if (room.excluded || !room.members.has(user)) return;
+    for (const m of room.members) {
+      if (m === user) continue;
+      const n = this.notifiers[m];
+      if (n !== undefined && n.interest !== ALL_USERS) this.offer(n, user);
+    }
+    const own = this.notifiers[user];
+    if (own !== undefined && own.interest !== ALL_USERS) for (const m of room.members) this.offer(own, m);
+    this.federateJoin(user, room);
+  }
+
+  /** Spec §3.8.4: presence on joins, for servers that gain their first member and for local joiners. */
+  private federateJoin(user: number, room: Room): void {
+    if (this.config.enabled !== true) return;
+    const uid = this.userIds[user] as UserId;
+    const now = this.clock.now();
+    if (this.isMine(uid)) {
+      if (room.remote.size > 0) this.federation.enqueue(room.remote.keys(), [this.stateAt(user)]);
+      return;
+    }
+    const server = serverNameOf(uid);
+    if (room.remote.get(server) !== 1) return; // the server already had a member
+    const states: UserPresenceState[] = [];
+    for (const m of room.members) {
+      const id = this.userIds[m] as UserId;
+      if (!this.isMine(id)) continue;
+      const s = this.stateAt(m);
+      const stale = s.state === 'offline' && now - s.lastActiveTs >= 7 * 86_400_000 && !s.statusMsg;
+      if (!stale) states.push(s);
+    }
+    this.federation.enqueue([server], states);
+  }
+
+  /** A full-presence request for a listening user: push everything they would read in full. */
+  private pushFull(userId: UserId): void {
+    const i = this.userIndex.get(userId);
+    const n = i === undefined ? undefined : this.notifiers[i];
+    if (n === undefined) return;
+    void this.getNewEvents(userId, null, { includeOffline: false }).then((r) => {
+      if (r.events.length === 0) return;
+      this.run(() => {
+        for (const s of r.events) this.offer(n, this.indexOf(s.userId));
+      });
+    });
+  }
+
+  private offer(n: SyncNotifier, changed: number): void {
+    if (!n.dirty) {
+      n.dirty = true;
+      this.dirty.push(n);
+    }
+    n.offer(changed);
+  }
+
+  private flush(): void {
+    if (this.dirty.length > 0) {
+      const dirty = this.dirty;
+      this.dirty = [];
+      const token = this.streamId;
+      for (const n of dirty) {
+        n.dirty = false;
+        this.counters.deliveries += n.flush((i) => this.stateAt(i), token);
+      }
+    }
+    this.federation.flush(this.clock.now());
+  }
+
+  // ───────────────────────────── internals: streams ─────────────────────────────
+
+  private openStream(userId: UserId, s: Subscriber<PresenceBatch>): void {
+    const i = this.indexOf(userId);
+    let n = this.notifiers[i];
+    if (n === undefined) {
+      n = new SyncNotifier(userId, i);
+      this.notifiers[i] = n;
+      this.counters.openSyncStreams++;
+      this.refreshInterest(n);
+    }
+    n.subscribers.push(s);
+  }
+
+  private closeStream(userId: UserId, s: Subscriber<PresenceBatch>): void {
+    const i = this.userIndex.get(userId);
+    const n = i === undefined ? undefined : this.notifiers[i];
+    if (n === undefined || i === undefined) return;
+    const k = n.subscribers.indexOf(s);
+    if (k >= 0) n.subscribers.splice(k, 1);
+    if (n.subscribers.length === 0) {
+      this.setInterest(n, EMPTY_INTEREST);
+      this.notifiers[i] = undefined;
+      this.counters.openSyncStreams--;
+    }
+  }
+
+  private refreshInterest(n: SyncNotifier): void {
+    if (!this.router.active) return;
+    const r = this.router.interestedUsers(n.userId);
+    if (r instanceof Promise) void r.then((v) => this.cacheInterest(n.userId, v));
+    else this.setInterest(n, r);
+  }
+
+  private cacheInterest(userId: UserId, interest: Interest): void {
+    const i = this.userIndex.get(userId);
+    const n = i === undefined ? undefined : this.notifiers[i];
+    if (n !== undefined) this.setInterest(n, interest);
+  }
+
+  private setInterest(n: SyncNotifier, interest: Interest): void {
+    if (n.interest === ALL_USERS) this.allUsersListeners.delete(n);
+    else for (const u of n.interest) this.interestIndex.get(u)?.delete(n);
+    n.interest = interest;
+    if (interest === ALL_USERS) this.allUsersListeners.add(n);
+    else
+      for (const u of interest) {
+        let set = this.interestIndex.get(u);
+        if (set === undefined) this.interestIndex.set(u, (set = new Set()));
+        set.add(n);
+      }
+  }
+
+  // ───────────────────────────── internals: state ─────────────────────────────
+
+  private indexOf(userId: UserId): number {
+    let i = this.userIndex.get(userId);
+    if (i === undefined) {
+      i = this.userIds.length;
+      this.userIds.push(userId);
+      this.userIndex.set(userId, i);
+      this.lastStreamId.push(0);
+      this.roomsOf.push(undefined);
+      this.notifiers.push(undefined);
+    }
+    return i;
+  }
+
+  private streamIdOf(userId: UserId): number {
+    const i = this.userIndex.get(userId);
+    return i === undefined ? 0 : (this.lastStreamId[i] ?? 0);
+  }
+
+  private recordOf(userId: UserId): UserRecord {
+    return this.actors.record(userId) ?? this.dormant.get(userId) ?? defaultRecord(userId);
+  }
+
+  private stateAt(i: number): UserPresenceState {
+    const id = this.userIds[i] as UserId;
+    return (this.actors.record(id) ?? this.dormant.get(id))?.presence ?? defaultPresence(id);
+  }
+
+  private takeDormant(userId: UserId): UserRecord {
+    const r = this.dormant.get(userId);
+    if (r === undefined) return defaultRecord(userId);
+    this.dormant.delete(userId);
+    return r;
+  }
+
+  private isJoined(room: RoomId, user: UserId): boolean {
+    const r = this.rooms.get(room);
+    const i = this.userIndex.get(user);
+    return r !== undefined && i !== undefined && r.members.has(i);
+  }
+
+  private shareRoomIdx(a: number, b: number): boolean {
+    if (a === b) return true;
+    const ra = this.roomsOf[a];
+    const rb = this.roomsOf[b];
+    if (ra === undefined || rb === undefined) return false;
+    const [small, large] = ra.size <= rb.size ? [ra, rb] : [rb, ra];
+    for (const room of small) if (!room.excluded && large.has(room)) return true;
+    return false;
+  }
+
+  /** Indexes of users changed (or newly visible through a join) since `from`. */
+  private changedSince(from: number): Set<number> {
+    const out = new Set<number>();
+    this.changes.forEachSince(from, (user) => out.add(user));
+    return out;
+  }
+
+  /** Apply a membership event to the indexes (live and replay share this code). */
+  private applyMembership(e: MembershipEvent, live: boolean): void {
+    let room = this.rooms.get(e.roomId);
+    if (room === undefined) {
+      room = { id: e.roomId, index: this.roomList.length, members: new Set(), remote: new Map(), excluded: this.config.excludeRoomsFromPresence.has(e.roomId) };
+      this.rooms.set(e.roomId, room);
+      this.roomList.push(room);
+    }
+    const u = this.indexOf(e.userId);
+    const remoteServer = this.isMine(e.userId) ? undefined : serverNameOf(e.userId);
+    if (e.membership === 'join') {
+      if (room.members.has(u)) return;
+      room.members.add(u);
+      let set = this.roomsOf[u];
+      if (set === undefined) this.roomsOf[u] = set = new Set();
+      set.add(room);
+      if (remoteServer !== undefined) room.remote.set(remoteServer, (room.remote.get(remoteServer) ?? 0) + 1);
+      if (e.streamId !== undefined) {
+        this.streamId = Math.max(this.streamId, e.streamId);
+        this.changes.add(e.streamId, u, room.index);
+      }
+      if (live) this.turnJoins.push([u, room]);
+    } else {
+      if (!room.members.delete(u)) return;
+      this.roomsOf[u]?.delete(room);
+      if (remoteServer !== undefined) {
+        const c = (room.remote.get(remoteServer) ?? 1) - 1;
+        if (c > 0) room.remote.set(remoteServer, c);
+        else room.remote.delete(remoteServer);
+      }
+    }
+  }
+
+  /** Load a snapshot, then fold the log after its position (spec: replay equals live). */
+  private restore(snapshot: EngineSnapshot | undefined): void {
+    const records = new Map<UserId, UserRecord>();
+    let after = 0;
+    if (snapshot !== undefined) {
+      if (snapshot.version !== 1) throw new InvalidInputError('snapshot', `unsupported snapshot version ${String(snapshot.version)}`);
+      after = snapshot.position;
+      this.streamId = snapshot.streamId;
+      for (const [id, record, sid] of snapshot.users) {
+        records.set(id, record);
+        this.lastStreamId[this.indexOf(id)] = sid;
+      }
+      for (const [roomId, members] of snapshot.rooms) {
+        for (const m of members) this.applyMembership({ type: 'room.membership', roomId, userId: m, membership: 'join', at: 0 }, false);
+      }
+      for (const [u, sid] of snapshot.fullRequests) this.fullRequests.set(u, sid);
+    }
+    for (const entry of this.log.read(after)) this.fold(entry.event, records);
+    for (const [id, record] of records) {
+      if (isDormant(record)) {
+        if (!isDefaultRecord(record)) this.dormant.set(id, record);
+      } else this.actors.spawn(id, this.isMine(id), record);
+      if (this.config.enabled === true) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
+    }
+  }
+
+  private fold(e: PresenceEvent, records: Map<UserId, UserRecord>): void {
+    switch (e.type) {
+      case 'user.step': {
+        records.set(e.userId, evolveUser(records.get(e.userId), e as UserStepEvent));
+        if (e.streamId !== undefined) {
+          const i = this.indexOf(e.userId);
+          this.lastStreamId[i] = e.streamId;
+          this.streamId = Math.max(this.streamId, e.streamId);
+          this.changes.add(e.streamId, i);
+        }
+        return;
+      }
+      case 'room.membership':
+        this.applyMembership(e, false);
+        return;
+      case 'presence.full_requested':
+        for (const u of e.userIds) this.fullRequests.set(u, e.streamId - 1);
+        this.streamId = Math.max(this.streamId, e.streamId);
+        return;
+    }
+  }
+
+  // ───────────────────────────── internals: validation ─────────────────────────────
+
+  private parsePresence(value: unknown): PresenceValue {
+    const r = PresenceInputSchema.safeParse(value);
+    if (!r.success) throw new InvalidInputError('presence', `${JSON.stringify(value) ?? String(value)} ${r.error.issues[0]?.message ?? ''}`);
+    const v = r.data === 'org.matrix.msc3026.busy' ? 'busy' : r.data;
+    if (v === 'busy' && !this.config.busyEnabled) {
+      throw new InvalidInputError('presence', 'busy is not enabled; set presence.busy_enabled (or experimental_features.msc3026_enabled) to true');
+    }
+    return v;
+  }
+
+  private validate<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (isPresenceError(error)) this.counters.rejectedInputs++;
+      throw error;
+    }
+  }
+
+  private reject(error: Error): never {
+    this.counters.rejectedInputs++;
+    throw error;
+  }
+
+  private ensureRunning(): void {
+    if (this.stopped) throw new EngineStoppedError();
+  }
+}
+
+function parseStatusMsg(value: unknown): string | null {
+  const r = StatusMsgSchema.safeParse(value);
+  if (!r.success) throw new InvalidInputError('statusMsg', 'status_msg must be a string (or null/absent to clear it)');
+  return r.data ?? null;
+}
+
+function isParsed(c: PresenceConfig | HomeserverConfigInput): c is PresenceConfig {
+  return typeof (c as PresenceConfig).serverName === 'string' && (c as PresenceConfig).timers !== undefined;
+}
+
+/** Create an engine (replaying `options.log` if it has entries). */
+export function createPresenceEngine(options: PresenceEngineOptions): PresenceEngine {
+  return new PresenceEngine(options);
+}
+
+export { DEFAULT_DEVICE };

@@ -1,0 +1,87 @@
+/**
+ * Typed errors. Every error the engine throws on purpose is a {@link PresenceError}
+ * with a stable `code`; messages say what was wrong and how to fix it.
+ */
+
+export type PresenceErrorCode =
+  | 'CONFIG'
+  | 'INVALID_INPUT'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | 'PRESENCE_DISABLED'
+  | 'MODULE'
+  | 'LOG'
+  | 'ENGINE_STOPPED';
+
+export abstract class PresenceError extends Error {
+  abstract readonly code: PresenceErrorCode;
+  override readonly name: string = this.constructor.name;
+}
+
+/** Configuration could not be parsed or a module could not be loaded at start-up. */
+export class ConfigError extends PresenceError {
+  readonly code = 'CONFIG' as const;
+  /** Dotted path of the offending config key, e.g. `presence.idle_timeout`. */
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super(`config error at ${path || '<root>'}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/** An input (user id, room id, presence value, EDU, …) failed validation. Nothing changed. */
+export class InvalidInputError extends PresenceError {
+  readonly code = 'INVALID_INPUT' as const;
+  /** Which argument or field was wrong (e.g. `userId`, `presence`). */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`invalid ${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** The requester may not see or change the target's presence. */
+export class ForbiddenError extends PresenceError {
+  readonly code = 'FORBIDDEN' as const;
+}
+
+/** Explicit presence changes exceeded `rc_presence.per_user`. Retry after `retryAfterMs`. */
+export class RateLimitedError extends PresenceError {
+  readonly code = 'RATE_LIMITED' as const;
+  readonly retryAfterMs: number;
+  constructor(userId: string, retryAfterMs: number) {
+    super(
+      `too many presence changes for ${userId}: retry after ${retryAfterMs} ms ` +
+        `(limit set by rc_presence.per_user in the config)`,
+    );
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** A presence router module misbehaved. Logged and isolated; only thrown at start-up. */
+export class ModuleError extends PresenceError {
+  readonly code = 'MODULE' as const;
+  readonly moduleName: string;
+  constructor(moduleName: string, message: string, options?: { cause?: unknown }) {
+    super(`presence router module ${moduleName}: ${message}`, options);
+    this.moduleName = moduleName;
+  }
+}
+
+/** The event log refused an append or could not be read. */
+export class LogError extends PresenceError {
+  readonly code = 'LOG' as const;
+}
+
+/** The engine was stopped; create a new one (or `replay` the log) to continue. */
+export class EngineStoppedError extends PresenceError {
+  readonly code = 'ENGINE_STOPPED' as const;
+  constructor() {
+    super('the presence engine has been stopped; create a new engine to continue');
+  }
+}
+
+/** Type guard for errors thrown by this library. */
+export function isPresenceError(error: unknown): error is PresenceError {
+  return error instanceof PresenceError;
+}

@@ -1,0 +1,59 @@
+/**
+ * presence-engine: an event-sourced presence engine for Matrix-style chat servers.
+ * This is the only public entry; the testing kit is `presence-engine/testing`.
+ */
+export { PresenceEngine, createPresenceEngine } from './engine.js';
+export type {
+  EngineSnapshot,
+  EngineStats,
+  GetNewEventsOptions,
+  NewEvents,
+  PresenceEngineOptions,
+  SetPresenceInput,
+  StreamToken,
+  SyncHandle,
+  UserSyncingInput,
+} from './engine.js';
+export type { PresenceBatch } from '../streams/sync-notifier.js';
+export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';
+
+export { parseConfig, parseConfigYaml, presenceConfig, HomeserverConfigSchema, DurationSchema } from './config.js';
+export type { PresenceConfig, HomeserverConfigInput, ModuleEntry, LogConfig } from './config.js';
+
+export {
+  PresenceError,
+  ConfigError,
+  InvalidInputError,
+  ForbiddenError,
+  RateLimitedError,
+  ModuleError,
+  LogError,
+  EngineStoppedError,
+  isPresenceError,
+} from './errors.js';
+export type { PresenceErrorCode } from './errors.js';
+
+export { UserIdSchema, RoomIdSchema, ServerNameSchema, DeviceIdSchema, parseUserId, parseRoomId, serverNameOf } from './domain/ids.js';
+export type { UserId, RoomId, ServerName, DeviceId } from './domain/ids.js';
+export { PRESENCE_VALUES, DEFAULT_TIMERS, defaultPresence } from './domain/presence.js';
+export type { PresenceValue, UserPresenceState, DevicePresence, UserRecord, PresenceTimers } from './domain/presence.js';
+export { formatPresence, formatPresenceEvent } from './domain/format.js';
+export type { PresenceContent, PresenceEventJson } from './domain/format.js';
+export type { PresenceEvent, LogEntry, UserStepEvent, MembershipEvent, FullPresenceRequestedEvent } from './domain/events.js';
+
+export { PresenceInputEventSchema } from './inputs.js';
+export type { PresenceInputEvent } from './inputs.js';
+
+export { ALL_USERS, PresenceRouter } from './router/presence-router.js';
+export type { PresenceRouterCallbacks, UsersForStatesResult, AllUsers, RouterStats } from './router/presence-router.js';
+
+export { InMemoryEventLog } from './log/event-log.js';
+export type { EventLog } from './log/event-log.js';
+export { systemClock } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
+export { consoleLogger, silentLogger, MemoryLogger } from './logger.js';
+export type { Logger } from './logger.js';
+
+export { parsePresenceEdu, buildPresenceEdus, MAX_PRESENCE_STATES_PER_EDU } from './federation/edu.js';
+export type { PresenceEdu } from './federation/edu.js';
+export type { FederationTransmission } from './federation/outbound.js';

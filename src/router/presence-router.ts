@@ -1,0 +1,227 @@
+/**
+ * The combined presence router (spec §4.3): callbacks registered by modules are
+ * called in order; results are validated at the boundary with zod and unioned
+ * per recipient. A callback that throws, returns the wrong type or misses its
+ * deadline is logged with its module's name and skipped for that call; it never
+ * stops the other callbacks or the engine (decisions.md).
+ *
+ * Calls stay synchronous when every callback answers synchronously, so an
+ * engine whose routers are synchronous delivers within the same turn.
+ */
+import { z } from 'zod';
+import type { Clock } from '../clock.js';
+import { UserIdSchema, type UserId } from '../domain/ids.js';
+import type { UserPresenceState } from '../domain/presence.js';
+import type { Logger } from '../logger.js';
+
+/** Marker returned by `getInterestedUsers` for "every known user" (Synapse's `PresenceRouter.ALL_USERS`). */
+export const ALL_USERS = 'ALL' as const;
+export type AllUsers = typeof ALL_USERS;
+
+type MaybePromise<T> = T | PromiseLike<T>;
+
+/** What `getUsersForStates` may return: recipients (local or remote user ids) to sets of the given states. */
+export type UsersForStatesResult =
+  | ReadonlyMap<string, ReadonlySet<UserPresenceState>>
+  | Readonly<Record<string, ReadonlySet<UserPresenceState>>>;
+
+export interface PresenceRouterCallbacks {
+  getUsersForStates: (states: readonly UserPresenceState[]) => MaybePromise<UsersForStatesResult>;
+  getInterestedUsers: (userId: string) => MaybePromise<ReadonlySet<string> | AllUsers>;
+}
+
+interface Registered<F> {
+  readonly module: string;
+  readonly fn: F;
+}
+
+export type RoutedStates = Map<UserId, Set<UserPresenceState>>;
+export type Interest = ReadonlySet<UserId> | AllUsers;
+
+const RecipientSchema = UserIdSchema;
+const StateSetSchema = z.instanceof(Set, { message: 'must be a Set of presence states' });
+const ResultSchema = z.union([z.instanceof(Map), z.record(z.string(), z.unknown())], {
+  message: 'must be a Map or a plain object of user id → Set of states',
+});
+const InterestSchema = z.union([z.literal(ALL_USERS), z.instanceof(Set)], {
+  message: `must be a Set of user ids or ALL_USERS ("${ALL_USERS}")`,
+});
+
+/** Counters for observability (/metrics). */
+export interface RouterStats {
+  calls: number;
+  failures: number;
+  timeouts: number;
+  invalidResults: number;
+  totalMs: number;
+}
+
+function isThenable<T>(v: MaybePromise<T>): v is PromiseLike<T> {
+  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<T>).then === 'function';
+}
+
+export class PresenceRouter {
+  private readonly forStates: Registered<PresenceRouterCallbacks['getUsersForStates']>[] = [];
+  private readonly interested: Registered<PresenceRouterCallbacks['getInterestedUsers']>[] = [];
+  readonly stats: RouterStats = { calls: 0, failures: 0, timeouts: 0, invalidResults: 0, totalMs: 0 };
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** True when at least one module registered callbacks. */
+  get active(): boolean {
+    return this.forStates.length > 0;
+  }
+
+  /** Register a pair of callbacks for `module` (both or neither; checked by the module API). */
+  register(module: string, callbacks: PresenceRouterCallbacks): void {
+    this.forStates.push({ module, fn: callbacks.getUsersForStates });
+    this.interested.push({ module, fn: callbacks.getInterestedUsers });
+  }
+
+  /**
+   * Recipients for `states`, merged over all callbacks. Sync when every callback is sync.
+   * Set elements are mapped back to the engine's own state objects by user id.
+   */
+  usersForStates(states: readonly UserPresenceState[]): RoutedStates | Promise<RoutedStates> {
+    const merged: RoutedStates = new Map();
+    if (this.forStates.length === 0 || states.length === 0) return merged;
+    const byUser = new Map<string, UserPresenceState>();
+    for (const s of states) byUser.set(s.userId, s);
+    const results = this.forStates.map((cb) => this.call(cb.module, 'getUsersForStates', () => cb.fn(states)));
+    const mergeAll = (values: readonly unknown[]) => {
+      values.forEach((v, i) => this.mergeUsersForStates(this.forStates[i]?.module ?? '?', v, byUser, merged));
+      return merged;
+    };
+    if (results.some(isThenable)) return Promise.all(results).then(mergeAll);
+    return mergeAll(results);
+  }
+
+  /** Extra users `userId` is interested in, or ALL_USERS. Sync when every callback is sync. */
+  interestedUsers(userId: UserId): Interest | Promise<Interest> {
+    if (this.interested.length === 0) return EMPTY;
+    const union = new Set<UserId>();
+    const step = (i: number): Interest | Promise<Interest> => {
+      for (; i < this.interested.length; i++) {
+        const cb = this.interested[i] as Registered<PresenceRouterCallbacks['getInterestedUsers']>;
+        const r = this.call(cb.module, 'getInterestedUsers', () => cb.fn(userId));
+        if (isThenable(r)) {
+          const next = i + 1;
+          return Promise.resolve(r).then((v) => (this.mergeInterest(cb.module, v, union) ? ALL_USERS : step(next)));
+        }
+        if (this.mergeInterest(cb.module, r, union)) return ALL_USERS;
+      }
+      return union;
+    };
+    return step(0);
+  }
+
+  /** Call a module callback: exceptions and deadline misses become `undefined` (logged). */
+  private call<T>(module: string, name: string, fn: () => MaybePromise<T>): MaybePromise<T | undefined> {
+    this.stats.calls++;
+    const started = this.clock.now();
+    let r: MaybePromise<T>;
+    try {
+      r = fn();
+    } catch (error) {
+      this.stats.failures++;
+      this.logger.warn(`presence router ${module}.${name} threw; skipping it for this call`, { error: String(error) });
+      return undefined;
+    }
+    if (!isThenable(r)) {
+      this.stats.totalMs += this.clock.now() - started;
+      return r;
+    }
+    return new Promise<T | undefined>((resolve) => {
+      let done = false;
+      const timer = this.clock.setTimer(this.timeoutMs, () => {
+        if (done) return;
+        done = true;
+        this.stats.timeouts++;
+        this.logger.warn(`presence router ${module}.${name} did not answer within ${this.timeoutMs} ms; skipping it for this call`);
+        resolve(undefined);
+      });
+      Promise.resolve(r).then(
+        (v) => {
+          if (done) return;
+          done = true;
+          timer.cancel();
+          this.stats.totalMs += this.clock.now() - started;
+          resolve(v);
+        },
+        (error: unknown) => {
+          if (done) return;
+          done = true;
+          timer.cancel();
+          this.stats.failures++;
+          this.logger.warn(`presence router ${module}.${name} rejected; skipping it for this call`, { error: String(error) });
+          resolve(undefined);
+        },
+      );
+    });
+  }
+
+  private mergeUsersForStates(module: string, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
+    if (value === undefined) return;
+    const shape = ResultSchema.safeParse(value);
+    if (!shape.success) {
+      this.stats.invalidResults++;
+      this.logger.warn(`presence router ${module}.getUsersForStates returned ${kindOf(value)}: ${shape.error.issues[0]?.message}; skipped`);
+      return;
+    }
+    const entries: Iterable<[unknown, unknown]> = value instanceof Map ? value.entries() : Object.entries(value as object);
+    for (const [key, states] of entries) {
+      // Spec §4.3: the first non-set value stops this callback's result; entries merged before it stay.
+      if (!StateSetSchema.safeParse(states).success) {
+        this.stats.invalidResults++;
+        this.logger.warn(`presence router ${module}.getUsersForStates: value for ${String(key)} is ${kindOf(states)}, not a Set; ignoring the rest of this result`);
+        return;
+      }
+      const recipient = RecipientSchema.safeParse(key);
+      if (!recipient.success) {
+        this.stats.invalidResults++;
+        this.logger.warn(`presence router ${module}.getUsersForStates: key ${JSON.stringify(String(key)).slice(0, 80)} is not a user id; skipped`);
+        continue;
+      }
+      let target = merged.get(recipient.data);
+      for (const s of states as Set<unknown>) {
+        const own = typeof s === 'object' && s !== null ? byUser.get((s as { userId?: unknown }).userId as string) : undefined;
+        if (own === undefined) continue; // not one of the states we asked about
+        if (target === undefined) {
+          target = new Set();
+          merged.set(recipient.data, target);
+        }
+        target.add(own);
+      }
+    }
+  }
+
+  /** @returns true when the value is ALL_USERS. */
+  private mergeInterest(module: string, value: unknown, union: Set<UserId>): boolean {
+    if (value === undefined) return false;
+    const r = InterestSchema.safeParse(value);
+    if (!r.success) {
+      this.stats.invalidResults++;
+      this.logger.warn(`presence router ${module}.getInterestedUsers returned ${kindOf(value)}: ${r.error.issues[0]?.message}; skipped`);
+      return false;
+    }
+    if (r.data === ALL_USERS) return true;
+    for (const id of r.data as Set<unknown>) {
+      const u = UserIdSchema.safeParse(id);
+      if (u.success) union.add(u.data);
+    }
+    return false;
+  }
+}
+
+const EMPTY: ReadonlySet<UserId> = new Set();
+
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`;
+  return `a ${typeof v}`;
+}
