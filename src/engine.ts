@@ -181,6 +181,7 @@ export class PresenceEngine {
 
   // Turn state
   private processing = false;
+  private batching = false;
   private readonly mailbox: Job[] = [];
   private turnEvents: PresenceEvent[] = [];
   private turnChanged: number[] = [];
@@ -442,6 +443,46 @@ export class PresenceEngine {
   }
 
   /**
+   * Run several inputs as one turn: one log append, one fan-out per changed user
+   * and at most one emission per listening user, holding every change the batch
+   * made (latest state per user). Input errors still throw from the call that
+   * caused them; inputs applied before it stay applied. Calls from inside a turn
+   * (e.g. a subscriber) run as part of the current batch or turn queue.
+   */
+  batch<T>(fn: () => T): T {
+    this.ensureRunning();
+    if (this.processing) return fn();
+    this.processing = true;
+    this.batching = true;
+    try {
+      return fn();
+    } finally {
+      this.batching = false;
+      try {
+        this.commit();
+        while (this.mailbox.length > 0) this.runTurn(this.mailbox.shift() as Job);
+      } finally {
+        this.processing = false;
+      }
+    }
+  }
+
+  /** Apply many input events in one turn (see {@link batch}); invalid ones go to `onError` (default: thrown). */
+  applyAll(inputs: readonly PresenceInputEvent[], onError?: (error: Error, input: unknown) => void): void {
+    this.batch(() => {
+      for (const input of inputs) {
+        if (onError === undefined) this.apply(input);
+        else
+          try {
+            this.apply(input);
+          } catch (error) {
+            onError(error instanceof Error ? error : new Error(String(error)), input);
+          }
+      }
+    });
+  }
+
+  /**
    * The push side of sync for one user: each emission is a batch with at most
    * one state per changed user (the latest at emission time) and the token it
    * brings the subscriber up to. Only listening users get pushed work.
@@ -675,6 +716,10 @@ export class PresenceEngine {
   // ───────────────────────────── internals: turns ─────────────────────────────
 
   private run(job: Job): void {
+    if (this.batching) {
+      this.runJob(job);
+      return;
+    }
     if (this.processing) {
       this.mailbox.push(job);
       return;
@@ -689,13 +734,17 @@ export class PresenceEngine {
   }
 
   private runTurn(job: Job): void {
+    this.runJob(job);
+    this.commit();
+  }
+
+  private runJob(job: Job): void {
     try {
       job();
     } catch (error) {
       // Inputs are validated before they reach a turn: anything thrown here is a bug; keep the engine alive.
       this.logger.error('presence engine: a turn failed', { error: error instanceof Error ? error.stack : String(error) });
     }
-    this.commit();
   }
 
   /** Drive one user's actor with one event and record the consequences in the turn. */
