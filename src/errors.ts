@@ -11,7 +11,9 @@ export type PresenceErrorCode =
   | 'PRESENCE_DISABLED'
   | 'MODULE'
   | 'LOG'
-  | 'ENGINE_STOPPED';
+  | 'NOT_OWNER'
+  | 'ENGINE_STOPPED'
+  | 'FEDERATION';
 
 export abstract class PresenceError extends Error {
   abstract readonly code: PresenceErrorCode;
@@ -78,6 +80,16 @@ export class EngineStoppedError extends PresenceError {
   readonly code = 'ENGINE_STOPPED' as const;
   constructor() {
     super('the presence engine has been stopped; create a new engine to continue');
+  }
+}
+
+/** A federation send to `destination` failed (transport error, refusal or timeout); the outbound queue retries with back-off. */
+export class FederationError extends PresenceError {
+  readonly code = 'FEDERATION' as const;
+  readonly destination: string;
+  constructor(destination: string, message: string, options?: { cause?: unknown }) {
+    super(`federation send to ${destination} failed: ${message}`, options);
+    this.destination = destination;
   }
 }
 
