@@ -42,7 +42,14 @@ import {
 import { nextDeadline } from './domain/rules.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
 import { parsePresenceEdu } from './federation/edu.js';
-import { FederationOutbound, type FederationTransmission } from './federation/outbound.js';
+import {
+  FederationOutbound,
+  type FederationLink,
+  type FederationOutboundStats,
+  type FederationTransmission,
+  type FederationTransport,
+  type FederationTransportOptions,
+} from './federation/outbound.js';
 import { PresenceInputEventSchema, PresenceInputSchema, SetPresenceInSyncSchema, StatusMsgSchema, type PresenceInputEvent } from './inputs.js';
 import { InMemoryEventLog, type EventLog } from './log/event-log.js';
 import { consoleLogger, type Logger } from './logger.js';
@@ -65,6 +72,12 @@ export interface PresenceEngineOptions {
   /** Start from this snapshot, then replay log entries after its position. */
   readonly snapshot?: EngineSnapshot;
   readonly logger?: Logger;
+  /**
+   * Distributed mode (docs/distributed.md): whether this process owns a user, i.e.
+   * runs their inputs and timers and federates their changes. Users it does not
+   * own change only through {@link PresenceEngine.applyReplicated}. Default: all.
+   */
+  readonly owns?: (userId: UserId) => boolean;
 }
 
 export interface SetPresenceInput {
@@ -129,6 +142,8 @@ interface Room {
   readonly id: RoomId;
   readonly index: number;
   readonly members: Set<number>;
+  /** Members with an open sync stream (a subset of `members`): fan-out visits these, not every member. */
+  readonly listening: Set<number>;
   /** Joined remote users per server. */
   readonly remote: Map<ServerName, number>;
   readonly excluded: boolean;
@@ -178,6 +193,7 @@ export class PresenceEngine {
   private readonly syncsByKey = new Map<string, SyncHandle>();
   private streamId = 0;
   private stopped = false;
+  private readonly owned: (userId: UserId) => boolean;
 
   // Turn state
   private processing = false;
@@ -203,9 +219,10 @@ export class PresenceEngine {
     this.changes = new ChangeIndex(this.config.changeIndexSize, options.snapshot?.streamId ?? 0);
     this.wheel = new TimerWheel<UserId>(this.clock, this.config.timerPeriod, (due, now) => this.onTimers(due, now));
     this.limiter = new RateLimiter(this.config.rateLimit.perSecond, this.config.rateLimit.burstCount);
-    this.federation = new FederationOutbound(this.config.serverName, this.config.busyWireValue);
+    this.federation = new FederationOutbound(this.config.serverName, this.config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
     for (const key of this.config.ignoredKeys) this.logger.debug(`config key ${key} is not used by the presence engine`);
+    this.owned = options.owns ?? (() => true);
     this.restore(options.snapshot);
   }
 
@@ -527,7 +544,8 @@ export class PresenceEngine {
     if (interest === ALL_USERS) {
       const candidates: UserPresenceState[] = [];
       if (from !== null) {
-        for (const i of this.changedSince(from)) candidates.push(this.stateAt(i));
+        // Presence changes only: joins make users newly visible through rooms, which ALL_USERS readers bypass.
+        for (const i of this.presenceChangedSince(from)) candidates.push(this.stateAt(i));
       } else {
         for (const s of this.knownUsers()) if (includeOffline || s.state !== 'offline') candidates.push(s);
       }
@@ -610,7 +628,8 @@ export class PresenceEngine {
         this.turnFull.push(...local);
       }
       const byServer = new Map<ServerName, Set<number>>();
-      for (const u of remote) {
+      for (const u of this.config.enabled === true ? remote : []) {
+        // outbound federation is gated on tracking (spec §4.9)
         const server = serverNameOf(u);
         let set = byServer.get(server);
         if (set === undefined) byServer.set(server, (set = new Set()));
@@ -645,11 +664,15 @@ export class PresenceEngine {
     this.ensureRunning();
     if (this.config.enabled !== true) return { applied: 0, dropped: 0 };
     const { accepted, dropped } = parsePresenceEdu(origin, content);
+    // Another server cannot speak for our users (an origin naming this server is spoofed).
+    accepted.forEach((a, index) => {
+      if (this.isMine(a.userId)) dropped.push({ index, reason: `user ${a.userId} is local to ${this.config.serverName}` });
+    });
     if (dropped.length > 0) {
       this.counters.droppedInboundItems += dropped.length;
       this.logger.warn(`dropped ${dropped.length} invalid presence item(s) from ${origin}`, { reasons: dropped.slice(0, 5) });
     }
-    const lastPerUser = new Map(accepted.filter((a) => a.userId.length > 0 && !this.isMine(a.userId)).map((a) => [a.userId, a.update]));
+    const lastPerUser = new Map(accepted.filter((a) => !this.isMine(a.userId)).map((a) => [a.userId, a.update]));
     if (lastPerUser.size > 0) {
       this.run(() => {
         const now = this.clock.now();
@@ -662,6 +685,24 @@ export class PresenceEngine {
   /** Number of presence states pending for a destination server. */
   federationPending(destination: string): number {
     return this.federation.pendingFor(destination as ServerName);
+  }
+
+  /**
+   * Send outbound federation through `transport` (docs/federation.md): one send in
+   * flight per destination, pending states coalesce meanwhile, failures retry with
+   * exponential back-off on the engine clock, and after `dropAfterMs` (1 h) of
+   * failures a destination's pending presence is dropped and counted. Transmissions
+   * are still emitted on `federationOutbound$`. Replaces any attached transport.
+   * @throws InvalidInputError for invalid options.
+   */
+  attachFederationTransport(transport: FederationTransport, options: FederationTransportOptions = {}): FederationLink {
+    this.ensureRunning();
+    return this.federation.attach(transport, options);
+  }
+
+  /** Outbound federation counters and queue sizes. */
+  get federationStats(): Readonly<FederationOutboundStats> {
+    return this.federation.stats;
   }
 
   // ───────────────────────────── lifecycle ─────────────────────────────
@@ -703,13 +744,95 @@ export class PresenceEngine {
     });
   }
 
+  // ───────────────────────────── distributed mode ─────────────────────────────
+
+  /**
+   * Distributed mode (docs/distributed.md): apply events logged by the process
+   * that owns their users, in their log order, as one turn. A notified step or a
+   * join gets a stream id of *this* engine (stream tokens are process-local);
+   * local listeners are woken as for a local change. Nothing is appended to this
+   * engine's log, no timer is armed and nothing is federated (the owner does it).
+   */
+  applyReplicated(events: readonly PresenceEvent[]): void {
+    this.ensureRunning();
+    if (events.length === 0) return;
+    this.run(() => {
+      for (const e of events) this.applyForeign(e);
+    });
+  }
+
+  /**
+   * Distributed mode: this process now owns `userIds` (it took over their
+   * partition after replaying it). Arms their timers from their records and ends
+   * the in-flight syncs the previous owner recorded (those requests died with it),
+   * so their devices time out normally.
+   */
+  adopt(userIds: Iterable<UserId>): void {
+    this.ensureRunning();
+    const open: [UserId, DeviceId, number][] = [];
+    for (const id of userIds) {
+      const record = this.recordOf(id);
+      if (this.config.enabled === true) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
+      for (const [d, n] of Object.entries(record.syncs)) open.push([id, d as DeviceId, n]);
+    }
+    if (open.length === 0) return;
+    this.run(() => {
+      const now = this.clock.now();
+      for (const [id, d, n] of open) for (let k = 0; k < n; k++) this.step(id, { type: 'sync.end', now, deviceId: d });
+    });
+  }
+
+  private applyForeign(e: PresenceEvent): void {
+    switch (e.type) {
+      case 'user.step': {
+        const id = e.userId;
+        const idx = this.indexOf(id);
+        const after = evolveUser(this.recordOf(id), e);
+        if (isDormant(after)) {
+          this.actors.release(id);
+          if (isDefaultRecord(after)) this.dormant.delete(id);
+          else this.dormant.set(id, after);
+        } else {
+          this.dormant.delete(id);
+          this.actors.spawn(id, this.isMine(id), after);
+        }
+        if (e.streamId !== undefined) {
+          const streamId = ++this.streamId;
+          this.lastStreamId[idx] = streamId;
+          this.changes.add(streamId, idx);
+          if (!this.turnSeen.has(idx)) {
+            this.turnSeen.add(idx);
+            this.turnChanged.push(idx);
+          }
+          this.counters.updates++;
+        }
+        return;
+      }
+      case 'room.membership': {
+        if ((e.membership === 'join') === this.isJoined(e.roomId, e.userId)) return;
+        const { roomId, userId, membership, at } = e;
+        this.applyMembership(
+          membership === 'join' ? { type: 'room.membership', roomId, userId, membership, at, streamId: ++this.streamId } : { type: 'room.membership', roomId, userId, membership, at },
+          true,
+        );
+        return;
+      }
+      case 'presence.full_requested': {
+        const streamId = ++this.streamId;
+        for (const u of e.userIds) this.fullRequests.set(u, streamId - 1);
+        this.turnFull.push(...e.userIds);
+        return;
+      }
+    }
+  }
+
   /** Stop timers and complete every stream. The engine refuses further inputs. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.wheel.stop();
     for (const n of this.notifiers) if (n !== undefined) for (const s of n.subscribers.slice()) s.complete();
-    this.federation.transmissions$.complete();
+    this.federation.stop();
     this.committed.complete();
   }
 
@@ -779,7 +902,7 @@ export class PresenceEngine {
     if (this.stopped) return;
     this.run(() => {
       for (const id of due) {
-        if (this.actors.has(id) || this.dormant.has(id)) this.step(id, { type: 'timeout', now });
+        if ((this.actors.has(id) || this.dormant.has(id)) && this.owned(id)) this.step(id, { type: 'timeout', now });
       }
     });
   }
@@ -816,12 +939,12 @@ export class PresenceEngine {
       const uid = this.userIds[u] as UserId;
       const own = notifiers[u];
       if (own !== undefined && own.interest !== ALL_USERS) this.offer(own, u);
-      const mine = this.isMine(uid);
+      const mine = this.isMine(uid) && this.owned(uid); // only a user's owner federates their changes
       const state = mine ? this.stateAt(u) : undefined;
       let dests: Set<ServerName> | undefined;
       for (const room of this.roomsOf[u] ?? EMPTY_ROOMS) {
         if (room.excluded) continue;
-        for (const m of room.members) {
+        for (const m of room.listening) {
           const n = notifiers[m];
           if (n !== undefined && n.interest !== ALL_USERS) this.offer(n, u);
         }
@@ -887,18 +1010,32 @@ export class PresenceEngine {
 
   /** Keep-alive: re-send to every server sharing a room with the user (no client notification). */
   private federatePings(states: readonly UserPresenceState[]): void {
+    if (this.config.enabled !== true) return;
+    const destinations = new Map<UserPresenceState, Set<ServerName>>();
     for (const s of states) {
       const i = this.userIndex.get(s.userId);
       if (i === undefined) continue;
       const dests = new Set<ServerName>();
       for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) if (!room.excluded) for (const server of room.remote.keys()) dests.add(server);
-      if (dests.size > 0) this.federation.enqueue(dests, [s]);
+      destinations.set(s, dests);
     }
+    if (!this.router.active) return this.federateLocal(states, destinations);
+    // Spec §2.1 step 6: pings go to all interested remotes (§3.8.1), router recipients' servers included.
+    const addRouted = (routed: RoutedStates) => {
+      for (const [recipient, routedStates] of routed) {
+        if (this.isMine(recipient)) continue;
+        for (const s of routedStates) destinations.get(s)?.add(serverNameOf(recipient));
+      }
+      this.federateLocal(states, destinations);
+    };
+    const routed = this.router.usersForStates(states);
+    if (routed instanceof Promise) void routed.then((r) => this.run(() => addRouted(r)));
+    else addRouted(routed);
   }
 
   private fanOutJoin(user: number, room: Room): void {
     if (room.excluded || !room.members.has(user)) return;
-    for (const m of room.members) {
+    for (const m of room.listening) {
       if (m === user) continue;
       const n = this.notifiers[m];
       if (n !== undefined && n.interest !== ALL_USERS) this.offer(n, user);
@@ -912,6 +1049,7 @@ export class PresenceEngine {
   private federateJoin(user: number, room: Room): void {
     if (this.config.enabled !== true) return;
     const uid = this.userIds[user] as UserId;
+    if (!this.owned(uid)) return; // the owner of the joiner recorded the join and federates it
     const now = this.clock.now();
     if (this.isMine(uid)) {
       if (room.remote.size > 0) this.federation.enqueue(room.remote.keys(), [this.stateAt(user)]);
@@ -924,7 +1062,8 @@ export class PresenceEngine {
       const id = this.userIds[m] as UserId;
       if (!this.isMine(id)) continue;
       const s = this.stateAt(m);
-      const stale = s.state === 'offline' && now - s.lastActiveTs >= 7 * 86_400_000 && !s.statusMsg;
+      // "Offline for over 7 days": since the later of last activity and the last send (a notified change such as going offline sets it).
+      const stale = s.state === 'offline' && now - Math.max(s.lastActiveTs, s.lastFederationUpdateTs) >= 7 * 86_400_000 && s.statusMsg === null;
       if (!stale) states.push(s);
     }
     this.federation.enqueue([server], states);
@@ -972,6 +1111,7 @@ export class PresenceEngine {
     if (n === undefined) {
       n = new SyncNotifier(userId, i);
       this.notifiers[i] = n;
+      for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) room.listening.add(i);
       this.counters.openSyncStreams++;
       this.refreshInterest(n);
     }
@@ -987,6 +1127,7 @@ export class PresenceEngine {
     if (n.subscribers.length === 0) {
       this.setInterest(n, EMPTY_INTEREST);
       this.notifiers[i] = undefined;
+      for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) room.listening.delete(i);
       this.counters.openSyncStreams--;
     }
   }
@@ -1069,10 +1210,12 @@ export class PresenceEngine {
     return false;
   }
 
-  /** Indexes of users changed (or newly visible through a join) since `from`. */
-  private changedSince(from: number): Set<number> {
+  /** Indexes of users whose presence changed since `from` (room joins are not presence changes). */
+  private presenceChangedSince(from: number): Set<number> {
     const out = new Set<number>();
-    this.changes.forEachSince(from, (user) => out.add(user));
+    this.changes.forEachSince(from, (user, room) => {
+      if (room < 0) out.add(user);
+    });
     return out;
   }
 
@@ -1080,7 +1223,7 @@ export class PresenceEngine {
   private applyMembership(e: MembershipEvent, live: boolean): void {
     let room = this.rooms.get(e.roomId);
     if (room === undefined) {
-      room = { id: e.roomId, index: this.roomList.length, members: new Set(), remote: new Map(), excluded: this.config.excludeRoomsFromPresence.has(e.roomId) };
+      room = { id: e.roomId, index: this.roomList.length, members: new Set(), listening: new Set(), remote: new Map(), excluded: this.config.excludeRoomsFromPresence.has(e.roomId) };
       this.rooms.set(e.roomId, room);
       this.roomList.push(room);
     }
@@ -1089,6 +1232,7 @@ export class PresenceEngine {
     if (e.membership === 'join') {
       if (room.members.has(u)) return;
       room.members.add(u);
+      if (this.notifiers[u] !== undefined) room.listening.add(u);
       let set = this.roomsOf[u];
       if (set === undefined) this.roomsOf[u] = set = new Set();
       set.add(room);
@@ -1100,6 +1244,7 @@ export class PresenceEngine {
       if (live) this.turnJoins.push([u, room]);
     } else {
       if (!room.members.delete(u)) return;
+      room.listening.delete(u);
       this.roomsOf[u]?.delete(room);
       if (remoteServer !== undefined) {
         const c = (room.remote.get(remoteServer) ?? 1) - 1;
@@ -1131,7 +1276,7 @@ export class PresenceEngine {
       if (isDormant(record)) {
         if (!isDefaultRecord(record)) this.dormant.set(id, record);
       } else this.actors.spawn(id, this.isMine(id), record);
-      if (this.config.enabled === true) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
+      if (this.config.enabled === true && this.owned(id)) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
     }
   }
 
