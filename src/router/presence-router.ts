@@ -56,8 +56,38 @@ export interface RouterStats {
   totalMs: number;
 }
 
+/** Thenable check that survives hostile values (a `then` getter that throws counts as "not a promise"). */
 function isThenable<T>(v: MaybePromise<T>): v is PromiseLike<T> {
-  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<T>).then === 'function';
+  if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return false;
+  try {
+    return typeof (v as PromiseLike<T>).then === 'function';
+  } catch {
+    return false;
+  }
+}
+
+/** `String(value)` that never throws (module errors may be objects without a prototype or with a throwing `toString`). */
+export function describeThrown(value: unknown): string {
+  try {
+    if (value instanceof Error) return `${value.name}: ${value.message}`;
+    return String(value);
+  } catch {
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return '[an unprintable value]';
+    }
+  }
+}
+
+/**
+ * What modules see: frozen shallow copies of the engine's states, so a module
+ * that mutates its input can neither corrupt engine state nor change what the
+ * other modules are given. Results are mapped back to the engine's own objects
+ * by user id.
+ */
+function frozenCopies(states: readonly UserPresenceState[]): readonly UserPresenceState[] {
+  return Object.freeze(states.map((s) => Object.freeze({ ...s })));
 }
 
 export class PresenceRouter {
@@ -91,13 +121,14 @@ export class PresenceRouter {
     if (this.forStates.length === 0 || states.length === 0) return merged;
     const byUser = new Map<string, UserPresenceState>();
     for (const s of states) byUser.set(s.userId, s);
-    const results = this.forStates.map((cb) => this.call(cb.module, 'getUsersForStates', () => cb.fn(states)));
-    const mergeAll = (values: readonly unknown[]) => {
-      values.forEach((v, i) => this.mergeUsersForStates(this.forStates[i]?.module ?? '?', v, byUser, merged));
+    const given = frozenCopies(states);
+    const results = this.forStates.map((cb) => this.call(cb.module, 'getUsersForStates', () => cb.fn(given)));
+    const mergeAll = (boxes: readonly Box<unknown>[]) => {
+      boxes.forEach((b, i) => this.mergeUsersForStates(this.forStates[i]?.module ?? '?', b.v, byUser, merged));
       return merged;
     };
-    if (results.some(isThenable)) return Promise.all(results).then(mergeAll);
-    return mergeAll(results);
+    if (results.some((r) => r instanceof Promise)) return Promise.all(results).then(mergeAll);
+    return mergeAll(results as Box<unknown>[]);
   }
 
   /** Extra users `userId` is interested in, or ALL_USERS. Sync when every callback is sync. */
@@ -108,19 +139,24 @@ export class PresenceRouter {
       for (; i < this.interested.length; i++) {
         const cb = this.interested[i] as Registered<PresenceRouterCallbacks['getInterestedUsers']>;
         const r = this.call(cb.module, 'getInterestedUsers', () => cb.fn(userId));
-        if (isThenable(r)) {
+        if (r instanceof Promise) {
           const next = i + 1;
-          return Promise.resolve(r).then((v) => (this.mergeInterest(cb.module, v, union) ? ALL_USERS : step(next)));
+          return r.then((b) => (this.mergeInterest(cb.module, b.v, union) ? ALL_USERS : step(next)));
         }
-        if (this.mergeInterest(cb.module, r, union)) return ALL_USERS;
+        if (this.mergeInterest(cb.module, r.v, union)) return ALL_USERS;
       }
       return union;
     };
     return step(0);
   }
 
-  /** Call a module callback: exceptions and deadline misses become `undefined` (logged). */
-  private call<T>(module: string, name: string, fn: () => MaybePromise<T>): MaybePromise<T | undefined> {
+  /**
+   * Call a module callback: exceptions, rejections and deadline misses become
+   * `undefined` (logged). Answers are boxed, so a module's value is never
+   * inspected as a thenable outside this method, and the returned promise (our
+   * own, never a module's) never rejects.
+   */
+  private call<T>(module: string, name: string, fn: () => MaybePromise<T>): Box<T> | Promise<Box<T>> {
     this.stats.calls++;
     const started = this.clock.now();
     let r: MaybePromise<T>;
@@ -128,43 +164,59 @@ export class PresenceRouter {
       r = fn();
     } catch (error) {
       this.stats.failures++;
-      this.logger.warn(`presence router ${module}.${name} threw; skipping it for this call`, { error: String(error) });
-      return undefined;
+      this.logger.warn(`presence router ${module}.${name} threw; skipping it for this call`, { error: describeThrown(error) });
+      return NOTHING;
     }
     if (!isThenable(r)) {
       this.stats.totalMs += this.clock.now() - started;
-      return r;
+      return { v: r };
     }
-    return new Promise<T | undefined>((resolve) => {
+    const thenable = r;
+    return new Promise<Box<T>>((resolve) => {
       let done = false;
       const timer = this.clock.setTimer(this.timeoutMs, () => {
         if (done) return;
         done = true;
         this.stats.timeouts++;
         this.logger.warn(`presence router ${module}.${name} did not answer within ${this.timeoutMs} ms; skipping it for this call`);
-        resolve(undefined);
+        resolve(NOTHING);
       });
-      Promise.resolve(r).then(
-        (v) => {
+      const onRejected = (error: unknown) => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        this.stats.failures++;
+        resolve(NOTHING);
+        this.logger.warn(`presence router ${module}.${name} rejected; skipping it for this call`, { error: describeThrown(error) });
+      };
+      try {
+        // Promise.resolve may read a hostile `constructor`/`then` synchronously: that counts as a rejection.
+        Promise.resolve(thenable).then((v) => {
           if (done) return;
           done = true;
           timer.cancel();
           this.stats.totalMs += this.clock.now() - started;
-          resolve(v);
-        },
-        (error: unknown) => {
-          if (done) return;
-          done = true;
-          timer.cancel();
-          this.stats.failures++;
-          this.logger.warn(`presence router ${module}.${name} rejected; skipping it for this call`, { error: String(error) });
-          resolve(undefined);
-        },
-      );
+          resolve({ v });
+        }, onRejected);
+      } catch (error) {
+        onRejected(error);
+      }
     });
   }
 
+  /** Merge one callback's result; anything a hostile value throws while being read is caught here (entries merged before it stay). */
   private mergeUsersForStates(module: string, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
+    try {
+      this.mergeUsersForStatesUnsafe(module, value, byUser, merged);
+    } catch (error) {
+      this.stats.invalidResults++;
+      this.logger.warn(`presence router ${module}.getUsersForStates returned a value that could not be read; ignoring the rest of it`, {
+        error: describeThrown(error),
+      });
+    }
+  }
+
+  private mergeUsersForStatesUnsafe(module: string, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
     if (value === undefined) return;
     const shape = ResultSchema.safeParse(value);
     if (!shape.success) {
@@ -177,13 +229,13 @@ export class PresenceRouter {
       // Spec §4.3: the first non-set value stops this callback's result; entries merged before it stay.
       if (!StateSetSchema.safeParse(states).success) {
         this.stats.invalidResults++;
-        this.logger.warn(`presence router ${module}.getUsersForStates: value for ${String(key)} is ${kindOf(states)}, not a Set; ignoring the rest of this result`);
+        this.logger.warn(`presence router ${module}.getUsersForStates: value for ${describeThrown(key)} is ${kindOf(states)}, not a Set; ignoring the rest of this result`);
         return;
       }
       const recipient = RecipientSchema.safeParse(key);
       if (!recipient.success) {
         this.stats.invalidResults++;
-        this.logger.warn(`presence router ${module}.getUsersForStates: key ${JSON.stringify(String(key)).slice(0, 80)} is not a user id; skipped`);
+        this.logger.warn(`presence router ${module}.getUsersForStates: key ${JSON.stringify(describeThrown(key)).slice(0, 80)} is not a user id; skipped`);
         continue;
       }
       let target = merged.get(recipient.data);
@@ -199,8 +251,20 @@ export class PresenceRouter {
     }
   }
 
-  /** @returns true when the value is ALL_USERS. */
+  /** @returns true when the value is ALL_USERS. Hostile values are caught (ids read before the failure stay). */
   private mergeInterest(module: string, value: unknown, union: Set<UserId>): boolean {
+    try {
+      return this.mergeInterestUnsafe(module, value, union);
+    } catch (error) {
+      this.stats.invalidResults++;
+      this.logger.warn(`presence router ${module}.getInterestedUsers returned a value that could not be read; ignoring the rest of it`, {
+        error: describeThrown(error),
+      });
+      return false;
+    }
+  }
+
+  private mergeInterestUnsafe(module: string, value: unknown, union: Set<UserId>): boolean {
     if (value === undefined) return false;
     const r = InterestSchema.safeParse(value);
     if (!r.success) {
@@ -219,9 +283,19 @@ export class PresenceRouter {
 
 const EMPTY: ReadonlySet<UserId> = new Set();
 
+/** A module's answer, boxed so that it is never resolved as a thenable by accident. */
+interface Box<T> {
+  readonly v: T | undefined;
+}
+const NOTHING: Box<never> = Object.freeze({ v: undefined });
+
 function kindOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`;
-  return `a ${typeof v}`;
+  try {
+    if (v === null) return 'null';
+    if (Array.isArray(v)) return 'an array';
+    if (typeof v === 'object') return `a ${String((v as object).constructor?.name ?? 'object')}`;
+    return `a ${typeof v}`;
+  } catch {
+    return 'an unreadable value';
+  }
 }

@@ -51,8 +51,13 @@ export class SimulatedClock implements Clock {
     this.time = target;
   }
 
-  /** Advance and let promise callbacks (async router answers) run in between. */
+  /**
+   * Advance and let promise callbacks (async router answers) run in between.
+   * Pending callbacks run first, so an answer that is already available is not
+   * overtaken by a deadline timer falling due during the advance.
+   */
   async advanceAsync(ms: number, stepMs = ms): Promise<void> {
+    await flushMicrotasks();
     let left = ms;
     while (left > 0) {
       const d = Math.min(stepMs, left);
