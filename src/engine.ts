@@ -1252,6 +1252,9 @@ export class PresenceEngine {
         else room.remote.delete(remoteServer);
       }
     }
+    // A router's interest may depend on the listener's rooms (e.g. users_to_rooms): re-ask it.
+    const listener = this.notifiers[u];
+    if (live && listener !== undefined) this.refreshInterest(listener);
   }
 
   /** Load a snapshot, then fold the log after its position (spec: replay equals live). */
