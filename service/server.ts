@@ -237,7 +237,7 @@ export class PresenceService {
     await serverClosed;
     this.link.detach();
     if (this.transport instanceof HttpFederationTransport) this.transport.close();
-    this.engine.stop();
+    await this.engine.close();
   }
 
   // ───────────────────────────── dispatch ─────────────────────────────

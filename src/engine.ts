@@ -193,6 +193,7 @@ export class PresenceEngine {
   private readonly syncsByKey = new Map<string, SyncHandle>();
   private streamId = 0;
   private stopped = false;
+  private readonly closeHooks: (() => void | Promise<void>)[] = [];
   private readonly owned: (userId: UserId) => boolean;
 
   // Turn state
@@ -824,6 +825,23 @@ export class PresenceEngine {
         return;
       }
     }
+  }
+
+  /**
+   * Stop the engine, run the hooks registered with {@link onClose} (e.g. a
+   * final snapshot), then make the log durable and close it (`log.flush`,
+   * `log.close`). Use this on shutdown; `stop()` alone leaves the log open.
+   */
+  async close(): Promise<void> {
+    this.stop();
+    for (const hook of this.closeHooks.splice(0)) await hook();
+    await this.log.flush?.();
+    await this.log.close?.();
+  }
+
+  /** Run `hook` when {@link close} is called (e.g. a final snapshot, closing a replicator). */
+  onClose(hook: () => void | Promise<void>): void {
+    this.closeHooks.push(hook);
   }
 
   /** Stop timers and complete every stream. The engine refuses further inputs. */

@@ -12,6 +12,7 @@ import { ConfigError } from './errors.js';
 import type { EventLog } from './log/event-log.js';
 import type { Logger } from './logger.js';
 import { loadPresenceModules } from './router/load-modules.js';
+import { openDurableEngine } from './log/durable.js';
 
 export interface CreateFromConfigOptions {
   /** A homeserver.yaml to read. Relative module paths resolve against its directory. */
@@ -56,16 +57,35 @@ export async function createPresenceEngineFromConfig(options: CreateFromConfigOp
   } else {
     config = isParsedConfig(options.config) ? options.config : parseConfig(options.config);
   }
-  const engine = new PresenceEngine({
-    config,
-    ...(options.clock !== undefined ? { clock: options.clock } : {}),
-    ...(options.log !== undefined ? { log: options.log } : {}),
-    ...(options.logger !== undefined ? { logger: options.logger } : {}),
-  });
+  const dir = baseDir ?? process.cwd();
+  let engine: PresenceEngine;
+  if (options.log === undefined && config.log.kind === 'file') {
+    // `log: { kind: file, path }`: a durable engine (snapshot + tail restored, periodic snapshots).
+    const durable = openDurableEngine({
+      config,
+      path: resolvePath(dir, config.log.path),
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    });
+    engine = durable.engine;
+    engine.onClose(() => durable.close());
+  } else if (options.log === undefined && config.log.kind === 'redis') {
+    throw new ConfigError(
+      'log.kind',
+      'a redis log needs one engine process per partition owner: start it with RedisPresenceNode (docs/distributed.md), not createPresenceEngineFromConfig',
+    );
+  } else {
+    engine = new PresenceEngine({
+      config,
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      ...(options.log !== undefined ? { log: options.log } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    });
+  }
   try {
-    await loadPresenceModules(engine, config, { baseDir: baseDir ?? process.cwd() });
+    await loadPresenceModules(engine, config, { baseDir: dir });
   } catch (error) {
-    engine.stop();
+    await engine.close();
     throw error;
   }
   return engine;
