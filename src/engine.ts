@@ -783,6 +783,16 @@ export class PresenceEngine {
     });
   }
 
+  /**
+   * Distributed mode: re-arm the timers of `userIds` from their records (no other
+   * effect). For an owner whose ownership check was briefly false (timers that
+   * fell due then were skipped) and is true again.
+   */
+  rearmTimers(userIds: Iterable<UserId>): void {
+    if (this.config.enabled !== true || this.stopped) return;
+    for (const id of userIds) this.wheel.schedule(id, nextDeadline(this.recordOf(id), this.isMine(id), this.rules));
+  }
+
   private applyForeign(e: PresenceEvent): void {
     switch (e.type) {
       case 'user.step': {

@@ -29,6 +29,7 @@ export {
   ModuleError,
   LogError,
   EngineStoppedError,
+  FederationError,
   isPresenceError,
 } from './errors.js';
 export type { PresenceErrorCode } from './errors.js';
@@ -46,9 +47,20 @@ export type { PresenceInputEvent } from './inputs.js';
 
 export { ALL_USERS, PresenceRouter } from './router/presence-router.js';
 export type { PresenceRouterCallbacks, UsersForStatesResult, AllUsers, RouterStats } from './router/presence-router.js';
+export { createModuleApi } from './router/module-api.js';
+export type { PresenceModuleApi, PresenceRouterCallbacksInput, ModulePresenceUpdate } from './router/module-api.js';
+export { loadPresenceModules } from './router/load-modules.js';
+export type { LoadedPresenceModule, LoadPresenceModulesOptions, PresenceModuleKind } from './router/load-modules.js';
+export type { RoomsAndUsersRoutingModule, RoomsAndUsersResult, RoutingDestinations } from './router/routing-modules.js';
+export { createPresenceEngineFromConfig } from './load.js';
+export type { CreateFromConfigOptions } from './load.js';
 
 export { InMemoryEventLog } from './log/event-log.js';
 export type { EventLog } from './log/event-log.js';
+export { FileEventLog, MAX_RECORD_BYTES } from './log/file-log.js';
+export type { FileEventLogOptions, FsyncPolicy, RecoveryReport, SnapshotInfo, DiskUsage } from './log/file-log.js';
+export { openDurableEngine } from './log/durable.js';
+export type { DurableEngine, DurableEngineOptions, DurableRecovery } from './log/durable.js';
 export { systemClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { consoleLogger, silentLogger, MemoryLogger } from './logger.js';
@@ -56,4 +68,15 @@ export type { Logger } from './logger.js';
 
 export { parsePresenceEdu, buildPresenceEdus, MAX_PRESENCE_STATES_PER_EDU } from './federation/edu.js';
 export type { PresenceEdu } from './federation/edu.js';
-export type { FederationTransmission } from './federation/outbound.js';
+export { FederationTransportOptionsSchema } from './federation/outbound.js';
+export type {
+  FederationTransmission,
+  FederationTransport,
+  FederationTransportOptions,
+  FederationLink,
+  FederationOutboundStats,
+} from './federation/outbound.js';
+export { receiveTransactionEdus, FederationEduSchema } from './federation/inbound.js';
+export type { FederationReceiver, TransactionResult } from './federation/inbound.js';
+export { connectLoopback, LoopbackNetwork } from './federation/loopback.js';
+export type { LoopbackOptions, LoopbackSend, LoopbackStats, LoopbackPeer } from './federation/loopback.js';

@@ -1,0 +1,198 @@
+/**
+ * Distributed presence on Redis Streams (docs/distributed.md): partitioning,
+ * key layout, the Lua scripts behind leases and fenced appends, and the entry
+ * format. Everything here is shared by the writer ({@link RedisPartitionedLog}),
+ * the reader ({@link RedisReplicator}), the leases and the node.
+ */
+import type { Redis } from 'ioredis';
+import { LogError } from '../errors.js';
+import type { PresenceEvent, UserStepEvent } from '../domain/events.js';
+import type { RoomId, UserId } from '../domain/ids.js';
+
+/**
+ * The partition of a user id: FNV-1a (32 bit) over the id's UTF-16 code units,
+ * modulo the partition count. Stable across processes and releases: changing it
+ * (or the partition count) requires an empty Redis (docs/distributed.md).
+ */
+export function partitionOf(userId: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    h ^= userId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % partitions;
+}
+
+/**
+ * Key names. Each partition's keys share a Redis Cluster hash tag (`{prefix.pN}`),
+ * so the Lua scripts touching a lease and a stream stay in one slot.
+ */
+export class RedisKeys {
+  constructor(
+    readonly prefix: string,
+    readonly partitions: number,
+  ) {}
+
+  private tag(p: number): string {
+    return `${this.prefix}:{${this.prefix}.p${p}}`;
+  }
+
+  /** The partition's event stream. */
+  stream(p: number): string {
+    return `${this.tag(p)}:log`;
+  }
+
+  /** The partition's writer lease: `<instance>/<epoch>`, with a TTL. */
+  lease(p: number): string {
+    return `${this.tag(p)}:lease`;
+  }
+
+  /** The partition's lease epoch counter (the fencing token source). */
+  epoch(p: number): string {
+    return `${this.tag(p)}:epoch`;
+  }
+
+  /** Sorted set of live node instance ids, scored by their last heartbeat (Redis time, ms). */
+  get nodes(): string {
+    return `${this.prefix}:nodes`;
+  }
+}
+
+/** Lua: take a free lease. Returns the lease value `<instance>/<epoch>`, or nil when held. */
+const ACQUIRE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local e = redis.call('INCR', KEYS[2])
+local v = ARGV[1] .. '/' .. e
+redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
+return v`;
+
+/** Lua: extend a lease we hold. 1 = renewed, 0 = lost. */
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0`;
+
+/** Lua: give a lease up (only if still ours). */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0`;
+
+/**
+ * Lua: the fenced append. Appends one entry per payload only while the caller's
+ * lease value is current; otherwise fails with FENCED and appends nothing.
+ * ARGV: lease value, first sequence number, payloads…
+ */
+const APPEND = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
+local seq = tonumber(ARGV[2])
+local last = false
+for i = 3, #ARGV do
+  last = redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 's', tostring(seq), 'e', ARGV[i])
+  seq = seq + 1
+end
+return last`;
+
+/** The scripts as ioredis custom commands (EVALSHA with automatic EVAL fallback). */
+export interface PresenceScripts {
+  presenceAcquire(lease: string, epoch: string, instance: string, ttlMs: number): Promise<string | null>;
+  presenceRenew(lease: string, value: string, ttlMs: number): Promise<number>;
+  presenceRelease(lease: string, value: string): Promise<number>;
+  presenceAppend(lease: string, stream: string, value: string, firstSeq: number, ...payloads: string[]): Promise<string | null>;
+}
+
+const defined = new WeakSet<Redis>();
+
+/** Register the scripts on a connection (idempotent) and return it typed with them. */
+export function withScripts(redis: Redis): Redis & PresenceScripts {
+  if (!defined.has(redis)) {
+    redis.defineCommand('presenceAcquire', { numberOfKeys: 2, lua: ACQUIRE });
+    redis.defineCommand('presenceRenew', { numberOfKeys: 1, lua: RENEW });
+    redis.defineCommand('presenceRelease', { numberOfKeys: 1, lua: RELEASE });
+    redis.defineCommand('presenceAppend', { numberOfKeys: 2, lua: APPEND });
+    defined.add(redis);
+  }
+  return redis as Redis & PresenceScripts;
+}
+
+/** The instance id in a lease value `<instance>/<epoch>`. */
+export function leaseHolder(value: string): string {
+  const i = value.lastIndexOf('/');
+  return i < 0 ? value : value.slice(0, i);
+}
+
+/**
+ * A compaction checkpoint: the whole state of a partition's users (each record
+ * as a step from the default record) and their joined rooms. Entries before it
+ * are trimmed; readers apply it as "replace" (see RedisPresenceNode.compact).
+ */
+export interface Checkpoint {
+  readonly records: readonly (readonly [UserId, UserStepEvent])[];
+  readonly joined: readonly (readonly [RoomId, readonly UserId[]])[];
+}
+
+/** One stream entry, decoded: written by `writer` (a lease value) as its `seq`-th entry of that tenure. */
+export interface StreamRecord {
+  readonly id: string;
+  readonly writer: string;
+  readonly seq: number;
+  readonly events: readonly PresenceEvent[];
+  /** Set on a checkpoint entry (its `e` is `{ "checkpoint": … }`; `events` is empty). */
+  readonly checkpoint?: Checkpoint;
+}
+
+/** Decode an XRANGE/XREAD entry. @throws LogError on a malformed entry. */
+export function decodeEntry(id: string, fields: readonly string[]): StreamRecord {
+  let writer: string | undefined;
+  let seq: number | undefined;
+  let events: unknown;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const k = fields[i];
+    const v = fields[i + 1] as string;
+    if (k === 'w') writer = v;
+    else if (k === 's') seq = Number(v);
+    else if (k === 'e') {
+      try {
+        events = JSON.parse(v);
+      } catch (error) {
+        throw new LogError(`stream entry ${id}: the events are not JSON (${(error as Error).message})`);
+      }
+    }
+  }
+  if (writer === undefined || seq === undefined || !Number.isSafeInteger(seq)) {
+    throw new LogError(`stream entry ${id} is not a presence entry (fields w, s, e expected)`);
+  }
+  if (Array.isArray(events)) return { id, writer, seq, events: events as PresenceEvent[] };
+  const checkpoint = (events as { checkpoint?: Checkpoint } | null)?.checkpoint;
+  if (checkpoint === undefined || !Array.isArray(checkpoint.records) || !Array.isArray(checkpoint.joined)) {
+    throw new LogError(`stream entry ${id}: e is neither an event array nor a checkpoint`);
+  }
+  return { id, writer, seq, events: [], checkpoint };
+}
+
+/** Compare two stream ids `ms-seq`: negative, 0 or positive. */
+export function compareStreamIds(a: string, b: string): number {
+  const da = a.indexOf('-');
+  const db = b.indexOf('-');
+  const ma = Number(a.slice(0, da));
+  const mb = Number(b.slice(0, db));
+  if (ma !== mb) return ma - mb;
+  return Number(a.slice(da + 1)) - Number(b.slice(db + 1));
+}
+
+/** The partition(s) a logged event belongs to, with the event (split per partition when it names several users). */
+export function routeEvent(e: PresenceEvent, partitions: number): [number, PresenceEvent][] {
+  switch (e.type) {
+    case 'user.step':
+    case 'room.membership':
+      return [[partitionOf(e.userId, partitions), e]];
+    case 'presence.full_requested': {
+      const by = new Map<number, (typeof e.userIds)[number][]>();
+      for (const u of e.userIds) {
+        const p = partitionOf(u, partitions);
+        let list = by.get(p);
+        if (list === undefined) by.set(p, (list = []));
+        list.push(u);
+      }
+      return [...by].map(([p, userIds]) => [p, { ...e, userIds }]);
+    }
+  }
+}

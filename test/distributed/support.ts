@@ -1,0 +1,199 @@
+/**
+ * Test support for the distributed tests: a throwaway redis-server on a free
+ * loopback port, and engine child processes spoken to over JSON lines.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
+import type { NodeSpec } from './fixtures/node.js';
+
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Start `redis-server` on a free loopback port, no persistence, in a temp dir. */
+export async function startRedis(): Promise<RedisServer> {
+  if (!existsSync(REDIS_SERVER)) {
+    throw new Error(
+      `redis-server not found at ${REDIS_SERVER}: the distributed tests need a real Redis. ` +
+        `Install it with \`sudo apt-get install -y redis-server\` (Debian/Ubuntu; .ci/run does this in CI) ` +
+        `or point REDIS_SERVER at a redis-server binary (Redis >= 6.2).`,
+    );
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'presence-redis-'));
+  const port = await freePort();
+  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `redis://127.0.0.1:${port}`;
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => {});
+  try {
+    await waitFor('redis-server to answer PING', async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited: ${output}`);
+      if (probe.status !== 'ready') await probe.connect().catch(() => probe.disconnect());
+      return (await probe.ping()) === 'PONG';
+    }, 10_000, 50);
+  } finally {
+    probe.disconnect();
+  }
+  return {
+    url,
+    port,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Batch {
+  readonly user: string;
+  readonly t: number;
+  readonly events: { userId: string; state: string; statusMsg: string | null }[];
+}
+
+type Reply = { id: number; ok: boolean; result?: unknown; error?: { name: string; code?: string; message: string } };
+
+/** An engine child process (test/distributed/fixtures/node.ts). */
+export class NodeProcess {
+  readonly batches: Batch[] = [];
+  readonly logs: { level: string; message: string }[] = [];
+  readonly ownership: { partition: number; change: string }[] = [];
+  instanceId = '';
+  private readonly child: ChildProcess;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly ready: Promise<void>;
+  private exited = false;
+
+  constructor(spec: NodeSpec) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'test/distributed/fixtures/node.ts', JSON.stringify(spec)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      cwd: process.cwd(),
+    });
+    let stderr = '';
+    this.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    let onReady: () => void = () => {};
+    let onFail: (e: Error) => void = () => {};
+    this.ready = new Promise<void>((res, rej) => {
+      onReady = res;
+      onFail = rej;
+    });
+    this.child.once('exit', (code, signal) => {
+      this.exited = true;
+      const e = new Error(`node ${spec.name} exited (code ${String(code)}, signal ${String(signal)}): ${stderr.slice(-2000)}`);
+      onFail(e);
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      let m: Record<string, unknown>;
+      try {
+        m = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (m.event === 'ready') {
+        this.instanceId = String(m.instanceId);
+        onReady();
+      } else if (m.event === 'batch') this.batches.push(m as unknown as Batch);
+      else if (m.event === 'log') this.logs.push(m as unknown as { level: string; message: string });
+      else if (m.event === 'ownership') this.ownership.push(m as unknown as { partition: number; change: string });
+      else if (typeof m.id === 'number') {
+        const r = m as unknown as Reply;
+        const p = this.pending.get(r.id);
+        this.pending.delete(r.id);
+        if (r.ok) p?.resolve(r.result);
+        else p?.reject(Object.assign(new Error(r.error?.message ?? 'failed'), { name: r.error?.name ?? 'Error', code: r.error?.code }));
+      }
+    });
+  }
+
+  whenReady(timeoutMs = 45_000): Promise<void> {
+    return Promise.race([this.ready, new Promise<void>((_, rej) => setTimeout(() => rej(new Error('node did not start in time')), timeoutMs).unref())]);
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    if (this.exited) return Promise.reject(new Error('node has exited'));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.stdin?.write(`${JSON.stringify({ id, op, ...args })}\n`);
+    });
+  }
+
+  /** The latest state of `target` seen on `watcher`'s sync stream, if any. */
+  seen(watcher: string, target: string): { state: string; statusMsg: string | null } | undefined {
+    for (let i = this.batches.length - 1; i >= 0; i--) {
+      const b = this.batches[i] as Batch;
+      if (b.user !== watcher) continue;
+      const e = b.events.find((x) => x.userId === target);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+
+  /** SIGKILL: no clean-up, leases left to expire. */
+  async kill(): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Graceful stop (releases leases). */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    await this.request('stop').catch(() => {});
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    await this.kill();
+  }
+}
