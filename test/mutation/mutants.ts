@@ -1,0 +1,158 @@
+/**
+ * Known bugs planted one at a time by `run-mutants.ts` to show that the model
+ * and property tests bite. Each mutant replaces an exact text in one source
+ * file (every occurrence when `all` is set); if the text is not found the
+ * mutant is reported as "does not apply" (the source moved on: update it).
+ */
+export interface Edit {
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
+  readonly all?: boolean;
+}
+
+export interface Mutant extends Edit {
+  readonly id: string;
+  readonly description: string;
+  /** Further edits planted together with the first one. */
+  readonly more?: readonly Edit[];
+}
+
+export const MUTANTS: readonly Mutant[] = [
+  {
+    id: 'no-dedup',
+    description: 'sync notifier drops deduplication: a user changed (or seen through several rooms) appears several times in one batch',
+    file: 'streams/sync-notifier.ts',
+    find: 'if (seen[i] === mark) continue;',
+    replace: '',
+  },
+  {
+    id: 'router-ignores-all-users',
+    description: 'the combined router ignores a module\'s ALL_USERS answer (treated as no interest)',
+    file: 'src/router/presence-router.ts',
+    find: 'if (r.data === ALL_USERS) return true;',
+    replace: 'if (r.data === ALL_USERS) return false;',
+  },
+  {
+    id: 'push-skips-all-users',
+    description: 'routed states are not pushed to ALL_USERS listeners',
+    file: 'src/engine.ts',
+    find: 'if (n !== undefined && n.interest === ALL_USERS) for (const s of states)',
+    replace: 'if (n !== undefined && n.interest !== ALL_USERS) for (const s of states)',
+  },
+  {
+    id: 'all-users-gets-own-changes',
+    description: 'an ALL_USERS listener is also pushed their own changes, bypassing the router',
+    file: 'src/engine.ts',
+    find: 'if (own !== undefined && own.interest !== ALL_USERS) this.offer(own, u);',
+    replace: 'if (own !== undefined) this.offer(own, u);',
+  },
+  {
+    id: 'no-idle-timer',
+    description: 'rules skip the idle timer (online devices never become unavailable)',
+    file: 'src/domain/rules.ts',
+    find: "if (d.state === 'online' && now - d.lastActiveTs > t.idleTimeout) {",
+    replace: "if (false && d.state === 'online' && now - d.lastActiveTs > t.idleTimeout) {",
+    // and its deadline, so the timer wheel does not spin on a deadline that changes nothing
+    more: [
+      {
+        file: 'src/domain/rules.ts',
+        find: "if (d.state === 'online') due = Math.min(due, d.lastActiveTs + t.idleTimeout + 1);",
+        replace: '',
+      },
+    ],
+  },
+  {
+    id: 'leave-keeps-room',
+    description: 'the engine forgets to drop the room from the user\'s rooms on leave',
+    file: 'src/engine.ts',
+    find: 'this.roomsOf[u]?.delete(room);',
+    replace: '/* room kept */',
+  },
+  {
+    id: 'busy-uses-sync-timeout',
+    description: 'busy devices time out after the sync timeout instead of the busy timeout',
+    file: 'src/domain/rules.ts',
+    find: "const limit = d.state === 'busy' ? t.busyTimeout : t.syncOnlineTimeout;",
+    replace: 'const limit = t.syncOnlineTimeout;',
+    all: true,
+  },
+  {
+    id: 'sync-overrides-busy',
+    description: 'a sync resets a busy user to online',
+    file: 'src/domain/rules.ts',
+    find: "if (input.isSync && prev.state === 'busy') presence = 'busy';",
+    replace: '',
+  },
+  {
+    id: 'bump-keeps-unavailable',
+    description: 'activity does not bring an unavailable device back online',
+    file: 'src/domain/rules.ts',
+    find: "state: old.state === 'unavailable' ? 'online' : old.state,",
+    replace: 'state: old.state,',
+  },
+  {
+    id: 'status-change-not-notified',
+    description: 'should_notify ignores status message changes',
+    file: 'src/domain/rules.ts',
+    find: 'if (old.statusMsg !== next.statusMsg) return true;',
+    replace: '',
+  },
+  {
+    id: 'currently-active-inclusive',
+    description: 'currently_active uses <= granularity instead of the strict <',
+    file: 'src/domain/rules.ts',
+    find: 'currentlyActive = now - c.lastActiveTs < cfg.timers.lastActiveGranularity;',
+    replace: 'currentlyActive = now - c.lastActiveTs <= cfg.timers.lastActiveGranularity;',
+  },
+  {
+    id: 'remote-never-expires',
+    description: 'remote users never expire (federation timeout ignored)',
+    file: 'src/domain/rules.ts',
+    find: 'if (now - p.lastFederationUpdateTs > cfg.timers.federationTimeout) {',
+    replace: 'if (false) {',
+    // and its deadline, so the timer wheel does not spin on a deadline that changes nothing
+    more: [
+      {
+        file: 'src/domain/rules.ts',
+        find: "if (!isMine) return p.state === 'offline' ? Infinity : p.lastFederationUpdateTs + t.federationTimeout + 1;",
+        replace: 'if (!isMine) return Infinity;',
+      },
+    ],
+  },
+  {
+    id: 'no-join-push',
+    description: 'joins are not pushed (neither the joiner to the room nor the room to the joiner)',
+    file: 'src/engine.ts',
+    find: 'for (const [user, room] of joins) this.fanOutJoin(user, room);',
+    replace: '',
+  },
+  {
+    id: 'excluded-rooms-shared',
+    description: 'rooms excluded from presence still count as shared for pulls',
+    file: 'src/engine.ts',
+    find: 'if (!room.excluded && large.has(room)) return true;',
+    replace: 'if (large.has(room)) return true;',
+  },
+  {
+    id: 'full-request-forgotten',
+    description: 'sendLocalOnlinePresenceTo does not record the full-presence request for later reads',
+    file: 'src/engine.ts',
+    find: 'for (const u of local) this.fullRequests.set(u, event.streamId - 1);',
+    replace: '',
+  },
+  {
+    id: 'replay-loses-change-index',
+    description: 'replaying the log does not rebuild the change index (incremental reads after a restart miss changes)',
+    file: 'src/engine.ts',
+    find: 'this.changes.add(e.streamId, i);',
+    replace: '',
+  },
+  {
+    id: 'edu-accepts-negative-ago',
+    description: 'inbound EDU validation accepts a negative or fractional last_active_ago',
+    file: 'src/federation/edu.ts',
+    find: 'last_active_ago: z.number().int().nonnegative().nullish(),',
+    replace: 'last_active_ago: z.number().nullish(),',
+  },
+];
