@@ -4,6 +4,9 @@
  * timer is armed for the earliest bucket. A fired entry only means
  * "re-examine this user": the decision is made against current state.
  *
+ * A deadline at or before the current time is filed under the next tick, so a
+ * user whose re-examination changes nothing cannot make the wheel spin.
+ *
  * Each user sits in at most one bucket (their earliest deadline), so memory is
  * one map entry per user with a pending deadline. Cost: O(1) to schedule,
  * O(log B) to re-arm where B is the number of distinct pending buckets.
@@ -35,7 +38,11 @@ export class TimerWheel<K> {
       if (current !== undefined) this.remove(key, current);
       return;
     }
-    const at = Math.ceil(deadline / this.period) * this.period;
+    let at = Math.ceil(deadline / this.period) * this.period;
+    // A deadline already due goes to the next tick, never the current instant:
+    // a re-examination that changes nothing must not re-fire at the same time forever.
+    const now = this.clock.now();
+    if (at <= now) at = (Math.floor(now / this.period) + 1) * this.period;
     if (current === at) return;
     if (current !== undefined) this.remove(key, current);
     let set = this.buckets.get(at);
