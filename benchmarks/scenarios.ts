@@ -1,0 +1,673 @@
+/**
+ * Benchmark scenarios. Each runs in its own child process (see run.ts) so heap
+ * measurements start clean; each returns metrics (with targets where issue 6
+ * sets one) and optional series for the chart.
+ */
+import type { PresenceBatch } from '../streams/sync-notifier.js';
+import { PresenceEngine, type EngineSnapshot } from '../src/engine.js';
+import type { RoomId, UserId } from '../src/domain/ids.js';
+import type { DevicePresence, UserRecord } from '../src/domain/presence.js';
+import { ALL_USERS } from '../src/router/presence-router.js';
+import { InMemoryEventLog } from '../src/log/event-log.js';
+import { silentLogger } from '../src/logger.js';
+import { SimulatedClock } from '../src/testing/simulated-clock.js';
+import { generateWorkload, roomStats, userId, roomId, SERVER, type Workload, type WorkloadSpec } from './workload.js';
+import {
+  benchConfig,
+  buildEngine,
+  buildNaive,
+  drive,
+  driveNaive,
+  heapUsed,
+  linearFit,
+  membershipSnapshot,
+  now,
+  percentile,
+  timed,
+  DiscardLog,
+  stopwatch,
+  type EngineRig,
+} from './harness.js';
+
+export type Better = 'higher' | 'lower';
+
+export interface Metric {
+  readonly key: string;
+  readonly label: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly better: Better;
+  readonly baseline?: number;
+  readonly target?: number;
+  /** Individual repetitions (the value is their median unless noted). */
+  readonly reps?: readonly number[];
+  readonly note?: string;
+}
+
+export interface Series {
+  readonly name: string;
+  readonly x: readonly number[];
+  readonly y: readonly number[];
+}
+
+export interface ScenarioResult {
+  readonly scenario: string;
+  readonly title: string;
+  readonly params: Record<string, unknown>;
+  readonly metrics: Metric[];
+  readonly series?: Record<string, Series[]>;
+  readonly seconds: number;
+}
+
+export interface Ctx {
+  readonly quick: boolean;
+  readonly progress: (msg: string) => void;
+  readonly arg?: string;
+}
+
+const BATCH = 256;
+
+/** The headline workload of issue 6: U=10k, R=1k, k=5, 20% listening. */
+function steadySpec(quick: boolean, changes?: number): WorkloadSpec {
+  return { seed: 42, users: 10_000, rooms: 1_000, roomsPerUser: 5, zipf: 1, listening: 0.2, changes: changes ?? (quick ? 60_000 : 300_000), simRate: 1_000 };
+}
+
+function med(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+/** Run `reps` timed slices of the workload on a rig; returns inputs/s, updates/s and deliveries/s per slice. */
+function ingestReps(rig: EngineRig, w: Workload, start: number, reps: number, perRep: number, budgetMs: number, batched: boolean) {
+  const inputs: number[] = [];
+  const updates: number[] = [];
+  const deliveries: number[] = [];
+  let at = start;
+  for (let r = 0; r < reps; r++) {
+    const s0 = { ...rig.engine.stats };
+    const run = timed(perRep, budgetMs, (a, b) => {
+      if (batched) rig.engine.batch(() => drive(rig, w, at + a, at + b));
+      else drive(rig, w, at + a, at + b);
+    }, batched ? BATCH : 32);
+    at += run.done;
+    const s1 = rig.engine.stats;
+    inputs.push((run.done / run.ms) * 1000);
+    updates.push(((s1.updates - s0.updates) / run.ms) * 1000);
+    deliveries.push(((s1.deliveries - s0.deliveries) / run.ms) * 1000);
+  }
+  return { inputs, updates, deliveries, at };
+}
+
+function naiveReps(w: Workload, listen: boolean, reps: number, perRep: number, budgetMs: number, online = true) {
+  const rig = buildNaive(w, listen, online);
+  driveNaive(rig, w, 0, Math.min(50, w.ops.length));
+  let at = 50;
+  const inputs: number[] = [];
+  const deliveries: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const d0 = rig.engine.deliveries;
+    const run = timed(perRep, budgetMs, (a, b) => driveNaive(rig, w, at + a, at + b), 16);
+    at += run.done;
+    inputs.push((run.done / run.ms) * 1000);
+    deliveries.push(((rig.engine.deliveries - d0) / run.ms) * 1000);
+  }
+  return { inputs, deliveries };
+}
+
+// ───────────────────────────── ingest ─────────────────────────────
+
+export async function ingest(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const spec = steadySpec(ctx.quick);
+  const w = generateWorkload(spec);
+  const rs = roomStats(w);
+  const reps = ctx.quick ? 2 : 3;
+  const budget = ctx.quick ? 400 : 2_000;
+  const metrics: Metric[] = [];
+  const per = Math.floor((w.ops.length - 20_000) / (4 * reps));
+
+  ctx.progress('engine with 20% open sync streams, one input per turn');
+  let rig = buildEngine(w);
+  const warm = ctx.quick ? 1_000 : 10_000;
+  rig.engine.batch(() => drive(rig, w, 0, warm));
+  const un = ingestReps(rig, w, warm, reps, per, budget, false);
+  ctx.progress('engine with streams, batched');
+  const ba = ingestReps(rig, w, un.at, reps, per, budget, true);
+  const recipients = rig.engine.stats.deliveries / Math.max(1, rig.engine.stats.updates);
+  rig.engine.stop();
+
+  ctx.progress('engine without sync streams');
+  rig = buildEngine(w, { listen: false });
+  rig.engine.batch(() => drive(rig, w, 0, warm));
+  const unQ = ingestReps(rig, w, warm, reps, per, budget, false);
+  const baQ = ingestReps(rig, w, unQ.at, reps, per, budget, true);
+  rig.engine.stop();
+
+  ctx.progress('naive baseline');
+  const nb = naiveReps(w, true, reps, per, budget);
+  const nbQ = naiveReps(w, false, reps, per, budget);
+
+  metrics.push(
+    { key: 'ingest.streams.turn', label: 'ingest, 20% streams, 1 input/turn', value: med(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs), target: 100_000 },
+    { key: 'ingest.streams.batch', label: `ingest, 20% streams, batch(${BATCH})`, value: med(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs), target: 100_000 },
+    { key: 'ingest.nostreams.turn', label: 'ingest, no streams, 1 input/turn', value: med(unQ.inputs), reps: unQ.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nbQ.inputs) },
+    { key: 'ingest.nostreams.batch', label: `ingest, no streams, batch(${BATCH})`, value: med(baQ.inputs), reps: baQ.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nbQ.inputs) },
+    { key: 'updates.streams.turn', label: 'notified changes, 20% streams, 1 input/turn', value: med(un.updates), reps: un.updates, unit: 'changes/s', better: 'higher' },
+    { key: 'deliveries.streams.turn', label: 'deliveries, 20% streams, 1 input/turn', value: med(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries) },
+    { key: 'deliveries.streams.batch', label: `deliveries, 20% streams, batch(${BATCH})`, value: med(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries) },
+    { key: 'recipients', label: 'recipients per notified change (1 input/turn and batched)', value: recipients, unit: 'deliveries', better: 'lower' },
+  );
+  return {
+    scenario: 'ingest',
+    title: 'Steady state ingest (U=10k, R=1k, k=5, Zipf s=1, 20% listening)',
+    params: { ...spec, largestRoom: rs.largest, medianRoom: rs.median, memberships: w.memberships, batch: BATCH },
+    metrics,
+  };
+}
+
+// ───────────────────────────── latency ─────────────────────────────
+
+export async function latency(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const spec = steadySpec(ctx.quick, ctx.quick ? 60_000 : 200_000);
+  const w = generateWorkload(spec);
+  const rig = buildEngine(w);
+  rig.engine.batch(() => drive(rig, w, 0, 5_000));
+  ctx.progress('max ingest (1 input per turn)');
+  const maxRun = timed(20_000, ctx.quick ? 500 : 2_000, (a, b) => drive(rig, w, 5_000 + a, 5_000 + b), 32);
+  const max = (maxRun.done / maxRun.wallMs) * 1000; // pacing is in wall-clock time
+  let at = 5_000 + maxRun.done;
+  const rate = max / 2;
+  const samples = new Float64Array(4_000_000);
+  let n = 0;
+  let intended = 0;
+  rig.sink = () => {
+    if (n < samples.length) samples[n++] = now() - intended;
+  };
+  ctx.progress(`paced at ${rate.toFixed(0)} inputs/s (50% of max)`);
+  const durationMs = ctx.quick ? 1_000 : 5_000;
+  const gap = 1000 / rate;
+  const t0 = now();
+  let i = 0;
+  const end = w.ops.length;
+  while (at < end) {
+    intended = t0 + i * gap;
+    if (intended - t0 > durationMs) break;
+    while (now() < intended) {
+      /* spin: open-loop pacing, latency counts from the intended send time */
+    }
+    drive(rig, w, at, at + 1);
+    at++;
+    i++;
+  }
+  rig.sink = null;
+  const lat = samples.slice(0, n).sort();
+  const ms = (p: number) => percentile(lat, p);
+  rig.engine.stop();
+  return {
+    scenario: 'latency',
+    title: 'Input-to-emission latency at 50% of max ingest (steady-state workload)',
+    params: { ...spec, maxIngest: max, paced: rate, inputs: i, emissions: n },
+    metrics: [
+      { key: 'latency.max', label: 'max ingest for pacing (1 input/turn)', value: max, unit: 'inputs/s', better: 'higher' },
+      { key: 'latency.p50', label: 'p50 input → emission', value: ms(0.5), unit: 'ms', better: 'lower' },
+      { key: 'latency.p99', label: 'p99 input → emission', value: ms(0.99), unit: 'ms', better: 'lower', target: 2 },
+      { key: 'latency.p999', label: 'p99.9 input → emission', value: ms(0.999), unit: 'ms', better: 'lower' },
+      { key: 'latency.max.sample', label: 'max input → emission', value: lat[lat.length - 1] ?? NaN, unit: 'ms', better: 'lower' },
+    ],
+    series: { latency: [{ name: 'engine', x: [50, 90, 99, 99.9], y: [ms(0.5), ms(0.9), ms(0.99), ms(0.999)] }] },
+  };
+}
+
+// ───────────────────────────── large room ─────────────────────────────
+
+export async function largeRoom(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const members = 50_000;
+  const spec: WorkloadSpec = { seed: 7, users: members, rooms: 1, roomsPerUser: 1, zipf: 0, listening: 0.2, changes: ctx.quick ? 40_000 : 150_000, simRate: 2_000 };
+  const w = generateWorkload(spec);
+  ctx.progress('building a 50k-member room with 10k open streams');
+  const rig = buildEngine(w, { onlineListeners: false });
+  const reps = ctx.quick ? 2 : 3;
+  const budget = ctx.quick ? 400 : 1_500;
+  rig.engine.batch(() => drive(rig, w, 0, 2_000));
+  ctx.progress('1 input per turn');
+  const un = ingestReps(rig, w, 2_000, reps, 2_000, budget, false);
+  ctx.progress('batched');
+  const ba = ingestReps(rig, w, un.at, reps, Math.floor((w.ops.length - un.at) / reps), budget, true);
+  rig.engine.stop();
+  ctx.progress('naive baseline');
+  const nb = naiveReps(w, true, ctx.quick ? 1 : reps, 1_000, budget, false);
+  return {
+    scenario: 'large-room',
+    title: 'One 50k-member room, 20% of members listening, members changing presence',
+    params: { ...spec, listeners: w.listeners.length, batch: BATCH },
+    metrics: [
+      { key: 'large.deliveries.turn', label: 'deliveries, 1 input/turn', value: med(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries), target: 10_000_000 },
+      { key: 'large.deliveries.batch', label: `deliveries, batch(${BATCH})`, value: med(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries), target: 10_000_000 },
+      { key: 'large.inputs.turn', label: 'inputs, 1 input/turn', value: med(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs) },
+      { key: 'large.inputs.batch', label: `inputs, batch(${BATCH})`, value: med(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs) },
+    ],
+  };
+}
+
+// ───────────────────────────── storm ─────────────────────────────
+
+export async function storm(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const users = ctx.quick ? 20_000 : 100_000;
+  const spec: WorkloadSpec = { seed: 9, users, rooms: users / 10, roomsPerUser: 5, zipf: 1, listening: 0.1, changes: 0, simRate: 1_000 };
+  const w = generateWorkload(spec);
+  const out: Metric[] = [];
+  for (const batched of [true, false]) {
+    ctx.progress(`storm: ${users} users come online (${batched ? 'batched' : '1 per turn'})`);
+    const rig = buildEngine(w, { listen: false });
+    // listeners subscribe but are offline until the storm
+    for (const u of w.listeners) rig.engine.syncStream(w.userIds[u] as string).subscribe(() => {});
+    const s0 = { ...rig.engine.stats };
+    const budget = ctx.quick ? 800 : 4_000;
+    const run = timed(users, budget, (a, b) => {
+      const f = () => {
+        for (let u = a; u < b; u++) rig.engine.userSyncing(w.userIds[u] as string);
+      };
+      if (batched) rig.engine.batch(f);
+      else f();
+    }, batched ? 1_000 : 32);
+    const s1 = rig.engine.stats;
+    const tag = batched ? 'batch(1000)' : '1 input/turn';
+    out.push(
+      { key: `storm.${batched ? 'batch' : 'turn'}.inputs`, label: `storm ${tag}: users online`, value: (run.done / run.ms) * 1000, unit: 'users/s', better: 'higher', note: `${run.done} of ${users} users in ${run.ms.toFixed(0)} ms` },
+      { key: `storm.${batched ? 'batch' : 'turn'}.deliveries`, label: `storm ${tag}: deliveries`, value: ((s1.deliveries - s0.deliveries) / run.ms) * 1000, unit: 'deliveries/s', better: 'higher' },
+    );
+    if (batched) out.push({ key: 'storm.batch.total', label: `storm ${tag}: ${run.done === users ? 'all' : `first ${run.done} of`} ${users} users online (${budget / 1000} s wall budget)`, value: run.ms, unit: 'ms', better: 'lower' });
+    rig.engine.stop();
+  }
+  ctx.progress('naive baseline');
+  const nrig = buildNaive(w, false);
+  for (const u of w.listeners) nrig.engine.syncStream(w.userIds[u] as string, () => {});
+  const d0 = nrig.engine.deliveries;
+  const nrun = timed(users, ctx.quick ? 800 : 4_000, (a, b) => {
+    for (let u = a; u < b; u++) nrig.engine.userSyncing(w.userIds[u] as string);
+  }, 16);
+  const nIn = (nrun.done / nrun.ms) * 1000;
+  for (const m of out) {
+    if (m.unit === 'users/s') Object.assign(m, { baseline: nIn });
+    if (m.unit === 'deliveries/s') Object.assign(m, { baseline: ((nrig.engine.deliveries - d0) / nrun.ms) * 1000 });
+  }
+  return { scenario: 'storm', title: `Presence storm: ${users} users come online at once (10% listening)`, params: { ...spec, largestRoom: roomStats(w).largest }, metrics: out };
+}
+
+// ───────────────────────────── router with ALL_USERS ─────────────────────────────
+
+export async function allUsersRouter(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const spec: WorkloadSpec = { ...steadySpec(ctx.quick, ctx.quick ? 40_000 : 150_000), listening: 0 };
+  const w = generateWorkload(spec);
+  const admins = Array.from({ length: 100 }, (_, i) => `@admin${i}:${SERVER}`);
+  const adminSet = new Set(admins);
+  const rig = buildEngine(w, { listen: false });
+  rig.engine.registerPresenceRouter('bench-all-users', {
+    getInterestedUsers: (u) => (adminSet.has(u) ? ALL_USERS : new Set<string>()),
+    getUsersForStates: (states) => {
+      const set = new Set(states);
+      return new Map(admins.map((a) => [a, set] as const));
+    },
+  });
+  for (const a of admins) rig.engine.syncStream(a).subscribe(() => {});
+  rig.engine.batch(() => drive(rig, w, 0, 2_000));
+  const reps = ctx.quick ? 2 : 3;
+  const budget = ctx.quick ? 400 : 1_500;
+  const per = Math.floor((w.ops.length - 2_000) / (2 * reps));
+  ctx.progress('100 ALL_USERS listeners, 1 input/turn');
+  const un = ingestReps(rig, w, 2_000, reps, per, budget, false);
+  ctx.progress('batched');
+  const ba = ingestReps(rig, w, un.at, reps, per, budget, true);
+  rig.engine.stop();
+  return {
+    scenario: 'all-users-router',
+    title: 'Presence router: 100 listeners with ALL_USERS interest (U=10k)',
+    params: { ...spec, admins: admins.length },
+    metrics: [
+      { key: 'router.inputs.turn', label: 'inputs, 1 input/turn', value: med(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher' },
+      { key: 'router.inputs.batch', label: `inputs, batch(${BATCH})`, value: med(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher' },
+      { key: 'router.deliveries.turn', label: 'deliveries, 1 input/turn', value: med(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher' },
+      { key: 'router.deliveries.batch', label: `deliveries, batch(${BATCH})`, value: med(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher' },
+    ],
+  };
+}
+
+// ───────────────────────────── federation ─────────────────────────────
+
+export async function federation(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const servers = 1_000;
+  const spec = { ...steadySpec(ctx.quick, ctx.quick ? 40_000 : 150_000), listening: 0 };
+  const w = generateWorkload(spec);
+  // Each room also has remote members: 1 + (size / 4) users on Zipf-chosen remote servers.
+  const snap = membershipSnapshot(w);
+  let seed = 1;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  let remoteMembers = 0;
+  const rooms = snap.rooms.map(([id, members]) => {
+    const extra: UserId[] = [];
+    const n = 1 + Math.floor(members.length / 4);
+    for (let j = 0; j < n; j++) {
+      const s = Math.floor(servers * Math.pow(rand(), 2)); // skewed: low-numbered servers are in more rooms
+      extra.push(`@r${j}:s${s}.remote` as UserId);
+    }
+    remoteMembers += n;
+    return [id, [...members, ...extra]] as const;
+  });
+  const clock = new SimulatedClock();
+  const engine = new PresenceEngine({ config: benchConfig(), clock, logger: silentLogger, snapshot: { ...snap, rooms } });
+  const rig: EngineRig = { engine, clock, handles: [], received: 0, sink: null };
+  let transmissions = 0;
+  let stateSends = 0;
+  engine.federationOutbound$.subscribe((t) => {
+    transmissions++;
+    for (const e of t.edus) stateSends += e.content.push.length;
+  });
+  engine.batch(() => drive(rig, w, 0, 2_000));
+  const reps = ctx.quick ? 2 : 3;
+  const budget = ctx.quick ? 400 : 1_500;
+  const per = Math.floor((w.ops.length - 2_000) / (2 * reps));
+  const res: Metric[] = [];
+  let at = 2_000;
+  for (const batched of [false, true]) {
+    ctx.progress(`federation fan-out to ${servers} servers (${batched ? 'batched' : '1 input/turn'})`);
+    const ins: number[] = [];
+    const sends: number[] = [];
+    const tx: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const s0 = stateSends;
+      const t0 = transmissions;
+      const run = timed(per, budget, (a, b) => {
+        if (batched) engine.batch(() => drive(rig, w, at + a, at + b));
+        else drive(rig, w, at + a, at + b);
+      }, batched ? BATCH : 32);
+      at += run.done;
+      ins.push((run.done / run.ms) * 1000);
+      sends.push(((stateSends - s0) / run.ms) * 1000);
+      tx.push(((transmissions - t0) / run.ms) * 1000);
+    }
+    const tag = batched ? `batch(${BATCH})` : '1 input/turn';
+    res.push(
+      { key: `fed.inputs.${batched ? 'batch' : 'turn'}`, label: `inputs, ${tag}`, value: med(ins), reps: ins, unit: 'inputs/s', better: 'higher' },
+      { key: `fed.sends.${batched ? 'batch' : 'turn'}`, label: `(state, server) sends, ${tag}`, value: med(sends), reps: sends, unit: 'sends/s', better: 'higher' },
+      { key: `fed.tx.${batched ? 'batch' : 'turn'}`, label: `transmissions, ${tag}`, value: med(tx), reps: tx, unit: 'transmissions/s', better: 'higher' },
+    );
+  }
+  engine.stop();
+  return { scenario: 'federation', title: `Federation fan-out: rooms shared with ${servers} remote servers (U=10k local)`, params: { ...spec, servers, remoteMembers }, metrics: res };
+}
+
+// ───────────────────────────── replay and snapshot start-up ─────────────────────────────
+
+export async function replay(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const spec = { ...steadySpec(ctx.quick, ctx.quick ? 50_000 : 500_000), listening: 0 };
+  const w = generateWorkload(spec);
+  const log = new InMemoryEventLog();
+  const rig = buildEngine(w, { log, listen: false });
+  ctx.progress(`recording a log of ${spec.changes} inputs`);
+  for (let a = 0; a < w.ops.length; a += 4096) rig.engine.batch(() => drive(rig, w, a, Math.min(w.ops.length, a + 4096)));
+  const entries = log.position;
+  const snapshot = rig.engine.snapshot();
+  rig.engine.stop();
+  const base = membershipSnapshot(w);
+  const rates: number[] = [];
+  const reps = ctx.quick ? 2 : 3;
+  for (let r = 0; r < reps; r++) {
+    ctx.progress(`replaying ${entries} log entries (${r + 1}/${reps})`);
+    const sw = stopwatch();
+    const e = new PresenceEngine({ config: benchConfig(), clock: new SimulatedClock(), logger: silentLogger, snapshot: base, log });
+    const ms = sw();
+    rates.push((entries / ms) * 1000);
+    e.stop();
+  }
+  const startups: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const sw = stopwatch();
+    const e = new PresenceEngine({ config: benchConfig(), clock: new SimulatedClock(), logger: silentLogger, snapshot });
+    startups.push(sw());
+    e.stop();
+  }
+  // membership-only start (the cost of rebuilding room indexes)
+  const sw = stopwatch();
+  new PresenceEngine({ config: benchConfig(), clock: new SimulatedClock(), logger: silentLogger, snapshot: base }).stop();
+  const roomsOnly = sw();
+  return {
+    scenario: 'replay',
+    title: 'Replay of a long log and start-up from a snapshot (U=10k, 50k memberships)',
+    params: { ...spec, logEntries: entries, snapshotUsers: snapshot.users.length, memberships: w.memberships },
+    metrics: [
+      { key: 'replay.rate', label: `replay ${entries} log entries`, value: med(rates), reps: rates, unit: 'events/s', better: 'higher', target: 1_000_000 },
+      { key: 'replay.snapshot.startup', label: `start-up from snapshot (${snapshot.users.length} users, ${w.memberships} memberships)`, value: med(startups), reps: startups, unit: 'ms', better: 'lower' },
+      { key: 'replay.rooms.startup', label: 'start-up, memberships only', value: roomsOnly, unit: 'ms', better: 'lower' },
+    ],
+  };
+}
+
+// ───────────────────────────── getNewEvents ─────────────────────────────
+
+export async function getNewEvents(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const spec = steadySpec(ctx.quick, ctx.quick ? 40_000 : 120_000);
+  const w = generateWorkload(spec);
+  const rig = buildEngine(w, { listen: false });
+  ctx.progress('steady state for incremental reads');
+  for (let a = 0; a < w.ops.length; a += 4096) rig.engine.batch(() => drive(rig, w, a, Math.min(w.ops.length, a + 4096)));
+  const engine = rig.engine;
+  const current = engine.currentToken;
+  const readers = w.listeners.slice(0, ctx.quick ? 100 : 1_000).map((u) => w.userIds[u] as string);
+  const backs = [0, 1, 10, 100, 1_000, 10_000, 50_000];
+  const xs: number[] = [];
+  const ys: number[] = [];
+  const rows: { back: number; usPerCall: number; eventsPerCall: number }[] = [];
+  for (const back of backs) {
+    const since = Math.max(0, current - back);
+    for (const id of readers.slice(0, 20)) await engine.getNewEvents(id, since); // warm
+    const repsPer = back >= 10_000 ? 1 : 5;
+    let events = 0;
+    const sw = stopwatch();
+    for (let r = 0; r < repsPer; r++) for (const id of readers) events += (await engine.getNewEvents(id, since)).events.length;
+    const calls = readers.length * repsPer;
+    const us = (sw() / calls) * 1000;
+    xs.push(events / calls);
+    ys.push(us);
+    rows.push({ back, usPerCall: us, eventsPerCall: events / calls });
+  }
+  // Fit over reads up to 1000 changes behind (further back the index walk, not the answer, dominates; see rows).
+  const fit = linearFit(xs.slice(1, 5), ys.slice(1, 5));
+  // naive baseline: one read = scan every user
+  const nrig = buildNaive(w, false);
+  driveNaive(nrig, w, 0, w.ops.length);
+  const sw = stopwatch();
+  let nEvents = 0;
+  for (const id of readers) nEvents += nrig.engine.getNewEvents(id, 1_700_000_000_000 + 110_000).length;
+  const naiveUs = (sw() / readers.length) * 1000;
+  engine.stop();
+  return {
+    scenario: 'get-new-events',
+    title: 'getNewEvents (incremental sync reads) at U=10k',
+    params: { ...spec, readers: readers.length, currentToken: current, rows, naiveEventsPerCall: nEvents / readers.length },
+    metrics: [
+      { key: 'gne.call', label: 'getNewEvents per call (fit intercept, 1–1000 changes behind)', value: fit.a, unit: 'µs', better: 'lower', target: 20 },
+      { key: 'gne.event', label: 'getNewEvents per returned event (fit slope, 1–1000 changes behind)', value: fit.b, unit: 'µs', better: 'lower', target: 0.3 },
+      { key: 'gne.uptodate', label: 'getNewEvents with an up-to-date token', value: rows[0]?.usPerCall ?? NaN, unit: 'µs', better: 'lower' },
+      ...rows.slice(1).map((r) => ({ key: `gne.back${r.back}`, label: `token ${r.back} changes behind (${r.eventsPerCall.toFixed(1)} events)`, value: r.usPerCall, unit: 'µs', better: 'lower' as const })),
+      { key: 'gne.naive', label: 'naive full scan per read (baseline)', value: naiveUs, unit: 'µs', better: 'lower' },
+    ],
+    series: { gne: [{ name: 'µs per call', x: xs, y: ys }] },
+  };
+}
+
+// ───────────────────────────── memory ─────────────────────────────
+
+const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
+
+function offlineRecord(id: UserId, t: number): UserRecord {
+  return {
+    presence: { userId: id, state: 'offline', lastActiveTs: t, lastFederationUpdateTs: t, lastUserSyncTs: t, statusMsg: null, currentlyActive: false },
+    devices: EMPTY,
+    syncs: EMPTY,
+  };
+}
+
+function onlineRecord(id: UserId, t: number): UserRecord {
+  const dev: DevicePresence = { state: 'online', lastActiveTs: t, lastSyncTs: t };
+  return {
+    presence: { userId: id, state: 'online', lastActiveTs: t, lastFederationUpdateTs: t, lastUserSyncTs: t, statusMsg: null, currentlyActive: true },
+    devices: { ['DEV' as never]: dev },
+    syncs: EMPTY,
+  };
+}
+
+/** Snapshot with fresh id strings (so the engine's copies are counted). */
+function memorySnapshot(users: number, online: number, t: number, members?: number[][]): EngineSnapshot {
+  const ids: UserId[] = [];
+  const list: [UserId, UserRecord, number][] = [];
+  for (let i = 0; i < users; i++) {
+    const id = userId(i) as UserId;
+    ids.push(id);
+    list.push([id, i < online ? onlineRecord(id, t) : offlineRecord(id, t - 3_600_000), i + 1]);
+  }
+  const rooms: [RoomId, UserId[]][] = [];
+  if (members !== undefined) for (let r = 0; r < members.length; r++) rooms.push([roomId(r) as RoomId, (members[r] as number[]).map((u) => ids[u] as UserId)]);
+  return { version: 1, position: 0, streamId: users, users: list, rooms, fullRequests: [] };
+}
+
+export async function memory(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const users = Number(ctx.arg ?? 10_000);
+  const online = Math.round(users / 10);
+  const spec: WorkloadSpec = { seed: 3, users, rooms: Math.max(1, users / 10), roomsPerUser: 5, zipf: 1, listening: 0, changes: 0, simRate: 1 };
+  ctx.progress(`memory at U=${users}: generating memberships`);
+  const w = generateWorkload(spec);
+  const members = w.members;
+  const t = 1_700_000_000_000;
+  const mk = (snap: EngineSnapshot) => new PresenceEngine({ config: benchConfig(), clock: new SimulatedClock(t), logger: silentLogger, snapshot: snap, log: new DiscardLog() });
+  mk(memorySnapshot(10, 1, t)).stop(); // warm up code
+  const h0 = heapUsed();
+  ctx.progress(`U=${users}: all offline (known)`);
+  let snap: EngineSnapshot | null = memorySnapshot(users, 0, t);
+  let e: PresenceEngine | null = mk(snap);
+  snap = null;
+  const h1 = heapUsed();
+  e.stop();
+  e = null;
+  ctx.progress(`U=${users}: ${online} online`);
+  snap = memorySnapshot(users, online, t);
+  e = mk(snap);
+  snap = null;
+  const h2 = heapUsed();
+  const actors = e.stats.liveActors;
+  e.stop();
+  e = null;
+  ctx.progress(`U=${users}: ${online} online + ${w.memberships} memberships`);
+  snap = memorySnapshot(users, online, t, members);
+  const sw = stopwatch();
+  e = mk(snap);
+  const startup = sw();
+  snap = null;
+  const h3 = heapUsed();
+  const total = h3 - h0;
+  e.stop();
+  e = null;
+  const perOffline = (h1 - h0) / users;
+  const perOnline = (h2 - h0 - (users - online) * perOffline) / online;
+  const perMembership = (h3 - h2) / w.memberships;
+  const m: Metric[] = [
+    { key: `mem.${users}.offline`, label: `U=${fmtU(users)}: heap per known offline user`, value: perOffline, unit: 'B', better: 'lower', target: 300 },
+    { key: `mem.${users}.online`, label: `U=${fmtU(users)}: heap per online user (incl. actor)`, value: perOnline, unit: 'B', better: 'lower', target: 4096 },
+    { key: `mem.${users}.membership`, label: `U=${fmtU(users)}: heap per membership`, value: perMembership, unit: 'B', better: 'lower' },
+    { key: `mem.${users}.total`, label: `U=${fmtU(users)}, ${fmtU(online)} online, ${fmtU(w.memberships)} memberships: engine heap`, value: total / 2 ** 20, unit: 'MiB', better: 'lower', ...(users === 1_000_000 ? { target: 2048 } : {}) },
+    { key: `mem.${users}.startup`, label: `U=${fmtU(users)}: start-up from snapshot (users + memberships)`, value: startup, unit: 'ms', better: 'lower' },
+  ];
+  return { scenario: `memory-${users}`, title: `Memory at U=${users}`, params: { ...spec, online, actors, memberships: w.memberships, h0, h1, h2, h3 }, metrics: m };
+}
+
+// ───────────────────────────── growth sweeps ─────────────────────────────
+
+/** Cost per notified change against U, with rooms of constant size (uniform popularity, R = U/10, k = 5 → ~50 members). */
+export async function growth(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const users = Number(ctx.arg ?? 10_000);
+  const spec: WorkloadSpec = { seed: 11, users, rooms: users / 10, roomsPerUser: 5, zipf: 0, listening: 0.1, changes: ctx.quick ? 30_000 : 100_000, simRate: Math.max(100, users / 10) };
+  ctx.progress(`growth U=${users}: building`);
+  const w = generateWorkload(spec);
+  const rig = buildEngine(w, { listen: false });
+  // open the streams inside batches (set-up only)
+  for (let a = 0; a < w.listeners.length; a += 2048) {
+    rig.engine.batch(() => {
+      for (const u of w.listeners.slice(a, a + 2048)) {
+        const id = w.userIds[u] as string;
+        rig.engine.syncStream(id).subscribe(() => {});
+        rig.engine.userSyncing(id);
+      }
+    });
+  }
+  rig.engine.batch(() => drive(rig, w, 0, 2_000));
+  ctx.progress(`growth U=${users}: measuring`);
+  const un = ingestReps(rig, w, 2_000, 3, Math.floor((w.ops.length - 2_000) / 3), ctx.quick ? 300 : 2_500, false);
+  const s = rig.engine.stats;
+  const recipients = s.deliveries / Math.max(1, s.updates);
+  rig.engine.stop();
+  const inputs = med(un.inputs);
+  const updates = med(un.updates);
+  return {
+    scenario: `growth-${users}`,
+    title: `Growth sweep U=${users}`,
+    params: { ...spec, largestRoom: roomStats(w).largest },
+    metrics: [
+      { key: `growth.${users}.input`, label: `U=${fmtU(users)}: cost per input (1 input/turn)`, value: 1e6 / inputs, unit: 'µs', better: 'lower' },
+      { key: `growth.${users}.deliveries`, label: `U=${fmtU(users)}: deliveries`, value: med(un.deliveries), unit: 'deliveries/s', better: 'higher' },
+      { key: `growth.${users}.recipients`, label: `U=${fmtU(users)}: recipients per change`, value: recipients, unit: 'deliveries', better: 'lower' },
+      { key: `growth.${users}.update`, label: `U=${fmtU(users)}: time per notified change`, value: 1e6 / Math.max(1e-9, updates), unit: 'µs', better: 'lower', note: 'wall time / notified changes' },
+    ],
+  };
+}
+
+/** Cost per notified change against the size of the (single) room: should grow with recipients. */
+export async function roomSize(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const sizes = ctx.quick ? [100, 1_000, 10_000] : [100, 1_000, 10_000, 50_000];
+  const xs: number[] = [];
+  const perUpdate: number[] = [];
+  const perDelivery: number[] = [];
+  const metrics: Metric[] = [];
+  for (const size of sizes) {
+    ctx.progress(`room of ${size}`);
+    const spec: WorkloadSpec = { seed: 5, users: size, rooms: 1, roomsPerUser: 1, zipf: 0, listening: 0.2, changes: 30_000, simRate: 1_000 };
+    const w = generateWorkload(spec);
+    const rig = buildEngine(w);
+    rig.engine.batch(() => drive(rig, w, 0, 2_000));
+    const un = ingestReps(rig, w, 2_000, 3, 9_000, ctx.quick ? 300 : 1_500, false);
+    rig.engine.stop();
+    const us = 1e6 / med(un.updates);
+    const d = med(un.deliveries);
+    xs.push(size);
+    perUpdate.push(us);
+    perDelivery.push(1e9 / d);
+    metrics.push({ key: `room.${size}.update`, label: `room of ${fmtU(size)} (${fmtU(size / 5)} listening): time per notified change`, value: us, unit: 'µs', better: 'lower' });
+    metrics.push({ key: `room.${size}.delivery`, label: `room of ${fmtU(size)}: deliveries`, value: d, unit: 'deliveries/s', better: 'higher' });
+  }
+  return {
+    scenario: 'room-size',
+    title: 'Room-size sweep: one room, 20% listening, 1 input/turn',
+    params: { sizes },
+    metrics,
+    series: { roomSize: [{ name: 'µs per notified change', x: xs, y: perUpdate }, { name: 'ns per delivery', x: xs, y: perDelivery }] },
+  };
+}
+
+export function fmtU(n: number): string {
+  if (n >= 1e6 && n % 1e5 === 0) return `${n / 1e6}M`;
+  if (n >= 1e3 && n % 100 === 0) return `${n / 1e3}k`;
+  return String(n);
+}
+
+export const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Omit<ScenarioResult, 'seconds'>>> = {
+  ingest,
+  latency,
+  'large-room': largeRoom,
+  storm,
+  'all-users-router': allUsersRouter,
+  federation,
+  replay,
+  'get-new-events': getNewEvents,
+  memory,
+  growth,
+  'room-size': roomSize,
+};
+
+export type { PresenceBatch };
