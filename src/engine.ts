@@ -16,7 +16,7 @@ import { EMPTY_INTEREST, SyncNotifier, syncStreamObservable, type PresenceBatch 
 import { systemClock, type Clock } from './clock.js';
 import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
 import type { LogEntry, MembershipEvent, PresenceEvent, UserStepEvent } from './domain/events.js';
-import { diffRecords, evolveUser } from './domain/evolve.js';
+import { diffRecords, evolveUser, evolveUserSteps } from './domain/evolve.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
 import {
   DEFAULT_DEVICE,
@@ -152,6 +152,8 @@ interface Room {
 type Job = () => void;
 
 const EMPTY_ROOMS: ReadonlySet<Room> = new Set();
+/** Log entries folded per chunk on replay (bounds the memory of grouped steps). */
+const REPLAY_CHUNK = 65_536;
 
 export class PresenceEngine {
   readonly config: PresenceConfig;
@@ -1302,7 +1304,19 @@ export class PresenceEngine {
       }
       for (const [u, sid] of snapshot.fullRequests) this.fullRequests.set(u, sid);
     }
-    for (const entry of this.log.read(after)) this.fold(entry.event, records);
+    // Fold the log in chunks: indexes in log order, user records grouped per user (one immer produce per user and chunk).
+    let pending = new Map<UserId, UserStepEvent[]>();
+    let chunk = 0;
+    const foldPending = () => {
+      for (const [id, steps] of pending) records.set(id, evolveUserSteps(id, records.get(id), steps));
+      pending = new Map();
+      chunk = 0;
+    };
+    for (const entry of this.log.read(after)) {
+      this.fold(entry.event, pending);
+      if (++chunk === REPLAY_CHUNK) foldPending();
+    }
+    foldPending();
     for (const [id, record] of records) {
       if (isDormant(record)) {
         if (!isDefaultRecord(record)) this.dormant.set(id, record);
@@ -1311,10 +1325,13 @@ export class PresenceEngine {
     }
   }
 
-  private fold(e: PresenceEvent, records: Map<UserId, UserRecord>): void {
+  /** Apply one replayed event to the indexes; user steps are queued per user for `evolveUserSteps`. */
+  private fold(e: PresenceEvent, pending: Map<UserId, UserStepEvent[]>): void {
     switch (e.type) {
       case 'user.step': {
-        records.set(e.userId, evolveUser(records.get(e.userId), e as UserStepEvent));
+        const steps = pending.get(e.userId);
+        if (steps === undefined) pending.set(e.userId, [e]);
+        else steps.push(e);
         if (e.streamId !== undefined) {
           const i = this.indexOf(e.userId);
           this.lastStreamId[i] = e.streamId;

@@ -1,11 +1,12 @@
 /**
  * Per-user sync notifier: the push side of /sync. The engine offers changed
  * users (dense indexes) to the notifiers of users who are listening; each
- * notifier keeps a set of pending changed users (so a user who changes many
- * times, or is seen through several shared rooms, appears once) and, when the
- * engine flushes at the end of a turn, emits one batch holding the *current*
- * state of each pending user. Memory per notifier is bounded by the number of
- * users visible to it, never by the number of changes.
+ * notifier appends them to a pending list and, when the engine flushes at the
+ * end of the turn, emits one batch holding the *current* state of each pending
+ * user once (a user who changed several times, or is seen through several
+ * shared rooms, appears once). Pending lists are emptied every turn, so memory
+ * is bounded by one turn's offers, never by the history of changes; consumers
+ * slower than the engine coalesce with `coalesceWhileBusy`.
  *
  * Only users with an open stream have a notifier; everyone else costs nothing
  * here and reads on demand with `getNewEvents`.

@@ -1,10 +1,11 @@
 /**
  * The fold: `evolveUser(record, step)` applies one logged step to one user's
  * record with immer (small per-user records only: never the whole engine state,
- * see the performance traps), and `diffRecords` produces the step that turns one
- * record into another. `evolveUser(a, diffRecords(a, b, …))` equals `b`.
+ * see the performance traps); `evolveUserSteps` applies a run of one user's
+ * steps in a single `produce` (replay); `diffRecords` produces the step that
+ * turns one record into another. `evolveUser(a, diffRecords(a, b, …))` equals `b`.
  */
-import { produce, setAutoFreeze } from 'immer';
+import { produce, setAutoFreeze, type Draft } from 'immer';
 import type { DeviceId, UserId } from './ids.js';
 import type { PresenceFields, UserStepEvent } from './events.js';
 import { defaultRecord, type DevicePresence, type UserRecord } from './presence.js';
@@ -22,26 +23,43 @@ const PRESENCE_KEYS = [
   'currentlyActive',
 ] as const satisfies readonly (keyof PresenceFields)[];
 
+/** Apply one logged step to a draft of the user's record (the reducer, run inside immer's `produce`). */
+function applyStep(draft: Draft<UserRecord>, step: UserStepEvent): void {
+  if (step.presence !== undefined) Object.assign(draft.presence, step.presence);
+  if (step.devices !== undefined) {
+    for (const key in step.devices) {
+      const id = key as DeviceId;
+      const d = step.devices[id];
+      if (d === null || d === undefined) delete draft.devices[id];
+      else draft.devices[id] = { state: d.state, lastActiveTs: d.lastActiveTs, lastSyncTs: d.lastSyncTs };
+    }
+  }
+  if (step.syncs !== undefined) {
+    for (const key in step.syncs) {
+      const id = key as DeviceId;
+      const n = step.syncs[id];
+      if (n === null || n === undefined) delete draft.syncs[id];
+      else draft.syncs[id] = n;
+    }
+  }
+}
+
+/** Fold one logged step into a user's record. */
 export function evolveUser(record: UserRecord | undefined, step: UserStepEvent): UserRecord {
-  const base = record ?? defaultRecord(step.userId);
+  return produce(record ?? defaultRecord(step.userId), (draft) => applyStep(draft, step));
+}
+
+/**
+ * Fold several steps of one user, in log order, with a single `produce`. A
+ * user's record depends only on that user's own steps, so replay groups each
+ * chunk of the log by user and pays immer's fixed cost once per user and chunk
+ * instead of once per event. Equal to folding the steps one by one.
+ */
+export function evolveUserSteps(userId: UserId, record: UserRecord | undefined, steps: readonly UserStepEvent[]): UserRecord {
+  const base = record ?? defaultRecord(userId);
+  if (steps.length === 0) return base;
   return produce(base, (draft) => {
-    if (step.presence !== undefined) Object.assign(draft.presence, step.presence);
-    if (step.devices !== undefined) {
-      for (const key in step.devices) {
-        const id = key as DeviceId;
-        const d = step.devices[id];
-        if (d === null || d === undefined) delete draft.devices[id];
-        else draft.devices[id] = { state: d.state, lastActiveTs: d.lastActiveTs, lastSyncTs: d.lastSyncTs };
-      }
-    }
-    if (step.syncs !== undefined) {
-      for (const key in step.syncs) {
-        const id = key as DeviceId;
-        const n = step.syncs[id];
-        if (n === null || n === undefined) delete draft.syncs[id];
-        else draft.syncs[id] = n;
-      }
-    }
+    for (const step of steps) applyStep(draft, step);
   });
 }
 
