@@ -801,24 +801,12 @@ export class PresenceEngine {
         const id = e.userId;
         const idx = this.indexOf(id);
         const after = evolveUser(this.recordOf(id), e);
-        if (isDormant(after)) {
-          this.actors.release(id);
-          if (isDefaultRecord(after)) this.dormant.delete(id);
-          else this.dormant.set(id, after);
-        } else {
+        if (isDormant(after)) this.makeDormant(id, after);
+        else {
           this.dormant.delete(id);
           this.actors.spawn(id, this.isMine(id), after);
         }
-        if (e.streamId !== undefined) {
-          const streamId = ++this.streamId;
-          this.lastStreamId[idx] = streamId;
-          this.changes.add(streamId, idx);
-          if (!this.turnSeen.has(idx)) {
-            this.turnSeen.add(idx);
-            this.turnChanged.push(idx);
-          }
-          this.counters.updates++;
-        }
+        if (e.streamId !== undefined) this.recordNotified(idx);
         return;
       }
       case 'room.membership': {
@@ -907,25 +895,34 @@ export class PresenceEngine {
     const idx = this.indexOf(userId);
     let streamId: number | undefined;
     if (outcome.notify) {
-      streamId = ++this.streamId;
-      this.lastStreamId[idx] = streamId;
-      this.changes.add(streamId, idx);
-      if (!this.turnSeen.has(idx)) {
-        this.turnSeen.add(idx);
-        this.turnChanged.push(idx);
-      }
-      this.counters.updates++;
+      streamId = this.recordNotified(idx);
     } else if (outcome.ping && mine) {
       this.turnPings.push(after.presence);
     }
     const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
     if (ev !== null) this.turnEvents.push(ev);
     if (this.config.enabled === true) this.wheel.schedule(userId, nextDeadline(after, mine, this.rules));
-    if (isDormant(after)) {
-      this.actors.release(userId);
-      if (isDefaultRecord(after)) this.dormant.delete(userId);
-      else this.dormant.set(userId, after);
+    if (isDormant(after)) this.makeDormant(userId, after);
+  }
+
+  /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */
+  private recordNotified(idx: number): number {
+    const streamId = ++this.streamId;
+    this.lastStreamId[idx] = streamId;
+    this.changes.add(streamId, idx);
+    if (!this.turnSeen.has(idx)) {
+      this.turnSeen.add(idx);
+      this.turnChanged.push(idx);
     }
+    this.counters.updates++;
+    return streamId;
+  }
+
+  /** Drop a dormant user's actor; keep a compact record unless their state is the default. */
+  private makeDormant(userId: UserId, record: UserRecord): void {
+    this.actors.release(userId);
+    if (isDefaultRecord(record)) this.dormant.delete(userId);
+    else this.dormant.set(userId, record);
   }
 
   private onTimers(due: UserId[], now: number): void {
