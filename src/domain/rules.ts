@@ -32,7 +32,6 @@ export function withPresence(
 }
 
 function withRecord(
-  r: UserRecord,
   presence: UserPresenceState,
   devices: Readonly<Record<DeviceId, DevicePresence>>,
   syncs: Readonly<Record<DeviceId, number>>,
@@ -109,7 +108,7 @@ export function finishStep(
   if (notify && p.lastFederationUpdateTs !== now) {
     p = withPresence(p, p.state, p.lastActiveTs, now, p.lastUserSyncTs, p.statusMsg, p.currentlyActive);
   }
-  const record = p === c ? candidate : withRecord(candidate, p, candidate.devices, candidate.syncs);
+  const record = p === c ? candidate : withRecord(p, candidate.devices, candidate.syncs);
   return { record, notify, ping: ping && !notify };
 }
 
@@ -166,7 +165,7 @@ export function setState(
     input.isSync ? prev.statusMsg : input.statusMsg,
     prev.currentlyActive,
   );
-  return withRecord(r, presenceNext, devices, r.syncs);
+  return withRecord(presenceNext, devices, r.syncs);
 }
 
 /** Spec §2.6: a sync request started on a device with `set_presence` online or unavailable. */
@@ -180,7 +179,7 @@ export function syncStarted(
   const syncs: Record<DeviceId, number> = {};
   for (const k in r.syncs) syncs[k as DeviceId] = r.syncs[k as DeviceId] as number;
   syncs[deviceId] = (r.syncs[deviceId] ?? 0) + 1;
-  return setState(withRecord(r, r.presence, r.devices, syncs), { deviceId, presence, statusMsg: null, isSync: true }, now, cfg);
+  return setState(withRecord(r.presence, r.devices, syncs), { deviceId, presence, statusMsg: null, isSync: true }, now, cfg);
 }
 
 /** Spec §2.6 exit: a sync request on a device finished. */
@@ -192,7 +191,6 @@ export function syncEnded(r: UserRecord, deviceId: DeviceId, now: number): UserR
   const old = device(r, deviceId);
   const p = r.presence;
   return withRecord(
-    r,
     withPresence(p, p.state, p.lastActiveTs, p.lastFederationUpdateTs, now, p.statusMsg, p.currentlyActive),
     withDevice(r.devices, deviceId, { state: old.state, lastActiveTs: old.lastActiveTs, lastSyncTs: now }),
     syncs,
@@ -209,7 +207,6 @@ export function bumpActive(r: UserRecord, deviceId: DeviceId, now: number): User
   });
   const p = r.presence;
   return withRecord(
-    r,
     withPresence(p, combineDevices(devices), now, p.lastFederationUpdateTs, p.lastUserSyncTs, p.statusMsg, p.currentlyActive),
     devices,
     r.syncs,
