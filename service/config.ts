@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, HomeserverConfigSchema, RoomIdSchema, ServerNameSchema, UserIdSchema, serverNameOf } from '../src/index.js';
+import { ConfigError, HomeserverConfigSchema, configErrorFromZod, RoomIdSchema, ServerNameSchema, UserIdSchema, serverNameOf } from '../src/index.js';
 import type { FederationTransportOptions, RoomId, ServerName, UserId } from '../src/index.js';
 
 const PortSchema = z.number().int().min(0).max(65_535);
@@ -110,22 +110,13 @@ export interface LoadedServiceConfig {
   readonly settings: ServiceSettings;
 }
 
-function issuePath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
-}
-
 /** Validate a parsed config object. @throws ConfigError */
 export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError('', 'the config must be a mapping with at least server_name');
   }
   const r = ServiceConfigFileSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    let message = issue?.message ?? 'invalid';
-    if (issue?.code === 'unrecognized_keys') message = `unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; see docs/service.md`;
-    throw new ConfigError(issue ? issuePath(issue.path) : '', message);
-  }
+  if (!r.success) throw configErrorFromZod(r.error, 'see docs/service.md');
   const c = r.data;
   const s = c.service;
   const serverName = c.server_name;

@@ -120,6 +120,19 @@ function issuePath(path: readonly PropertyKey[]): string {
 }
 
 /**
+ * The {@link ConfigError} for a failed zod parse of a config: the first issue's
+ * dotted path and message; unknown keys are named with a pointer to `docs`.
+ */
+export function configErrorFromZod(error: z.ZodError, docs: string): ConfigError {
+  const issue = error.issues[0];
+  let message = issue?.message ?? 'invalid';
+  if (issue?.code === 'unrecognized_keys') {
+    message = `unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; ${docs}`;
+  }
+  return new ConfigError(issue ? issuePath(issue.path) : '', message);
+}
+
+/**
  * Validate a homeserver config object (already parsed from YAML/JSON).
  * @throws ConfigError naming the first offending path.
  */
@@ -128,15 +141,7 @@ export function parseConfig(raw: unknown): PresenceConfig {
     throw new ConfigError('', 'the config must be a mapping with at least server_name');
   }
   const r = HomeserverConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const path = issue ? issuePath(issue.path) : '';
-    let message = issue?.message ?? 'invalid';
-    if (issue?.code === 'unrecognized_keys') {
-      message = `unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; check the spelling against docs/configuration.md`;
-    }
-    throw new ConfigError(path, message);
-  }
+  if (!r.success) throw configErrorFromZod(r.error, 'check the spelling against docs/configuration.md');
   const c = r.data;
   const p = c.presence;
   if (p.last_active_granularity <= 0) throw new ConfigError('presence.last_active_granularity', 'must be greater than 0');

@@ -17,7 +17,7 @@ export type {
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';
 
-export { parseConfig, parseConfigYaml, presenceConfig, HomeserverConfigSchema, DurationSchema } from './config.js';
+export { parseConfig, parseConfigYaml, presenceConfig, configErrorFromZod, HomeserverConfigSchema, DurationSchema } from './config.js';
 export type { PresenceConfig, HomeserverConfigInput, ModuleEntry, LogConfig } from './config.js';
 
 export {
