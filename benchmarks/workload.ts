@@ -8,17 +8,10 @@
  * the simulated clock advances. Everything is a pure function of the seed.
  */
 
-/** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../src/testing/random.js';
+
+/** Seeded PRNG (mulberry32), shared with the testing kit. */
+export const rng = seededRandom;
 
 /** Sampler over 0..n-1 with P(i) ∝ 1/(i+1)^s (s = 0 is uniform). */
 export function zipfSampler(n: number, s: number, random: () => number): () => number {

@@ -11,6 +11,7 @@ import { MemoryLogger } from '../logger.js';
 import { SimulatedClock } from './simulated-clock.js';
 
 export { SimulatedClock, flushMicrotasks } from './simulated-clock.js';
+export { seededRandom } from './random.js';
 export { InMemoryEventLog } from '../log/event-log.js';
 export { MemoryLogger } from '../logger.js';
 
