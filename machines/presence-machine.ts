@@ -109,6 +109,43 @@ export const presenceGuards = {
 
 const STATES: readonly PresenceValue[] = ['offline', 'online', 'unavailable', 'busy'];
 
+/** Named action for each event a region accepts: the one table behind both the machine and {@link presenceStepFor}. */
+export type PresenceStepName = keyof typeof presenceSteps;
+type Handlers = Partial<Record<PresenceMachineEvent['type'], PresenceStepName>>;
+const LOCAL_HANDLERS: Handlers = {
+  'presence.set': 'setPresence',
+  'sync.start': 'syncStart',
+  'sync.end': 'syncEnd',
+  activity: 'activity',
+  timeout: 'localTimeout',
+  'module.set': 'moduleSet',
+};
+const REMOTE_HANDLERS: Handlers = {
+  'remote.update': 'remoteUpdate',
+  timeout: 'remoteTimeout',
+  'module.set': 'moduleSet',
+};
+
+function onFrom(handlers: Handlers): Record<string, { actions: PresenceStepName }> {
+  const on: Record<string, { actions: PresenceStepName }> = {};
+  for (const [type, action] of Object.entries(handlers)) on[type] = { actions: action };
+  return on;
+}
+
+/** A named action as a plain function: (context, event) → context patch. */
+export type PresenceStepFn = (ctx: PresenceMachineContext, e: PresenceMachineEvent) => Partial<PresenceMachineContext>;
+
+/**
+ * The named action the machine runs for an event of `type` in the `local`
+ * (isMine) or `remote` region, as a plain function, or undefined when that
+ * region ignores the event. Read from the same tables the machine is built
+ * from, so the two cannot disagree (the actor system's shortcut relies on it).
+ */
+export function presenceStepFor(isMine: boolean, type: PresenceMachineEvent['type']): PresenceStepFn | undefined {
+  const name = (isMine ? LOCAL_HANDLERS : REMOTE_HANDLERS)[type];
+  return name === undefined ? undefined : (presenceSteps[name] as PresenceStepFn);
+}
+
 export const presenceMachine = setup({
   types: {
     context: {} as PresenceMachineContext,
@@ -139,23 +176,12 @@ export const presenceMachine = setup({
     },
     local: {
       initial: 'offline',
-      on: {
-        'presence.set': { actions: 'setPresence' },
-        'sync.start': { actions: 'syncStart' },
-        'sync.end': { actions: 'syncEnd' },
-        activity: { actions: 'activity' },
-        timeout: { actions: 'localTimeout' },
-        'module.set': { actions: 'moduleSet' },
-      },
+      on: onFrom(LOCAL_HANDLERS),
       states: followPresence(),
     },
     remote: {
       initial: 'offline',
-      on: {
-        'remote.update': { actions: 'remoteUpdate' },
-        timeout: { actions: 'remoteTimeout' },
-        'module.set': { actions: 'moduleSet' },
-      },
+      on: onFrom(REMOTE_HANDLERS),
       states: followPresence(),
     },
   },

@@ -302,7 +302,7 @@ export class PresenceEngine {
 
   /** Every user with a non-default record (live or dormant). */
   *knownUsers(): IterableIterator<UserPresenceState> {
-    for (const [, snap] of this.actors.entries()) yield snap.context.record.presence;
+    for (const [, record] of this.actors.records()) yield record.presence;
     for (const [, r] of this.dormant) yield r.presence;
   }
 
@@ -713,7 +713,7 @@ export class PresenceEngine {
   /** Serialisable state at the current log position. */
   snapshot(): EngineSnapshot {
     const users: [UserId, UserRecord, number][] = [];
-    for (const [id, snap] of this.actors.entries()) users.push([id, snap.context.record, this.streamIdOf(id)]);
+    for (const [id, record] of this.actors.records()) users.push([id, record, this.streamIdOf(id)]);
     for (const [id, r] of this.dormant) users.push([id, r, this.streamIdOf(id)]);
     for (let i = 0; i < this.userIds.length; i++) {
       const id = this.userIds[i] as UserId;
@@ -737,8 +737,8 @@ export class PresenceEngine {
    */
   endRestoredSyncs(): void {
     const open: [UserId, DeviceId, number][] = [];
-    for (const [id, snap] of this.actors.entries()) {
-      for (const [d, n] of Object.entries(snap.context.record.syncs)) open.push([id, d as DeviceId, n]);
+    for (const [id, record] of this.actors.records()) {
+      for (const [d, n] of Object.entries(record.syncs)) open.push([id, d as DeviceId, n]);
     }
     if (open.length === 0) return;
     this.run(() => {
