@@ -31,6 +31,7 @@ import {
 } from './domain/ids.js';
 import {
   defaultPresence,
+  compactRecord,
   defaultRecord,
   isDefaultRecord,
   isDormant,
@@ -175,8 +176,14 @@ export class PresenceEngine {
 
   private readonly rules: RuleConfig;
   private readonly actors: PresenceActorSystem;
-  /** Compact records of dormant users whose state differs from the default. */
-  private readonly dormant = new Map<UserId, UserRecord>();
+  /**
+   * The current record of each user by index: every live actor's, and each
+   * dormant user's whose state differs from the default (`undefined` means the
+   * default). One array slot per known user instead of a map entry per dormant
+   * user, and `stateAt` is one array read on the delivery path.
+   */
+  private readonly recordAt: (UserRecord | undefined)[] = [];
+  private recordCount = 0;
   private readonly userIds: UserId[] = [];
   private readonly userIndex = new Map<UserId, number>();
   private readonly lastStreamId: number[] = [];
@@ -234,7 +241,7 @@ export class PresenceEngine {
   /** Counters and sizes, for metrics and benchmarks. */
   get stats(): Readonly<EngineStats> {
     this.counters.liveActors = this.actors.size;
-    this.counters.dormantRecords = this.dormant.size;
+    this.counters.dormantRecords = this.recordCount - this.actors.size;
     return this.counters;
   }
 
@@ -302,8 +309,7 @@ export class PresenceEngine {
 
   /** Every user with a non-default record (live or dormant). */
   *knownUsers(): IterableIterator<UserPresenceState> {
-    for (const [, record] of this.actors.records()) yield record.presence;
-    for (const [, r] of this.dormant) yield r.presence;
+    for (const r of this.recordAt) if (r !== undefined) yield r.presence;
   }
 
   /** The XState snapshot value of a user's live actor (e.g. `{ local: 'online' }`), or undefined when dormant. */
@@ -713,11 +719,12 @@ export class PresenceEngine {
   /** Serialisable state at the current log position. */
   snapshot(): EngineSnapshot {
     const users: [UserId, UserRecord, number][] = [];
-    for (const [id, record] of this.actors.records()) users.push([id, record, this.streamIdOf(id)]);
-    for (const [id, r] of this.dormant) users.push([id, r, this.streamIdOf(id)]);
     for (let i = 0; i < this.userIds.length; i++) {
       const id = this.userIds[i] as UserId;
-      if ((this.lastStreamId[i] ?? 0) > 0 && !this.actors.has(id) && !this.dormant.has(id)) users.push([id, defaultRecord(id), this.lastStreamId[i] ?? 0]);
+      const r = this.recordAt[i];
+      const sid = this.lastStreamId[i] ?? 0;
+      if (r !== undefined) users.push([id, r, sid]);
+      else if (sid > 0) users.push([id, defaultRecord(id), sid]);
     }
     const rooms: [RoomId, UserId[]][] = [];
     for (const room of this.roomList) if (room.members.size > 0) rooms.push([room.id, [...room.members].map((m) => this.userIds[m] as UserId)]);
@@ -801,9 +808,9 @@ export class PresenceEngine {
         const id = e.userId;
         const idx = this.indexOf(id);
         const after = evolveUser(this.recordOf(id), e);
-        if (isDormant(after)) this.makeDormant(id, after);
+        if (isDormant(after)) this.makeDormant(id, idx, after);
         else {
-          this.dormant.delete(id);
+          this.setRecord(idx, after);
           this.actors.spawn(id, this.isMine(id), after);
         }
         if (e.streamId !== undefined) this.recordNotified(idx);
@@ -891,7 +898,7 @@ export class PresenceEngine {
   /** Drive one user's actor with one event and record the consequences in the turn. */
   private step(userId: UserId, event: PresenceMachineEvent): void {
     const mine = this.isMine(userId);
-    const { before, after, outcome } = this.actors.send(userId, mine, () => this.takeDormant(userId), event);
+    const { before, after, outcome } = this.actors.send(userId, mine, () => this.recordOf(userId), event);
     const idx = this.indexOf(userId);
     let streamId: number | undefined;
     if (outcome.notify) {
@@ -902,7 +909,8 @@ export class PresenceEngine {
     const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
     if (ev !== null) this.turnEvents.push(ev);
     if (this.config.enabled === true) this.wheel.schedule(userId, nextDeadline(after, mine, this.rules));
-    if (isDormant(after)) this.makeDormant(userId, after);
+    if (isDormant(after)) this.makeDormant(userId, idx, after);
+    else if (after !== before) this.setRecord(idx, after);
   }
 
   /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */
@@ -919,17 +927,22 @@ export class PresenceEngine {
   }
 
   /** Drop a dormant user's actor; keep a compact record unless their state is the default. */
-  private makeDormant(userId: UserId, record: UserRecord): void {
+  private makeDormant(userId: UserId, idx: number, record: UserRecord): void {
     this.actors.release(userId);
-    if (isDefaultRecord(record)) this.dormant.delete(userId);
-    else this.dormant.set(userId, record);
+    this.setRecord(idx, isDefaultRecord(record) ? undefined : compactRecord(record));
+  }
+
+  private setRecord(idx: number, record: UserRecord | undefined): void {
+    const had = this.recordAt[idx] !== undefined;
+    this.recordAt[idx] = record;
+    if (had !== (record !== undefined)) this.recordCount += had ? -1 : 1;
   }
 
   private onTimers(due: UserId[], now: number): void {
     if (this.stopped) return;
     this.run(() => {
       for (const id of due) {
-        if ((this.actors.has(id) || this.dormant.has(id)) && this.owned(id)) this.step(id, { type: 'timeout', now });
+        if ((this.actors.has(id) || this.storedRecord(id) !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now });
       }
     });
   }
@@ -1194,31 +1207,25 @@ export class PresenceEngine {
       this.userIds.push(userId);
       this.userIndex.set(userId, i);
       this.lastStreamId.push(0);
+      this.recordAt.push(undefined);
       this.roomsOf.push(undefined);
       this.notifiers.push(undefined);
     }
     return i;
   }
 
-  private streamIdOf(userId: UserId): number {
+  /** A known user's non-default record (live or dormant), else undefined. */
+  private storedRecord(userId: UserId): UserRecord | undefined {
     const i = this.userIndex.get(userId);
-    return i === undefined ? 0 : (this.lastStreamId[i] ?? 0);
+    return i === undefined ? undefined : this.recordAt[i];
   }
 
   private recordOf(userId: UserId): UserRecord {
-    return this.actors.record(userId) ?? this.dormant.get(userId) ?? defaultRecord(userId);
+    return this.storedRecord(userId) ?? defaultRecord(userId);
   }
 
   private stateAt(i: number): UserPresenceState {
-    const id = this.userIds[i] as UserId;
-    return (this.actors.record(id) ?? this.dormant.get(id))?.presence ?? defaultPresence(id);
-  }
-
-  private takeDormant(userId: UserId): UserRecord {
-    const r = this.dormant.get(userId);
-    if (r === undefined) return defaultRecord(userId);
-    this.dormant.delete(userId);
-    return r;
+    return this.recordAt[i]?.presence ?? defaultPresence(this.userIds[i] as UserId);
   }
 
   private isJoined(room: RoomId, user: UserId): boolean {
@@ -1315,9 +1322,9 @@ export class PresenceEngine {
     }
     foldPending();
     for (const [id, record] of records) {
-      if (isDormant(record)) {
-        if (!isDefaultRecord(record)) this.dormant.set(id, record);
-      } else this.actors.spawn(id, this.isMine(id), record);
+      const dormant = isDormant(record);
+      if (!dormant || !isDefaultRecord(record)) this.setRecord(this.indexOf(id), dormant ? compactRecord(record) : record);
+      if (!dormant) this.actors.spawn(id, this.isMine(id), record);
       if (this.config.enabled === true && this.owned(id)) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
     }
   }
