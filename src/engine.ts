@@ -12,7 +12,7 @@ import { Observable, Subject, type Subscriber, type Subscription } from 'rxjs';
 import { PresenceActorSystem } from '../machines/actor-system.js';
 import type { PresenceMachineEvent } from '../machines/presence-machine.js';
 import { ChangeIndex } from '../streams/change-index.js';
-import { EMPTY_INTEREST, SyncNotifier, syncStreamObservable, type PresenceBatch } from '../streams/sync-notifier.js';
+import { EMPTY_INTEREST, RoomSegment, SyncNotifier, syncStreamObservable, type PresenceBatch } from '../streams/sync-notifier.js';
 import { systemClock, type Clock } from './clock.js';
 import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
 import type { LogEntry, MembershipEvent, PresenceEvent, UserStepEvent } from './domain/events.js';
@@ -148,6 +148,8 @@ interface Room {
   /** Joined remote users per server. */
   readonly remote: Map<ServerName, number>;
   readonly excluded: boolean;
+  /** This turn's changed members, shared by the room's listeners (created on first use). */
+  segment: RoomSegment | null;
 }
 
 type Job = () => void;
@@ -216,6 +218,8 @@ export class PresenceEngine {
   private turnPings: UserPresenceState[] = [];
   private turnFull: UserId[] = [];
   private dirty: SyncNotifier[] = [];
+  /** Rooms with a non-empty segment this turn (cleared by `flush`). */
+  private dirtyRooms: Room[] = [];
   private readonly committed = new Subject<readonly LogEntry[]>();
 
   constructor(options: PresenceEngineOptions) {
@@ -984,9 +988,10 @@ export class PresenceEngine {
       let dests: Set<ServerName> | undefined;
       for (const room of this.roomsOf[u] ?? EMPTY_ROOMS) {
         if (room.excluded) continue;
-        for (const m of room.listening) {
-          const n = notifiers[m];
-          if (n !== undefined && n.interest !== ALL_USERS) this.offer(n, u);
+        if (room.listening.size > 0) {
+          const segment = (room.segment ??= new RoomSegment());
+          if (segment.users.length === 0) this.dirtyRooms.push(room);
+          segment.users.push(u);
         }
         if (state !== undefined && room.remote.size > 0) {
           dests ??= new Set();
@@ -998,6 +1003,19 @@ export class PresenceEngine {
       if (state !== undefined) {
         localStates.push(state);
         if (dests !== undefined) destinations.set(state, dests);
+      }
+    }
+    // One push per (room, listener): the listener reads the room's changes from its shared segment.
+    for (const room of this.dirtyRooms) {
+      const segment = room.segment as RoomSegment;
+      for (const m of room.listening) {
+        const n = notifiers[m];
+        if (n === undefined || n.interest === ALL_USERS) continue;
+        if (!n.dirty) {
+          n.dirty = true;
+          this.dirty.push(n);
+        }
+        n.segments.push(segment);
       }
     }
     if (this.router.active) {
@@ -1135,10 +1153,16 @@ export class PresenceEngine {
       const dirty = this.dirty;
       this.dirty = [];
       const token = this.streamId;
+      const users = this.userIds.length;
+      const stateOf = this.stateOf;
       for (const n of dirty) {
         n.dirty = false;
-        this.counters.deliveries += n.flush((i) => this.stateAt(i), token);
+        this.counters.deliveries += n.flush(stateOf, token, users);
       }
+    }
+    if (this.dirtyRooms.length > 0) {
+      for (const room of this.dirtyRooms) room.segment?.clear();
+      this.dirtyRooms = [];
     }
     this.federation.flush(this.clock.now());
   }
@@ -1224,6 +1248,8 @@ export class PresenceEngine {
     return this.storedRecord(userId) ?? defaultRecord(userId);
   }
 
+  private readonly stateOf = (i: number): UserPresenceState => this.stateAt(i);
+
   private stateAt(i: number): UserPresenceState {
     return this.recordAt[i]?.presence ?? defaultPresence(this.userIds[i] as UserId);
   }
@@ -1257,7 +1283,15 @@ export class PresenceEngine {
   private applyMembership(e: MembershipEvent, live: boolean): void {
     let room = this.rooms.get(e.roomId);
     if (room === undefined) {
-      room = { id: e.roomId, index: this.roomList.length, members: new Set(), listening: new Set(), remote: new Map(), excluded: this.config.excludeRoomsFromPresence.has(e.roomId) };
+      room = {
+        id: e.roomId,
+        index: this.roomList.length,
+        members: new Set(),
+        listening: new Set(),
+        remote: new Map(),
+        excluded: this.config.excludeRoomsFromPresence.has(e.roomId),
+        segment: null,
+      };
       this.rooms.set(e.roomId, room);
       this.roomList.push(room);
     }
