@@ -31,7 +31,7 @@ import {
 } from './domain/ids.js';
 import {
   defaultPresence,
-  compactRecord,
+  dormantRecord,
   defaultRecord,
   isDefaultRecord,
   isDormant,
@@ -179,13 +179,15 @@ export class PresenceEngine {
   private readonly rules: RuleConfig;
   private readonly actors: PresenceActorSystem;
   /**
-   * The current record of each user by index: every live actor's, and each
+   * The current presence of each user by index: every live actor's, and each
    * dormant user's whose state differs from the default (`undefined` means the
-   * default). One array slot per known user instead of a map entry per dormant
-   * user, and `stateAt` is one array read on the delivery path.
+   * default). A dormant user has no devices and no syncs, so their presence is
+   * their whole record: one array slot and one object per known user instead
+   * of a map entry and a record wrapper, and `stateAt` is one array read on the
+   * delivery path. Live users' records are held by their actors.
    */
-  private readonly recordAt: (UserRecord | undefined)[] = [];
-  private recordCount = 0;
+  private readonly presenceAt: (UserPresenceState | undefined)[] = [];
+  private storedCount = 0;
   private readonly userIds: UserId[] = [];
   private readonly userIndex = new Map<UserId, number>();
   private readonly lastStreamId: number[] = [];
@@ -245,7 +247,7 @@ export class PresenceEngine {
   /** Counters and sizes, for metrics and benchmarks. */
   get stats(): Readonly<EngineStats> {
     this.counters.liveActors = this.actors.size;
-    this.counters.dormantRecords = this.recordCount - this.actors.size;
+    this.counters.dormantRecords = this.storedCount - this.actors.size;
     return this.counters;
   }
 
@@ -313,7 +315,7 @@ export class PresenceEngine {
 
   /** Every user with a non-default record (live or dormant). */
   *knownUsers(): IterableIterator<UserPresenceState> {
-    for (const r of this.recordAt) if (r !== undefined) yield r.presence;
+    for (const p of this.presenceAt) if (p !== undefined) yield p;
   }
 
   /** The XState snapshot value of a user's live actor (e.g. `{ local: 'online' }`), or undefined when dormant. */
@@ -725,9 +727,9 @@ export class PresenceEngine {
     const users: [UserId, UserRecord, number][] = [];
     for (let i = 0; i < this.userIds.length; i++) {
       const id = this.userIds[i] as UserId;
-      const r = this.recordAt[i];
+      const p = this.presenceAt[i];
       const sid = this.lastStreamId[i] ?? 0;
-      if (r !== undefined) users.push([id, r, sid]);
+      if (p !== undefined) users.push([id, this.actors.record(id) ?? dormantRecord(p), sid]);
       else if (sid > 0) users.push([id, defaultRecord(id), sid]);
     }
     const rooms: [RoomId, UserId[]][] = [];
@@ -814,7 +816,7 @@ export class PresenceEngine {
         const after = evolveUser(this.recordOf(id), e);
         if (isDormant(after)) this.makeDormant(id, idx, after);
         else {
-          this.setRecord(idx, after);
+          this.storePresence(idx, after.presence);
           this.actors.spawn(id, this.isMine(id), after);
         }
         if (e.streamId !== undefined) this.recordNotified(idx);
@@ -914,7 +916,7 @@ export class PresenceEngine {
     if (ev !== null) this.turnEvents.push(ev);
     if (this.config.enabled === true) this.wheel.schedule(userId, nextDeadline(after, mine, this.rules));
     if (isDormant(after)) this.makeDormant(userId, idx, after);
-    else if (after !== before) this.setRecord(idx, after);
+    else if (after !== before) this.storePresence(idx, after.presence);
   }
 
   /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */
@@ -930,23 +932,23 @@ export class PresenceEngine {
     return streamId;
   }
 
-  /** Drop a dormant user's actor; keep a compact record unless their state is the default. */
+  /** Drop a dormant user's actor; keep their presence unless it is the default. */
   private makeDormant(userId: UserId, idx: number, record: UserRecord): void {
     this.actors.release(userId);
-    this.setRecord(idx, isDefaultRecord(record) ? undefined : compactRecord(record));
+    this.storePresence(idx, isDefaultRecord(record) ? undefined : record.presence);
   }
 
-  private setRecord(idx: number, record: UserRecord | undefined): void {
-    const had = this.recordAt[idx] !== undefined;
-    this.recordAt[idx] = record;
-    if (had !== (record !== undefined)) this.recordCount += had ? -1 : 1;
+  private storePresence(idx: number, presence: UserPresenceState | undefined): void {
+    const had = this.presenceAt[idx] !== undefined;
+    this.presenceAt[idx] = presence;
+    if (had !== (presence !== undefined)) this.storedCount += had ? -1 : 1;
   }
 
   private onTimers(due: UserId[], now: number): void {
     if (this.stopped) return;
     this.run(() => {
       for (const id of due) {
-        if ((this.actors.has(id) || this.storedRecord(id) !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now });
+        if ((this.actors.has(id) || this.storedPresence(id) !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now });
       }
     });
   }
@@ -1231,27 +1233,30 @@ export class PresenceEngine {
       this.userIds.push(userId);
       this.userIndex.set(userId, i);
       this.lastStreamId.push(0);
-      this.recordAt.push(undefined);
+      this.presenceAt.push(undefined);
       this.roomsOf.push(undefined);
       this.notifiers.push(undefined);
     }
     return i;
   }
 
-  /** A known user's non-default record (live or dormant), else undefined. */
-  private storedRecord(userId: UserId): UserRecord | undefined {
+  /** A known user's non-default presence (live or dormant), else undefined. */
+  private storedPresence(userId: UserId): UserPresenceState | undefined {
     const i = this.userIndex.get(userId);
-    return i === undefined ? undefined : this.recordAt[i];
+    return i === undefined ? undefined : this.presenceAt[i];
   }
 
   private recordOf(userId: UserId): UserRecord {
-    return this.storedRecord(userId) ?? defaultRecord(userId);
+    const live = this.actors.record(userId);
+    if (live !== undefined) return live;
+    const p = this.storedPresence(userId);
+    return p === undefined ? defaultRecord(userId) : dormantRecord(p);
   }
 
   private readonly stateOf = (i: number): UserPresenceState => this.stateAt(i);
 
   private stateAt(i: number): UserPresenceState {
-    return this.recordAt[i]?.presence ?? defaultPresence(this.userIds[i] as UserId);
+    return this.presenceAt[i] ?? defaultPresence(this.userIds[i] as UserId);
   }
 
   private isJoined(room: RoomId, user: UserId): boolean {
@@ -1357,7 +1362,7 @@ export class PresenceEngine {
     foldPending();
     for (const [id, record] of records) {
       const dormant = isDormant(record);
-      if (!dormant || !isDefaultRecord(record)) this.setRecord(this.indexOf(id), dormant ? compactRecord(record) : record);
+      if (!dormant || !isDefaultRecord(record)) this.storePresence(this.indexOf(id), record.presence);
       if (!dormant) this.actors.spawn(id, this.isMine(id), record);
       if (this.config.enabled === true && this.owned(id)) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
     }

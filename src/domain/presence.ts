@@ -80,15 +80,9 @@ export function samePresence(a: UserPresenceState, b: UserPresenceState): boolea
   );
 }
 
-/**
- * A dormant record (no devices, no syncs) sharing the frozen empty maps of
- * `defaultRecord`: two fewer objects per dormant user kept in memory. Records
- * are never mutated outside immer, which copies frozen bases as needed.
- */
-export function compactRecord(r: UserRecord): UserRecord {
-  if (r.devices === EMPTY && r.syncs === EMPTY) return r;
-  if (!isEmpty(r.devices) || !isEmpty(r.syncs)) return r;
-  return { presence: r.presence, devices: EMPTY, syncs: EMPTY };
+/** The whole record of a dormant user (no devices, no syncs) from their presence. */
+export function dormantRecord(presence: UserPresenceState): UserRecord {
+  return { presence, devices: EMPTY, syncs: EMPTY };
 }
 
 /** True when the record carries nothing beyond the default state (it can be dropped from memory). */
