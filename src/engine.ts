@@ -337,10 +337,10 @@ export class PresenceEngine {
    */
   setPresence(userId: string, input: SetPresenceInput): void {
     this.ensureRunning();
-    const id = this.validate(() => parseUserId(userId));
+    const id = this.userIdArg(userId);
     const presence = this.validate(() => this.parsePresence(input?.presence));
     const statusMsg = this.validate(() => parseStatusMsg(input?.statusMsg));
-    const deviceId = this.validate(() => parseDeviceId(input?.deviceId));
+    const deviceId = this.deviceArg(input?.deviceId);
     if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
     if (this.config.enabled !== true) return;
     const wait = this.limiter.take(id, this.clock.now());
@@ -354,8 +354,8 @@ export class PresenceEngine {
    */
   userSyncing(userId: string, input: UserSyncingInput = {}): SyncHandle {
     this.ensureRunning();
-    const id = this.validate(() => parseUserId(userId));
-    const deviceId = this.validate(() => parseDeviceId(input.deviceId));
+    const id = this.userIdArg(userId);
+    const deviceId = this.deviceArg(input.deviceId);
     const set = this.validate(() => {
       const r = SetPresenceInSyncSchema.safeParse(input.setPresence ?? 'online');
       if (!r.success) throw new InvalidInputError('setPresence', r.error.issues[0]?.message ?? 'invalid');
@@ -380,8 +380,8 @@ export class PresenceEngine {
   /** The user did something active (sent a message, receipt, typing): `bump_presence_active_time`. */
   bumpActive(userId: string, deviceId?: string): void {
     this.ensureRunning();
-    const id = this.validate(() => parseUserId(userId));
-    const device = this.validate(() => parseDeviceId(deviceId));
+    const id = this.userIdArg(userId);
+    const device = this.deviceArg(deviceId);
     if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
     if (this.config.enabled !== true) return;
     this.run(() => this.step(id, { type: 'activity', now: this.clock.now(), deviceId: device }));
@@ -401,7 +401,7 @@ export class PresenceEngine {
   setMembership(roomId: string, userId: string, membership: 'join' | 'leave' | 'ban'): void {
     this.ensureRunning();
     const room = this.validate(() => parseRoomId(roomId));
-    const user = this.validate(() => parseUserId(userId));
+    const user = this.userIdArg(userId);
     if (membership !== 'join' && membership !== 'leave' && membership !== 'ban') {
       this.reject(new InvalidInputError('membership', 'must be join, leave or ban'));
     }
@@ -1396,6 +1396,7 @@ export class PresenceEngine {
   // ───────────────────────────── internals: validation ─────────────────────────────
 
   private parsePresence(value: unknown): PresenceValue {
+    if (value === 'online' || value === 'unavailable' || value === 'offline') return value;
     const r = PresenceInputSchema.safeParse(value);
     if (!r.success) throw new InvalidInputError('presence', `${JSON.stringify(value) ?? String(value)} ${r.error.issues[0]?.message ?? ''}`);
     const v = r.data === 'org.matrix.msc3026.busy' ? 'busy' : r.data;
@@ -1403,6 +1404,21 @@ export class PresenceEngine {
       throw new InvalidInputError('presence', 'busy is not enabled; set presence.busy_enabled (or experimental_features.msc3026_enabled) to true');
     }
     return v;
+  }
+
+  /**
+   * A user id argument. Ids the engine already knows were validated when it
+   * first met them (inputs, snapshots and logs are all parsed), so they skip
+   * the schema: one map lookup instead of a zod parse per input.
+   */
+  private userIdArg(raw: unknown): UserId {
+    if (typeof raw === 'string' && this.userIndex.has(raw as UserId)) return raw as UserId;
+    return this.validate(() => parseUserId(raw));
+  }
+
+  private deviceArg(raw: unknown): DeviceId {
+    if (raw === undefined || raw === null) return DEFAULT_DEVICE;
+    return this.validate(() => parseDeviceId(raw));
   }
 
   private validate<T>(fn: () => T): T {
@@ -1425,6 +1441,7 @@ export class PresenceEngine {
 }
 
 function parseStatusMsg(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
   const r = StatusMsgSchema.safeParse(value);
   if (!r.success) throw new InvalidInputError('statusMsg', 'status_msg must be a string (or null/absent to clear it)');
   return r.data ?? null;
