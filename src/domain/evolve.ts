@@ -100,13 +100,12 @@ export function diffRecords(
     }
   }
   if (presence === undefined && devices === undefined && syncs === undefined && streamId === undefined) return null;
-  return {
-    type: 'user.step',
-    userId,
-    at,
-    ...(streamId !== undefined ? { streamId } : {}),
-    ...(presence !== undefined ? { presence: presence as Partial<PresenceFields> } : {}),
-    ...(devices !== undefined ? { devices } : {}),
-    ...(syncs !== undefined ? { syncs } : {}),
-  };
+  // Only the parts that changed are present (no `undefined` keys); assigned one
+  // by one rather than spread from temporary objects on this per-input path.
+  const step: { -readonly [K in keyof UserStepEvent]: UserStepEvent[K] } = { type: 'user.step', userId, at };
+  if (streamId !== undefined) step.streamId = streamId;
+  if (presence !== undefined) step.presence = presence as Partial<PresenceFields>;
+  if (devices !== undefined) step.devices = devices;
+  if (syncs !== undefined) step.syncs = syncs;
+  return step;
 }
