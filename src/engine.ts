@@ -200,6 +200,14 @@ export class PresenceEngine {
   private readonly allUsersListeners = new Set<SyncNotifier>();
   private readonly changes: ChangeIndex;
   private readonly fullRequests = new Map<UserId, number>();
+  /** Scratch of `changedAndVisible` (incremental `getNewEvents`), per user index: `markGen` once answered, `-markGen` once found not visible. */
+  private userMarks = new Int32Array(1024);
+  /** Scratch of `changedAndVisible`, per user index: `markGen` for members of the reader's rooms that are not excluded. */
+  private memberMarks = new Int32Array(1024);
+  /** Scratch of `changedAndVisible`, per room index: `markGen` for the reader's rooms that are not excluded. */
+  private roomMarks = new Int32Array(256);
+  /** Generation of the marks (one per incremental read); the arrays are cleared when it would overflow. */
+  private markGen = 0;
   private readonly wheel: TimerWheel<UserId>;
   private readonly limiter: RateLimiter;
   private readonly federation: FederationOutbound;
@@ -582,19 +590,7 @@ export class PresenceEngine {
       }
       return { events: out, nextToken, full: true };
     }
-    const result = new Set<number>();
-    this.changes.forEachSince(from, (user, roomIdx) => {
-      if (roomIdx < 0) {
-        if (user === self || this.shareRoomIdx(self, user) || interest.has(this.userIds[user] as UserId)) result.add(user);
-        return;
-      }
-      const room = this.roomList[roomIdx] as Room;
-      if (room.excluded || !room.members.has(self) || !room.members.has(user)) return;
-      if (user === self) for (const m of room.members) result.add(m);
-      else result.add(user);
-    });
-    for (const i of result) out.push(this.stateAt(i));
-    return { events: out, nextToken, full: false };
+    return { events: this.changedAndVisible(self, from, interest), nextToken, full: false };
   }
 
   // ───────────────────────────── module API ─────────────────────────────
@@ -1272,6 +1268,123 @@ export class PresenceEngine {
     if (ra === undefined || rb === undefined) return false;
     const [small, large] = ra.size <= rb.size ? [ra, rb] : [rb, ra];
     for (const room of small) if (!room.excluded && large.has(room)) return true;
+    return false;
+  }
+
+  /**
+   * The incremental answer of `getNewEvents` for reader `self` (not an ALL_USERS
+   * reader) from a token the change index covers: the latest state of each user,
+   * in order of first appearance after `from`, who changed presence and is the
+   * reader, shares a room that is not excluded with the reader, or is in the
+   * reader's router interest; plus, for a join into such a room where both are
+   * still members, the joiner (or every member, when the joiner is the reader).
+   *
+   * One pass over the entries, no callback: `userMarks` answers each user once
+   * (visibility depends only on the present, so a user found not visible is not
+   * checked again), and the reader's rooms are marked once per read when that
+   * costs less than the walk: then "shares a room" is a scan of the changed
+   * user's rooms for a mark, or, when the members of the reader's rooms are few
+   * compared to the entries, one look-up in `memberMarks`. States are read after
+   * the walk, in one tight loop.
+   */
+  private changedAndVisible(self: number, from: number, interest: ReadonlySet<UserId>): UserPresenceState[] {
+    const changes = this.changes;
+    const first = changes.firstAfter(from);
+    const end = changes.length;
+    if (first < 0 || first >= end) return [];
+    const gen = this.nextMarkGeneration();
+    const marks = this.userMarks;
+    const own = this.roomsOf[self] ?? EMPTY_ROOMS;
+    // Marking a room or a member is a few ns; checking an entry without marks is
+    // tens (a walk over Set<Room>s): mark when the marking is a fraction of the walk.
+    const useRoomMarks = own.size <= 4 * (end - first);
+    if (useRoomMarks) this.markRooms(own, gen);
+    const useMemberMarks = useRoomMarks && this.membersOf(own) <= 16 * (end - first);
+    if (useMemberMarks) this.markMembers(own, gen);
+    const roomMarks = this.roomMarks;
+    const memberMarks = this.memberMarks;
+    const withInterest = interest.size > 0;
+    const picked: number[] = [];
+    for (let k = first; k < end; k++) {
+      const user = changes.userAt(k);
+      const roomIdx = changes.roomAt(k);
+      if (roomIdx < 0) {
+        const m = marks[user];
+        if (m === gen || m === -gen) continue;
+        const visible =
+          user === self ||
+          (useMemberMarks ? memberMarks[user] === gen : useRoomMarks ? this.inMarkedRoom(self, user, gen) : this.shareRoomIdx(self, user)) ||
+          (withInterest && interest.has(this.userIds[user] as UserId));
+        if (visible) {
+          marks[user] = gen;
+          picked.push(user);
+        } else marks[user] = -gen;
+        continue;
+      }
+      const room = this.roomList[roomIdx] as Room;
+      if (useRoomMarks ? roomMarks[roomIdx] !== gen : room.excluded || !room.members.has(self)) continue;
+      if (user === self) {
+        for (const m of room.members)
+          if (marks[m] !== gen) {
+            marks[m] = gen;
+            picked.push(m);
+          }
+      } else if (marks[user] !== gen && room.members.has(user)) {
+        marks[user] = gen;
+        picked.push(user);
+      }
+    }
+    const out: UserPresenceState[] = [];
+    for (let k = 0; k < picked.length; k++) out.push(this.stateAt(picked[k] as number));
+    return out;
+  }
+
+  /**
+   * A fresh generation for the marks of `changedAndVisible`, sized for every
+   * user and room index: marks of earlier generations read as unmarked.
+   */
+  private nextMarkGeneration(): number {
+    if (this.userMarks.length < this.userIds.length) {
+      const size = Math.max(this.userIds.length, this.userMarks.length * 2);
+      this.userMarks = new Int32Array(size);
+      this.memberMarks = new Int32Array(size);
+    }
+    if (this.roomMarks.length < this.roomList.length) this.roomMarks = new Int32Array(Math.max(this.roomList.length, this.roomMarks.length * 2));
+    if (this.markGen === 0x7fffffff) {
+      this.userMarks.fill(0);
+      this.memberMarks.fill(0);
+      this.roomMarks.fill(0);
+      this.markGen = 0;
+    }
+    return ++this.markGen;
+  }
+
+  /** Mark `rooms` that are not excluded with `gen` in `roomMarks`. */
+  private markRooms(rooms: ReadonlySet<Room>, gen: number): void {
+    const roomMarks = this.roomMarks;
+    for (const room of rooms) if (!room.excluded) roomMarks[room.index] = gen;
+  }
+
+  /** Number of members of `rooms` that are not excluded (counted once per room). */
+  private membersOf(rooms: ReadonlySet<Room>): number {
+    let n = 0;
+    for (const room of rooms) if (!room.excluded) n += room.members.size;
+    return n;
+  }
+
+  /** Mark the members of `rooms` that are not excluded with `gen` in `memberMarks`. */
+  private markMembers(rooms: ReadonlySet<Room>, gen: number): void {
+    const memberMarks = this.memberMarks;
+    for (const room of rooms) if (!room.excluded) for (const m of room.members) memberMarks[m] = gen;
+  }
+
+  /** `shareRoomIdx(self, user)` when the reader's rooms that are not excluded are marked `gen` in `roomMarks`. */
+  private inMarkedRoom(self: number, user: number, gen: number): boolean {
+    const theirs = this.roomsOf[user];
+    if (theirs === undefined) return false;
+    if (theirs.size > (this.roomsOf[self]?.size ?? 0)) return this.shareRoomIdx(self, user);
+    const roomMarks = this.roomMarks;
+    for (const room of theirs) if (roomMarks[room.index] === gen) return true;
     return false;
   }
 

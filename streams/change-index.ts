@@ -44,21 +44,51 @@ export class ChangeIndex {
    * @returns false when `since` is older than what the index remembers.
    */
   forEachSince(since: number, visit: (user: number, room: number, streamId: number) => void): boolean {
-    if (since < this.floor) return false;
-    const cap = this.capacity;
-    // binary search for the first entry with stream id > since
+    const first = this.firstAfter(since);
+    if (first < 0) return false;
+    for (let k = first; k < this.count; k++) {
+      const i = this.slot(k);
+      visit(this.users[i] as number, this.rooms[i] as number, this.streamIds[i] as number);
+    }
+    return true;
+  }
+
+  /**
+   * Position of the first entry with stream id > `since` (positions count from
+   * the oldest remembered entry, 0, to `length - 1`), or -1 when `since` is older
+   * than what the index remembers. A loop over positions with `userAt`/`roomAt`
+   * reads what `forEachSince` visits, without a callback per entry.
+   */
+  firstAfter(since: number): number {
+    if (since < this.floor) return -1;
     let lo = 0;
     let hi = this.count;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if ((this.streamIds[(this.start + mid) % cap] as number) > since) hi = mid;
+      if ((this.streamIds[this.slot(mid)] as number) > since) hi = mid;
       else lo = mid + 1;
     }
-    for (let k = lo; k < this.count; k++) {
-      const i = (this.start + k) % cap;
-      visit(this.users[i] as number, this.rooms[i] as number, this.streamIds[i] as number);
-    }
-    return true;
+    return lo;
+  }
+
+  /** Number of remembered entries (positions 0 to `length - 1`). */
+  get length(): number {
+    return this.count;
+  }
+
+  /** User of the entry at `position` (see `firstAfter`). */
+  userAt(position: number): number {
+    return this.users[this.slot(position)] as number;
+  }
+
+  /** Room of the entry at `position` (see `firstAfter`): >= 0 for "user joined room", -1 for a presence change. */
+  roomAt(position: number): number {
+    return this.rooms[this.slot(position)] as number;
+  }
+
+  private slot(position: number): number {
+    const i = this.start + position;
+    return i < this.capacity ? i : i - this.capacity;
   }
 
   /** Number of entries after `since` (an upper bound of the work `forEachSince` does). */
