@@ -13,7 +13,7 @@
  */
 import { createActor, type AnyActorScope, type SnapshotFrom } from 'xstate';
 import type { UserId } from '../src/domain/ids.js';
-import type { RuleConfig, UserRecord } from '../src/domain/presence.js';
+import type { PresenceValue, RuleConfig, UserRecord } from '../src/domain/presence.js';
 import { presenceMachine, type PresenceMachineEvent, type StepOutcome } from './presence-machine.js';
 
 export type PresenceSnapshot = SnapshotFrom<typeof presenceMachine>;
@@ -27,6 +27,11 @@ export interface SendResult {
 export class PresenceActorSystem {
   private readonly actors = new Map<UserId, PresenceSnapshot>();
   private readonly scope: AnyActorScope;
+  /**
+   * Initial snapshots, computed by XState once per (local?, presence state);
+   * see {@link PresenceActorSystem.spawn}. Index 1 holds local users.
+   */
+  private readonly initial: [Map<PresenceValue, PresenceSnapshot>, Map<PresenceValue, PresenceSnapshot>] = [new Map(), new Map()];
 
   constructor(private readonly rules: RuleConfig) {
     const self = createActor(presenceMachine, { input: { record: undefined as never, isMine: true, rules } });
@@ -61,9 +66,28 @@ export class PresenceActorSystem {
     return this.actors.get(userId)?.context.record;
   }
 
-  /** Start an actor for a user from their current record (or the default). */
+  /**
+   * Start an actor for a user from their current record (or the default).
+   *
+   * A new actor's snapshot depends on the record only through `isMine` and
+   * `record.presence.state`: starting the machine (init → local/remote → the
+   * leaf matching the presence) evaluates guards on those two and runs no
+   * actions. So `getInitialSnapshot` (about 15 µs) runs once per combination,
+   * and each actor gets that snapshot with its own context. Sharing the
+   * snapshot's other parts (`value`, `_nodes`, `tags`, …) between actors is
+   * safe because XState never mutates a snapshot (it already shares them
+   * between one actor's successive snapshots). Replay spawns every
+   * non-dormant user, so this is most of its start-up cost otherwise. A unit
+   * test checks the result equals `getInitialSnapshot` for any record.
+   */
   spawn(userId: UserId, isMine: boolean, record: UserRecord): PresenceSnapshot {
-    const snap = presenceMachine.getInitialSnapshot(this.scope, { record, isMine, rules: this.rules }) as PresenceSnapshot;
+    const byState = this.initial[isMine ? 1 : 0];
+    let template = byState.get(record.presence.state);
+    if (template === undefined) {
+      template = presenceMachine.getInitialSnapshot(this.scope, { record, isMine, rules: this.rules }) as PresenceSnapshot;
+      byState.set(record.presence.state, template);
+    }
+    const snap: PresenceSnapshot = { ...template, context: { ...template.context, record } };
     this.actors.set(userId, snap);
     return snap;
   }
