@@ -16,7 +16,7 @@ import { EMPTY_INTEREST, SyncNotifier, syncStreamObservable, type PresenceBatch 
 import { systemClock, type Clock } from './clock.js';
 import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
 import type { LogEntry, MembershipEvent, PresenceEvent } from './domain/events.js';
-import { composeInto, diffRecords, evolveUser, startComposition, type ComposedStep } from './domain/evolve.js';
+import { ComposedStep, diffRecords, evolveUser } from './domain/evolve.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
 import {
   DEFAULT_DEVICE,
@@ -1307,7 +1307,7 @@ export class PresenceEngine {
       const step = pending[i];
       if (step === undefined) continue;
       const id = this.userIds[i] as UserId;
-      records.set(id, evolveUser(records.get(id), step));
+      records.set(id, evolveUser(records.get(id), step.toStep()));
     }
     for (const [id, record] of records) {
       if (isDormant(record)) {
@@ -1328,8 +1328,8 @@ export class PresenceEngine {
       case 'user.step': {
         const i = this.indexOf(e.userId);
         const step = pending[i];
-        if (step === undefined) pending[i] = startComposition(e);
-        else composeInto(step, e);
+        if (step === undefined) pending[i] = new ComposedStep(e);
+        else step.add(e);
         if (e.streamId !== undefined) {
           this.lastStreamId[i] = e.streamId;
           this.streamId = Math.max(this.streamId, e.streamId);
