@@ -1327,6 +1327,9 @@ export class PresenceEngine {
     switch (e.type) {
       case 'user.step': {
         const i = this.indexOf(e.userId);
+        // Grow densely: a first write far past the end (users indexed by memberships
+        // come first) would turn the array into a slow dictionary.
+        while (pending.length <= i) pending.push(undefined);
         const step = pending[i];
         if (step === undefined) pending[i] = new ComposedStep(e);
         else step.add(e);
