@@ -28,7 +28,7 @@
  */
 import { createActor, type AnyActorScope, type SnapshotFrom } from 'xstate';
 import type { UserId } from '../src/domain/ids.js';
-import type { RuleConfig, UserRecord } from '../src/domain/presence.js';
+import type { PresenceValue, RuleConfig, UserRecord } from '../src/domain/presence.js';
 import {
   NO_CHANGE,
   presenceMachine,
@@ -72,6 +72,11 @@ export class PresenceActorSystem {
   private readonly interpretAll: boolean;
   /** Reused context for running a named action outside the interpreter. */
   private readonly scratch: { record: UserRecord; isMine: boolean; rules: RuleConfig; outcome: StepOutcome };
+  /**
+   * Initial snapshots, computed by XState once per (local?, presence state);
+   * see {@link PresenceActorSystem.start}. Index 1 holds local users.
+   */
+  private readonly initial: [Map<PresenceValue, PresenceSnapshot>, Map<PresenceValue, PresenceSnapshot>] = [new Map(), new Map()];
   /** Events delivered, how many of them the interpreter ran (the rest took the shortcut), and actors started. */
   readonly counts = { events: 0, interpreted: 0, spawned: 0 };
 
@@ -119,8 +124,26 @@ export class PresenceActorSystem {
     return this.start(userId, isMine, record).snapshot;
   }
 
+  /**
+   * A new actor's snapshot depends on the record only through `isMine` and
+   * `record.presence.state`: starting the machine (init → local/remote → the
+   * leaf matching the presence) evaluates guards on those two and runs no
+   * actions. So `getInitialSnapshot` (about 15 µs) runs once per combination,
+   * and each actor gets that snapshot with its own context. Sharing the
+   * snapshot's other parts (`value`, `_nodes`, `tags`, …) between actors is
+   * safe because XState never mutates a snapshot (it already shares them
+   * between one actor's successive snapshots). Replay spawns every
+   * non-dormant user, so this is most of its start-up cost otherwise. A unit
+   * test checks the result equals `getInitialSnapshot` for any record.
+   */
   private start(userId: UserId, isMine: boolean, record: UserRecord): PresenceActor {
-    const snapshot = presenceMachine.getInitialSnapshot(this.scope, { record, isMine, rules: this.rules }) as PresenceSnapshot;
+    const byState = this.initial[isMine ? 1 : 0];
+    let template = byState.get(record.presence.state);
+    if (template === undefined) {
+      template = presenceMachine.getInitialSnapshot(this.scope, { record, isMine, rules: this.rules }) as PresenceSnapshot;
+      byState.set(record.presence.state, template);
+    }
+    const snapshot: PresenceSnapshot = { ...template, context: { ...template.context, record } };
     this.counts.spawned++;
     const actor: PresenceActor = { snapshot, record, isMine };
     this.actors.set(userId, actor);

@@ -15,8 +15,8 @@ import { ChangeIndex } from '../streams/change-index.js';
 import { EMPTY_INTEREST, RoomSegment, SyncNotifier, syncStreamObservable, type PresenceBatch } from '../streams/sync-notifier.js';
 import { systemClock, type Clock } from './clock.js';
 import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
-import type { LogEntry, MembershipEvent, PresenceEvent, UserStepEvent } from './domain/events.js';
-import { diffRecords, evolveUser, evolveUserSteps } from './domain/evolve.js';
+import type { LogEntry, MembershipEvent, PresenceEvent } from './domain/events.js';
+import { ComposedStep, diffRecords, evolveUser } from './domain/evolve.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
 import {
   DEFAULT_DEVICE,
@@ -155,8 +155,6 @@ interface Room {
 type Job = () => void;
 
 const EMPTY_ROOMS: ReadonlySet<Room> = new Set();
-/** Log entries folded per chunk on replay (bounds the memory of grouped steps). */
-const REPLAY_CHUNK = 65_536;
 
 export class PresenceEngine {
   readonly config: PresenceConfig;
@@ -1460,19 +1458,16 @@ export class PresenceEngine {
       }
       for (const [u, sid] of snapshot.fullRequests) this.fullRequests.set(u, sid);
     }
-    // Fold the log in chunks: indexes in log order, user records grouped per user (one immer produce per user and chunk).
-    let pending = new Map<UserId, UserStepEvent[]>();
-    let chunk = 0;
-    const foldPending = () => {
-      for (const [id, steps] of pending) records.set(id, evolveUserSteps(id, records.get(id), steps));
-      pending = new Map();
-      chunk = 0;
-    };
-    for (const entry of this.log.read(after)) {
-      this.fold(entry.event, pending);
-      if (++chunk === REPLAY_CHUNK) foldPending();
+    // Fold the log: indexes in log order; each user's steps are composed into one
+    // step per user (dense, by user index), folded with one immer `produce` at the end.
+    const pending: (ComposedStep | undefined)[] = [];
+    for (const entry of this.log.read(after)) this.fold(entry.event, pending);
+    for (let i = 0; i < pending.length; i++) {
+      const step = pending[i];
+      if (step === undefined) continue;
+      const id = this.userIds[i] as UserId;
+      records.set(id, evolveUser(records.get(id), step.toStep()));
     }
-    foldPending();
     for (const [id, record] of records) {
       const dormant = isDormant(record);
       if (!dormant || !isDefaultRecord(record)) this.storePresence(this.indexOf(id), record.presence);
@@ -1481,15 +1476,23 @@ export class PresenceEngine {
     }
   }
 
-  /** Apply one replayed event to the indexes; user steps are queued per user for `evolveUserSteps`. */
-  private fold(e: PresenceEvent, pending: Map<UserId, UserStepEvent[]>): void {
+  /**
+   * Apply one replayed event to the indexes. A user step is composed into the
+   * user's pending step (`pending[user index]`) instead of being folded now: a
+   * user's record depends only on that user's own steps, so folding the
+   * composition once at the end equals folding each step (see `composeSteps`).
+   */
+  private fold(e: PresenceEvent, pending: (ComposedStep | undefined)[]): void {
     switch (e.type) {
       case 'user.step': {
-        const steps = pending.get(e.userId);
-        if (steps === undefined) pending.set(e.userId, [e]);
-        else steps.push(e);
+        const i = this.indexOf(e.userId);
+        // Grow densely: a first write far past the end (users indexed by memberships
+        // come first) would turn the array into a slow dictionary.
+        while (pending.length <= i) pending.push(undefined);
+        const step = pending[i];
+        if (step === undefined) pending[i] = new ComposedStep(e);
+        else step.add(e);
         if (e.streamId !== undefined) {
-          const i = this.indexOf(e.userId);
           this.lastStreamId[i] = e.streamId;
           this.streamId = Math.max(this.streamId, e.streamId);
           this.changes.add(e.streamId, i);

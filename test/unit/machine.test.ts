@@ -2,6 +2,7 @@
  * The per-user XState machine (machines/presence-machine.ts): its named guards
  * and actions as pure functions, and the state value following presence.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
 import { PresenceActorSystem } from '../../machines/actor-system.js';
@@ -13,7 +14,8 @@ import {
   type PresenceMachineContext,
 } from '../../machines/presence-machine.js';
 import type { DeviceId, UserId } from '../../src/domain/ids.js';
-import { DEFAULT_TIMERS, defaultRecord, type RuleConfig, type UserRecord } from '../../src/domain/presence.js';
+import { DEFAULT_TIMERS, defaultRecord, PRESENCE_VALUES, type RuleConfig, type UserRecord } from '../../src/domain/presence.js';
+import { fcParams } from '../support/fc.js';
 
 const rules: RuleConfig = { timers: DEFAULT_TIMERS, syncCountsAsActivity: true };
 const ALICE = '@alice:test.local' as UserId;
@@ -120,6 +122,43 @@ describe('the state value follows presence', () => {
     expect(s.snapshot(ALICE)?.value).toEqual({ local: 'busy' });
     send({ type: 'timeout', now: T0 + 2 + DEFAULT_TIMERS.busyTimeout + 1 });
     expect(s.snapshot(ALICE)?.value).toEqual({ local: 'offline' });
+  });
+
+  it('spawn gives exactly the snapshot XState starts the machine with, for any record (initial snapshots are reused)', () => {
+    const device = fc.constantFrom('', 'A', 'B') as fc.Arbitrary<DeviceId>;
+    const state = fc.constantFrom(...PRESENCE_VALUES);
+    const record = (userId: UserId): fc.Arbitrary<UserRecord> =>
+      fc.record({
+        presence: fc.record({
+          userId: fc.constant(userId),
+          state,
+          lastActiveTs: fc.nat(),
+          lastFederationUpdateTs: fc.nat(),
+          lastUserSyncTs: fc.nat(),
+          statusMsg: fc.option(fc.string(), { nil: null }),
+          currentlyActive: fc.boolean(),
+        }),
+        devices: fc.dictionary(device, fc.record({ state, lastActiveTs: fc.nat(), lastSyncTs: fc.nat() })),
+        syncs: fc.dictionary(device, fc.integer({ min: 1, max: 3 })),
+      });
+    const s = system(); // one system across runs, so later spawns reuse the initial snapshots of earlier ones
+    fc.assert(
+      fc.property(fc.boolean(), record(ALICE), (isMine, r) => {
+        const spawned = s.spawn(ALICE, isMine, r);
+        const actor = createActor(presenceMachine, { input: { record: r, isMine, rules } });
+        expect(spawned).toStrictEqual(actor.getSnapshot());
+        expect(spawned.context.record).toBe(r);
+        // and it moves on like a started actor
+        const e = { type: 'timeout' as const, now: T0 };
+        const next = s.send(ALICE, isMine, () => r, e);
+        actor.start();
+        actor.send(e);
+        expect(next.after).toEqual(actor.getSnapshot().context.record);
+        expect(s.snapshot(ALICE)?.value).toEqual(actor.getSnapshot().value);
+        actor.stop();
+      }),
+      fcParams(200),
+    );
   });
 
   it('a restored record starts in the leaf of its presence', () => {
