@@ -117,42 +117,7 @@ export class SyncNotifier {
     } else if (pending.length === 0 && segments.length === 0) {
       return 0;
     } else {
-      // Several sources: start from a copy of the largest segment's shared states,
-      // then add the other segments' and the individual offers' users not seen yet.
-      const mark = nextStamp(userCount);
-      const seen = seenAt;
-      let largest = -1;
-      for (let g = 0, most = 0; g < segments.length; g++) {
-        const n = (segments[g] as RoomSegment).users.length;
-        if (n > most) (most = n), (largest = g);
-      }
-      let events: UserPresenceState[];
-      if (largest < 0) events = [];
-      else {
-        const base = segments[largest] as RoomSegment;
-        events = base.batch(stateOf, token).events.slice();
-        const users = base.users;
-        for (let k = 0; k < users.length; k++) seen[users[k] as number] = mark;
-      }
-      for (let g = 0; g < segments.length; g++) {
-        if (g === largest) continue;
-        const segment = segments[g] as RoomSegment;
-        const users = segment.users;
-        const states = segment.batch(stateOf, token).events;
-        for (let k = 0; k < users.length; k++) {
-          const i = users[k] as number;
-          if (seen[i] === mark) continue;
-          seen[i] = mark;
-          events.push(states[k] as UserPresenceState);
-        }
-      }
-      for (let k = 0; k < pending.length; k++) {
-        const i = pending[k] as number;
-        if (seen[i] === mark) continue;
-        seen[i] = mark;
-        events.push(stateOf(i));
-      }
-      batch = { events, token };
+      batch = this.merge(stateOf, token, userCount);
     }
     // Setting `length` is a runtime call (~50 ns); the common single-entry cases pop instead.
     if (pending.length === 1) pending.pop();
@@ -167,6 +132,53 @@ export class SyncNotifier {
     const snapshot = subs.slice();
     for (const sub of snapshot) sub.next(batch);
     return batch.events.length * snapshot.length;
+  }
+
+  /**
+   * Several sources: mark the largest segment's users, find the users of the
+   * other segments and of the individual offers not among them, and emit the
+   * largest segment's shared batch itself when there are none (the usual case
+   * when one user changed and is seen through several rooms); otherwise a copy
+   * of its states plus the new ones.
+   */
+  private merge(stateOf: (index: number) => UserPresenceState, token: number, userCount: number): PresenceBatch {
+    const pending = this.pending;
+    const segments = this.segments;
+    const mark = nextStamp(userCount);
+    const seen = seenAt;
+    let largest = -1;
+    for (let g = 0, most = 0; g < segments.length; g++) {
+      const n = (segments[g] as RoomSegment).users.length;
+      if (n > most) (most = n), (largest = g);
+    }
+    if (largest >= 0) {
+      const users = (segments[largest] as RoomSegment).users;
+      for (let k = 0; k < users.length; k++) seen[users[k] as number] = mark;
+    }
+    let extra: UserPresenceState[] | null = null;
+    for (let g = 0; g < segments.length; g++) {
+      if (g === largest) continue;
+      const segment = segments[g] as RoomSegment;
+      const users = segment.users;
+      for (let k = 0; k < users.length; k++) {
+        const i = users[k] as number;
+        if (seen[i] === mark) continue;
+        seen[i] = mark;
+        (extra ??= []).push(segment.batch(stateOf, token).events[k] as UserPresenceState);
+      }
+    }
+    for (let k = 0; k < pending.length; k++) {
+      const i = pending[k] as number;
+      if (seen[i] === mark) continue;
+      seen[i] = mark;
+      (extra ??= []).push(stateOf(i));
+    }
+    if (largest < 0) return { events: extra ?? [], token };
+    const shared = (segments[largest] as RoomSegment).batch(stateOf, token);
+    if (extra === null) return shared;
+    const events = shared.events.slice();
+    for (let k = 0; k < extra.length; k++) events.push(extra[k] as UserPresenceState);
+    return { events, token };
   }
 }
 

@@ -35,7 +35,9 @@ export type Command =
   | { kind: 'membership'; room: string; user: string; membership: 'join' | 'leave' }
   | { kind: 'edu'; user: string; presence: 'online' | 'unavailable' | 'offline'; statusMsg: string | undefined; lastActiveAgo: number | undefined }
   | { kind: 'module'; user: string; presence: 'online' | 'unavailable' | 'offline' | 'busy'; statusMsg: string | null }
-  | { kind: 'full'; users: string[] };
+  | { kind: 'full'; users: string[] }
+  /** Several inputs in one turn (`engine.batch`): one emission per listener for all of them. */
+  | { kind: 'batch'; commands: Command[] };
 
 const local = fc.constantFrom(...LOCAL_USERS);
 const remote = fc.constantFrom(...REMOTE_USERS);
@@ -69,9 +71,10 @@ export const clientCommand: fc.Arbitrary<Command> = fc.oneof(
   },
 );
 
-/** Every kind of input, module calls included. */
+/** Every kind of input, module calls included, alone or several in one turn. */
 export const anyCommand: fc.Arbitrary<Command> = fc.oneof(
   { weight: 10, arbitrary: clientCommand },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('batch' as const), commands: fc.array(clientCommand, { minLength: 2, maxLength: 6 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('module' as const), user: anyUser, presence: fc.constantFrom('online', 'unavailable', 'offline', 'busy'), statusMsg: fc.constantFrom(null, 'mod') }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('full' as const), users: fc.subarray([...LOCAL_USERS, ...REMOTE_USERS], { minLength: 1 }) }) },
 );
@@ -121,6 +124,11 @@ export class Driver {
         return;
       case 'full':
         e.sendLocalOnlinePresenceTo(c.users);
+        return;
+      case 'batch':
+        e.batch(() => {
+          for (const inner of c.commands) this.apply(inner);
+        });
         return;
     }
   }
