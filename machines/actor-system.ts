@@ -131,8 +131,8 @@ export class PresenceActorSystem {
    * actions. So `getInitialSnapshot` (about 15 µs) runs once per combination,
    * and each actor gets that snapshot with its own context. Sharing the
    * snapshot's other parts (`value`, `_nodes`, `tags`, …) between actors is
-   * safe because XState never mutates a snapshot (it already shares them
-   * between one actor's successive snapshots). Replay spawns every
+   * safe because XState never mutates a snapshot (it already shares `_nodes`
+   * and `historyValue` between one actor's successive snapshots). Replay spawns every
    * non-dormant user, so this is most of its start-up cost otherwise. A unit
    * test checks the result equals `getInitialSnapshot` for any record.
    */

@@ -1481,6 +1481,7 @@ export class PresenceEngine {
    * user's pending step (`pending[user index]`) instead of being folded now: a
    * user's record depends only on that user's own steps, so folding the
    * composition once at the end equals folding each step (see `composeSteps`).
+   * Every stepping user gets an index, as in the live engine's `step`.
    */
   private fold(e: PresenceEvent, pending: (ComposedStep | undefined)[]): void {
     switch (e.type) {

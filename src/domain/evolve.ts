@@ -65,7 +65,7 @@ export function evolveUser(record: UserRecord | undefined, step: UserStepEvent):
  * (measured faster than plain objects grown field by field).
  */
 export class ComposedStep {
-  /** The latest step's time and stream id (the fold reads neither). */
+  /** The latest step's time, and the latest stream id given (the fold reads neither). */
   at: number;
   streamId: number | undefined = undefined;
   presence: Partial<Record<keyof PresenceFields, unknown>> | undefined = undefined;
