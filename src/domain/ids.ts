@@ -42,7 +42,16 @@ export const RoomIdSchema = z
   .brand<'RoomId'>();
 export type RoomId = z.infer<typeof RoomIdSchema>;
 
-export const DeviceIdSchema = z.string().min(1).max(255).brand<'DeviceId'>();
+/**
+ * Device ids are opaque, but they key plain objects in records (devices, syncs),
+ * so `__proto__` (which would set an object's prototype when assigned) is refused.
+ */
+export const DeviceIdSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((s) => s !== '__proto__', 'must not be "__proto__"')
+  .brand<'DeviceId'>();
 export type DeviceId = z.infer<typeof DeviceIdSchema>;
 
 /** The device used when a call names no device (Synapse's `device_id = None`). */
@@ -74,7 +83,7 @@ export function parseRoomId(value: unknown, field = 'roomId'): RoomId {
 export function parseDeviceId(value: unknown, field = 'deviceId'): DeviceId {
   if (value === undefined || value === null) return DEFAULT_DEVICE;
   const r = DeviceIdSchema.safeParse(value);
-  if (!r.success) throw new InvalidInputError(field, `${describe(value)} must be a non-empty string of at most 255 characters`);
+  if (!r.success) throw new InvalidInputError(field, `${describe(value)} must be a non-empty string of at most 255 characters, other than "__proto__"`);
   return r.data;
 }
 

@@ -424,6 +424,10 @@ describe('invalid inputs give typed errors and change nothing', () => {
     expectInvalid(() => engine.setPresence(ALICE, {} as never), 'presence');
     expectInvalid(() => engine.setPresence(ALICE, { presence: 'online', statusMsg: 42 as never }), 'statusMsg');
     expectInvalid(() => engine.setPresence(ALICE, { presence: 'online', deviceId: '' }), 'deviceId');
+    // device ids key plain objects in records: "__proto__" would replace their prototype
+    expectInvalid(() => engine.setPresence(ALICE, { presence: 'online', deviceId: '__proto__' }), 'deviceId');
+    expectInvalid(() => engine.userSyncing(ALICE, { deviceId: '__proto__' }), 'deviceId');
+    expectInvalid(() => engine.bumpActive(ALICE, '__proto__'), 'deviceId');
     expectInvalid(() => engine.userSyncing('nope'), 'userId');
     expectInvalid(() => engine.userSyncing(REMOTE), 'userId');
     expectInvalid(() => engine.bumpActive(REMOTE), 'userId');
