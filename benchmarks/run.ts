@@ -77,7 +77,7 @@ function runJob(job: Job, index: number, total: number): Promise<ScenarioResult[
     const child = spawn(
       process.execPath,
       ['--expose-gc', `--max-old-space-size=${job.heapMb}`, '--import', 'tsx', join(here, 'worker.ts'), job.jobs, ...(quick ? ['--quick'] : [])],
-      { cwd: root, env: { ...process.env, BENCH_TIME: wall ? 'wall' : 'cpu' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: root, env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'production', BENCH_TIME: wall ? 'wall' : 'cpu' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const results: ScenarioResult[] = [];
     let out = '';
