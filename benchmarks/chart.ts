@@ -49,6 +49,10 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
 
 function panel(p: Panel, ox: number): string {
   const pts = p.series.flatMap((s) => s.x.map((x, i) => [x, s.y[i] as number] as const)).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  if (pts.length === 0) {
+    // A partial run (--only) may leave a panel without data: say so instead of scaling an empty range.
+    return `<text x="${ox + W / 2}" y="18" text-anchor="middle" font-weight="bold">${esc(p.title)}</text><text x="${ox + W / 2}" y="${H / 2}" text-anchor="middle" fill="#999">no data in this run</text>`;
+  }
   const refY = (p.refs ?? []).map((r) => r.y);
   const xs = pts.map(([x]) => x);
   const ys = [...pts.map(([, y]) => y), ...refY];
