@@ -22,6 +22,9 @@ const TESTS = [
   'test/property/model-all-users.test.ts',
   'test/property/isolation-semantics.test.ts',
   'test/property/timers-semantics.test.ts',
+  'test/property/delivery.test.ts',
+  'test/property/actor-shortcut.test.ts',
+  'test/unit/fan-out.test.ts',
 ];
 const SKIP = new Set(['node_modules', '.git', 'benchmarks/results', 'coverage', 'data']);
 const TIMEOUT_MS = Number(process.env.MUTANT_TIMEOUT_MS ?? 300_000);
