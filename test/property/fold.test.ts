@@ -1,76 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { composeSteps, diffRecords, evolveUser, evolveUserSteps } from '../../src/domain/evolve.js';
-import type { UserStepEvent } from '../../src/domain/events.js';
-import type { DeviceId, UserId } from '../../src/domain/ids.js';
+import type { UserId } from '../../src/domain/ids.js';
 import { defaultRecord, type UserRecord } from '../../src/domain/presence.js';
 import { fcParams } from '../support/fc.js';
+import { anyRecord, anyStep } from '../support/records.js';
 
 const user = '@u:test.local' as UserId;
-const device = fc.constantFrom('', 'A', 'B') as fc.Arbitrary<DeviceId>;
-const devicePresence = fc.record({
-  state: fc.constantFrom('online', 'unavailable', 'offline', 'busy' as const),
-  lastActiveTs: fc.nat(),
-  lastSyncTs: fc.nat(),
-});
-const step: fc.Arbitrary<UserStepEvent> = fc.record(
-  {
-    type: fc.constant('user.step' as const),
-    userId: fc.constant(user),
-    at: fc.nat(),
-    presence: fc.record(
-      {
-        state: fc.constantFrom('online', 'unavailable', 'offline', 'busy' as const),
-        lastActiveTs: fc.nat(),
-        statusMsg: fc.option(fc.string(), { nil: null }),
-        currentlyActive: fc.boolean(),
-      },
-      { requiredKeys: [] },
-    ),
-    devices: fc.dictionary(device, fc.option(devicePresence, { nil: null })),
-    syncs: fc.dictionary(device, fc.option(fc.integer({ min: 1, max: 3 }), { nil: null })),
-  },
-  { requiredKeys: ['type', 'userId', 'at'] },
-) as fc.Arbitrary<UserStepEvent>;
-
-const presenceState = fc.constantFrom('online', 'unavailable', 'offline', 'busy' as const);
-/** Any record (not only those reachable from the default one), with every presence field. */
-const record: fc.Arbitrary<UserRecord> = fc.record({
-  presence: fc.record({
-    userId: fc.constant(user),
-    state: presenceState,
-    lastActiveTs: fc.nat(),
-    lastFederationUpdateTs: fc.nat(),
-    lastUserSyncTs: fc.nat(),
-    statusMsg: fc.option(fc.string(), { nil: null }),
-    currentlyActive: fc.boolean(),
-  }),
-  devices: fc.dictionary(device, devicePresence),
-  syncs: fc.dictionary(device, fc.integer({ min: 1, max: 3 })),
-}) as fc.Arbitrary<UserRecord>;
-/** Steps that may write every presence field and may carry a stream id. */
-const anyStep: fc.Arbitrary<UserStepEvent> = fc.record(
-  {
-    type: fc.constant('user.step' as const),
-    userId: fc.constant(user),
-    at: fc.nat(),
-    streamId: fc.nat(),
-    presence: fc.record(
-      {
-        state: presenceState,
-        lastActiveTs: fc.nat(),
-        lastFederationUpdateTs: fc.nat(),
-        lastUserSyncTs: fc.nat(),
-        statusMsg: fc.option(fc.string(), { nil: null }),
-        currentlyActive: fc.boolean(),
-      },
-      { requiredKeys: [] },
-    ),
-    devices: fc.dictionary(device, fc.option(devicePresence, { nil: null })),
-    syncs: fc.dictionary(device, fc.option(fc.integer({ min: 1, max: 3 }), { nil: null })),
-  },
-  { requiredKeys: ['type', 'userId', 'at'] },
-) as fc.Arbitrary<UserStepEvent>;
+/** Any record, not only those reachable from the default one. */
+const record = anyRecord(user);
+/** Steps that may write every presence field, set or remove devices and syncs, and carry a stream id. */
+const step = anyStep(user);
 
 describe('the fold (immer reducer over one user’s record)', () => {
   it('folding a run of steps in one produce equals folding them one by one', () => {
@@ -97,7 +37,7 @@ describe('the fold (immer reducer over one user’s record)', () => {
 
   it('composeSteps: folding the composition equals folding a then b, from any record', () => {
     fc.assert(
-      fc.property(record, anyStep, anyStep, (r, a, b) => {
+      fc.property(record, step, step, (r, a, b) => {
         expect(evolveUser(r, composeSteps(a, b))).toEqual(evolveUser(evolveUser(r, a), b));
       }),
       fcParams(300),
@@ -106,7 +46,7 @@ describe('the fold (immer reducer over one user’s record)', () => {
 
   it('composeSteps is pure: its arguments are unchanged and share no map with the result', () => {
     fc.assert(
-      fc.property(anyStep, anyStep, (a, b) => {
+      fc.property(step, step, (a, b) => {
         const [a0, b0] = [structuredClone(a), structuredClone(b)];
         const c = composeSteps(a, b);
         expect([a, b]).toEqual([a0, b0]);
@@ -125,7 +65,7 @@ describe('the fold (immer reducer over one user’s record)', () => {
 
   it('composeSteps is associative (as far as the fold can tell)', () => {
     fc.assert(
-      fc.property(record, anyStep, anyStep, anyStep, (r, a, b, c) => {
+      fc.property(record, step, step, step, (r, a, b, c) => {
         expect(evolveUser(r, composeSteps(composeSteps(a, b), c))).toEqual(evolveUser(r, composeSteps(a, composeSteps(b, c))));
       }),
       fcParams(200),
@@ -134,7 +74,7 @@ describe('the fold (immer reducer over one user’s record)', () => {
 
   it('a composed run of steps from any record equals folding them one by one, and leaves the logged steps unchanged', () => {
     fc.assert(
-      fc.property(record, fc.array(anyStep, { maxLength: 30 }), (r, steps) => {
+      fc.property(record, fc.array(step, { maxLength: 30 }), (r, steps) => {
         const logged = structuredClone(steps);
         const oneByOne = steps.reduce<UserRecord>((acc, s) => evolveUser(acc, s), r);
         expect(evolveUserSteps(user, r, steps)).toEqual(oneByOne);

@@ -14,8 +14,9 @@ import {
   type PresenceMachineContext,
 } from '../../machines/presence-machine.js';
 import type { DeviceId, UserId } from '../../src/domain/ids.js';
-import { DEFAULT_TIMERS, defaultRecord, PRESENCE_VALUES, type RuleConfig, type UserRecord } from '../../src/domain/presence.js';
+import { DEFAULT_TIMERS, defaultRecord, type RuleConfig, type UserRecord } from '../../src/domain/presence.js';
 import { fcParams } from '../support/fc.js';
+import { anyRecord } from '../support/records.js';
 
 const rules: RuleConfig = { timers: DEFAULT_TIMERS, syncCountsAsActivity: true };
 const ALICE = '@alice:test.local' as UserId;
@@ -125,25 +126,9 @@ describe('the state value follows presence', () => {
   });
 
   it('spawn gives exactly the snapshot XState starts the machine with, for any record (initial snapshots are reused)', () => {
-    const device = fc.constantFrom('', 'A', 'B') as fc.Arbitrary<DeviceId>;
-    const state = fc.constantFrom(...PRESENCE_VALUES);
-    const record = (userId: UserId): fc.Arbitrary<UserRecord> =>
-      fc.record({
-        presence: fc.record({
-          userId: fc.constant(userId),
-          state,
-          lastActiveTs: fc.nat(),
-          lastFederationUpdateTs: fc.nat(),
-          lastUserSyncTs: fc.nat(),
-          statusMsg: fc.option(fc.string(), { nil: null }),
-          currentlyActive: fc.boolean(),
-        }),
-        devices: fc.dictionary(device, fc.record({ state, lastActiveTs: fc.nat(), lastSyncTs: fc.nat() })),
-        syncs: fc.dictionary(device, fc.integer({ min: 1, max: 3 })),
-      });
     const s = system(); // one system across runs, so later spawns reuse the initial snapshots of earlier ones
     fc.assert(
-      fc.property(fc.boolean(), record(ALICE), (isMine, r) => {
+      fc.property(fc.boolean(), anyRecord(ALICE), (isMine, r) => {
         const spawned = s.spawn(ALICE, isMine, r);
         const actor = createActor(presenceMachine, { input: { record: r, isMine, rules } });
         expect(spawned).toStrictEqual(actor.getSnapshot());
