@@ -1007,10 +1007,7 @@ export class PresenceEngine {
       for (const m of room.listening) {
         const n = notifiers[m];
         if (n === undefined || n.interest === ALL_USERS) continue;
-        if (!n.dirty) {
-          n.dirty = true;
-          this.dirty.push(n);
-        }
+        this.markDirty(n);
         n.segments.push(segment);
       }
     }
@@ -1137,11 +1134,16 @@ export class PresenceEngine {
   }
 
   private offer(n: SyncNotifier, changed: number): void {
+    this.markDirty(n);
+    n.offer(changed);
+  }
+
+  /** The notifier has something to emit at this turn's flush. */
+  private markDirty(n: SyncNotifier): void {
     if (!n.dirty) {
       n.dirty = true;
       this.dirty.push(n);
     }
-    n.offer(changed);
   }
 
   private flush(): void {
