@@ -13,17 +13,19 @@ export const anyDevice = fc.constantFrom('', 'A', 'B') as fc.Arbitrary<DeviceId>
 export const anyPresenceValue = fc.constantFrom(...PRESENCE_VALUES);
 export const anyDevicePresence = fc.record({ state: anyPresenceValue, lastActiveTs: fc.nat(), lastSyncTs: fc.nat() });
 
+/** Every presence field but the user id: all present in a record, any subset in a step. */
+const presenceFields = {
+  state: anyPresenceValue,
+  lastActiveTs: fc.nat(),
+  lastFederationUpdateTs: fc.nat(),
+  lastUserSyncTs: fc.nat(),
+  statusMsg: fc.option(fc.string(), { nil: null }),
+  currentlyActive: fc.boolean(),
+};
+
 export function anyRecord(userId: UserId): fc.Arbitrary<UserRecord> {
   return fc.record({
-    presence: fc.record({
-      userId: fc.constant(userId),
-      state: anyPresenceValue,
-      lastActiveTs: fc.nat(),
-      lastFederationUpdateTs: fc.nat(),
-      lastUserSyncTs: fc.nat(),
-      statusMsg: fc.option(fc.string(), { nil: null }),
-      currentlyActive: fc.boolean(),
-    }),
+    presence: fc.record({ userId: fc.constant(userId), ...presenceFields }),
     devices: fc.dictionary(anyDevice, anyDevicePresence),
     syncs: fc.dictionary(anyDevice, fc.integer({ min: 1, max: 3 })),
   });
@@ -36,17 +38,7 @@ export function anyStep(userId: UserId): fc.Arbitrary<UserStepEvent> {
       userId: fc.constant(userId),
       at: fc.nat(),
       streamId: fc.nat(),
-      presence: fc.record(
-        {
-          state: anyPresenceValue,
-          lastActiveTs: fc.nat(),
-          lastFederationUpdateTs: fc.nat(),
-          lastUserSyncTs: fc.nat(),
-          statusMsg: fc.option(fc.string(), { nil: null }),
-          currentlyActive: fc.boolean(),
-        },
-        { requiredKeys: [] },
-      ),
+      presence: fc.record(presenceFields, { requiredKeys: [] }),
       devices: fc.dictionary(anyDevice, fc.option(anyDevicePresence, { nil: null })),
       syncs: fc.dictionary(anyDevice, fc.option(fc.integer({ min: 1, max: 3 }), { nil: null })),
     },
