@@ -90,11 +90,4 @@ export class ChangeIndex {
     const i = this.start + position;
     return i < this.capacity ? i : i - this.capacity;
   }
-
-  /** Number of entries after `since` (an upper bound of the work `forEachSince` does). */
-  sizeSince(since: number): number {
-    let n = 0;
-    this.forEachSince(since, () => n++);
-    return n;
-  }
 }
