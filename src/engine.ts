@@ -206,7 +206,8 @@ export class PresenceEngine {
   private roomMarks = new Int32Array(256);
   /** Generation of the marks (one per incremental read); the arrays are cleared when it would overflow. */
   private markGen = 0;
-  private readonly wheel: TimerWheel<UserId>;
+  /** Timers by user index. */
+  private readonly wheel: TimerWheel;
   private readonly limiter: RateLimiter;
   private readonly federation: FederationOutbound;
   private readonly syncsByKey = new Map<string, SyncHandle>();
@@ -221,7 +222,12 @@ export class PresenceEngine {
   private readonly mailbox: Job[] = [];
   private turnEvents: PresenceEvent[] = [];
   private turnChanged: number[] = [];
-  private readonly turnSeen = new Set<number>();
+  /**
+   * The stream id at the last commit: a user whose `lastStreamId` is above it
+   * was notified in this turn and is already in `turnChanged` (no per-turn set
+   * to clear).
+   */
+  private turnBase = 0;
   private turnJoins: [number, Room][] = [];
   private turnPings: UserPresenceState[] = [];
   private turnFull: UserId[] = [];
@@ -239,13 +245,14 @@ export class PresenceEngine {
     this.actors = new PresenceActorSystem(this.rules);
     this.router = new PresenceRouter(this.clock, this.logger, this.config.routerTimeout);
     this.changes = new ChangeIndex(this.config.changeIndexSize, options.snapshot?.streamId ?? 0);
-    this.wheel = new TimerWheel<UserId>(this.clock, this.config.timerPeriod, (due, now) => this.onTimers(due, now));
+    this.wheel = new TimerWheel(this.clock, this.config.timerPeriod, (due, now) => this.onTimers(due, now));
     this.limiter = new RateLimiter(this.config.rateLimit.perSecond, this.config.rateLimit.burstCount);
     this.federation = new FederationOutbound(this.config.serverName, this.config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
     for (const key of this.config.ignoredKeys) this.logger.debug(`config key ${key} is not used by the presence engine`);
     this.owned = options.owns ?? (() => true);
     this.restore(options.snapshot);
+    this.turnBase = this.streamId;
   }
 
   // ───────────────────────────── queries ─────────────────────────────
@@ -782,7 +789,7 @@ export class PresenceEngine {
     const open: [UserId, DeviceId, number][] = [];
     for (const id of userIds) {
       const record = this.recordOf(id);
-      if (this.config.enabled === true) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
+      if (this.config.enabled === true) this.wheel.schedule(this.indexOf(id), nextDeadline(record, this.isMine(id), this.rules));
       for (const [d, n] of Object.entries(record.syncs)) open.push([id, d as DeviceId, n]);
     }
     if (open.length === 0) return;
@@ -799,7 +806,7 @@ export class PresenceEngine {
    */
   rearmTimers(userIds: Iterable<UserId>): void {
     if (this.config.enabled !== true || this.stopped) return;
-    for (const id of userIds) this.wheel.schedule(id, nextDeadline(this.recordOf(id), this.isMine(id), this.rules));
+    for (const id of userIds) this.wheel.schedule(this.indexOf(id), nextDeadline(this.recordOf(id), this.isMine(id), this.rules));
   }
 
   private applyForeign(e: PresenceEvent): void {
@@ -908,20 +915,17 @@ export class PresenceEngine {
     }
     const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
     if (ev !== null) this.turnEvents.push(ev);
-    if (this.config.enabled === true) this.wheel.schedule(userId, nextDeadline(after, mine, this.rules));
+    if (this.config.enabled === true) this.wheel.schedule(idx, nextDeadline(after, mine, this.rules));
     if (isDormant(after)) this.makeDormant(userId, idx, after);
     else if (after !== before) this.storePresence(idx, after.presence);
   }
 
   /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */
   private recordNotified(idx: number): number {
+    if ((this.lastStreamId[idx] as number) <= this.turnBase) this.turnChanged.push(idx);
     const streamId = ++this.streamId;
     this.lastStreamId[idx] = streamId;
     this.changes.add(streamId, idx);
-    if (!this.turnSeen.has(idx)) {
-      this.turnSeen.add(idx);
-      this.turnChanged.push(idx);
-    }
     this.counters.updates++;
     return streamId;
   }
@@ -938,10 +942,11 @@ export class PresenceEngine {
     if (had !== (presence !== undefined)) this.storedCount += had ? -1 : 1;
   }
 
-  private onTimers(due: UserId[], now: number): void {
+  private onTimers(due: number[], now: number): void {
     if (this.stopped) return;
     this.run(() => {
-      for (const id of due) {
+      for (const idx of due) {
+        const id = this.userIds[idx] as UserId;
         if ((this.actors.has(id) || this.storedPresence(id) !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now });
       }
     });
@@ -963,7 +968,7 @@ export class PresenceEngine {
     this.turnJoins = [];
     this.turnPings = [];
     this.turnFull = [];
-    this.turnSeen.clear();
+    this.turnBase = this.streamId;
     if (changed.length > 0) this.fanOut(changed);
     for (const [user, room] of joins) this.fanOutJoin(user, room);
     if (pings.length > 0) this.federatePings(pings);
@@ -1474,7 +1479,7 @@ export class PresenceEngine {
       const dormant = isDormant(record);
       if (!dormant || !isDefaultRecord(record)) this.storePresence(this.indexOf(id), record.presence);
       if (!dormant) this.actors.spawn(id, this.isMine(id), record);
-      if (this.config.enabled === true && this.owned(id)) this.wheel.schedule(id, nextDeadline(record, this.isMine(id), this.rules));
+      if (this.config.enabled === true && this.owned(id)) this.wheel.schedule(this.indexOf(id), nextDeadline(record, this.isMine(id), this.rules));
     }
   }
 

@@ -10,8 +10,13 @@ export class RateLimiter {
     let tokens = this.burst;
     if (b !== undefined) tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
     if (tokens >= 1) {
-      this.buckets.set(key, { tokens: tokens - 1, at: now });
-      this.prune(now);
+      if (b !== undefined) {
+        b.tokens = tokens - 1;
+        b.at = now;
+      } else {
+        this.buckets.set(key, { tokens: tokens - 1, at: now });
+        this.prune(now);
+      }
       return 0;
     }
     return Math.ceil(((1 - tokens) / this.perSecond) * 1000);

@@ -7,35 +7,49 @@
  * A deadline at or before the current time is filed under the next tick, so a
  * user whose re-examination changes nothing cannot make the wheel spin.
  *
- * Each user sits in at most one bucket (their earliest deadline), so memory is
- * one map entry per user with a pending deadline. Cost: O(1) to schedule,
- * O(log B) to re-arm where B is the number of distinct pending buckets.
+ * Users are keys 0, 1, 2, … (the engine's dense user index). Each user sits in
+ * at most one bucket (their earliest deadline): `bucketOf[key]` says which, and
+ * a bucket is a plain array of keys with a live count. Moving a user leaves a
+ * stale entry in the old bucket (skipped when it fires, because `bucketOf` no
+ * longer names it) instead of deleting from a set; a bucket whose entries are
+ * mostly stale is compacted, so a bucket holds at most about four entries per
+ * live user. Cost: O(1) amortised to schedule, O(log B) to re-arm where B is
+ * the number of distinct pending buckets; no allocation per schedule beyond
+ * array growth.
  */
 import type { Clock, TimerHandle } from './clock.js';
 
-export class TimerWheel<K> {
-  private readonly buckets = new Map<number, Set<K>>();
-  private readonly bucketOf = new Map<K, number>();
+interface Bucket {
+  readonly keys: number[];
+  live: number;
+}
+
+export class TimerWheel {
+  private readonly buckets = new Map<number, Bucket>();
+  /** Bucket time of each key; 0 = none (bucket times are always after time 0). */
+  private bucketOf = new Float64Array(1024);
+  private live = 0;
   private armedFor = Infinity;
   private handle: TimerHandle | null = null;
-  private readonly keys: number[] = []; // min-heap of bucket times
+  private readonly times: number[] = []; // min-heap of bucket times
 
   constructor(
     private readonly clock: Clock,
     private readonly period: number,
-    private readonly onDue: (due: K[], now: number) => void,
+    private readonly onDue: (due: number[], now: number) => void,
   ) {}
 
   /** Number of users with a pending deadline. */
   get size(): number {
-    return this.bucketOf.size;
+    return this.live;
   }
 
-  /** File `key` for re-examination at `deadline` (ms). `Infinity` cancels. */
-  schedule(key: K, deadline: number): void {
-    const current = this.bucketOf.get(key);
+  /** File `key` (a non-negative integer) for re-examination at `deadline` (ms). `Infinity` cancels. */
+  schedule(key: number, deadline: number): void {
+    if (key >= this.bucketOf.length) this.grow(key);
+    const current = this.bucketOf[key] as number;
     if (deadline === Infinity) {
-      if (current !== undefined) this.remove(key, current);
+      if (current !== 0) this.remove(key, current);
       return;
     }
     let at = Math.ceil(deadline / this.period) * this.period;
@@ -44,19 +58,21 @@ export class TimerWheel<K> {
     const now = this.clock.now();
     if (at <= now) at = (Math.floor(now / this.period) + 1) * this.period;
     if (current === at) return;
-    if (current !== undefined) this.remove(key, current);
-    let set = this.buckets.get(at);
-    if (set === undefined) {
-      set = new Set();
-      this.buckets.set(at, set);
+    if (current !== 0) this.remove(key, current);
+    let bucket = this.buckets.get(at);
+    if (bucket === undefined) {
+      bucket = { keys: [], live: 0 };
+      this.buckets.set(at, bucket);
       this.push(at);
     }
-    set.add(key);
-    this.bucketOf.set(key, at);
+    bucket.keys.push(key);
+    bucket.live++;
+    this.live++;
+    this.bucketOf[key] = at;
     if (at < this.armedFor) this.arm(at);
   }
 
-  cancel(key: K): void {
+  cancel(key: number): void {
     this.schedule(key, Infinity);
   }
 
@@ -66,12 +82,36 @@ export class TimerWheel<K> {
     this.armedFor = Infinity;
   }
 
-  private remove(key: K, at: number): void {
-    this.bucketOf.delete(key);
-    const set = this.buckets.get(at);
-    if (set !== undefined) {
-      set.delete(key);
-      if (set.size === 0) this.buckets.delete(at); // its heap key is skipped lazily
+  private grow(key: number): void {
+    const next = new Float64Array(Math.max(key + 1, this.bucketOf.length * 2));
+    next.set(this.bucketOf);
+    this.bucketOf = next;
+  }
+
+  private remove(key: number, at: number): void {
+    this.bucketOf[key] = 0;
+    this.live--;
+    const bucket = this.buckets.get(at);
+    if (bucket === undefined) return;
+    if (--bucket.live === 0) {
+      this.buckets.delete(at); // its heap entry is skipped lazily
+      return;
+    }
+    const keys = bucket.keys;
+    if (keys.length > 32 && keys.length > 4 * bucket.live) {
+      // Keep each live key once (a key that left and came back has two entries):
+      // a kept key is marked with -at until the pass ends.
+      const bucketOf = this.bucketOf;
+      let w = 0;
+      for (let r = 0; r < keys.length; r++) {
+        const k = keys[r] as number;
+        if (bucketOf[k] === at) {
+          bucketOf[k] = -at;
+          keys[w++] = k;
+        }
+      }
+      keys.length = w;
+      for (let r = 0; r < w; r++) bucketOf[keys[r] as number] = at;
     }
   }
 
@@ -85,25 +125,28 @@ export class TimerWheel<K> {
     this.handle = null;
     this.armedFor = Infinity;
     const now = this.clock.now();
-    const due: K[] = [];
-    while (this.keys.length > 0 && (this.keys[0] as number) <= now) {
+    const due: number[] = [];
+    while (this.times.length > 0 && (this.times[0] as number) <= now) {
       const at = this.pop();
-      const set = this.buckets.get(at);
-      if (set === undefined) continue;
+      const bucket = this.buckets.get(at);
+      if (bucket === undefined) continue;
       this.buckets.delete(at);
-      for (const k of set) {
-        this.bucketOf.delete(k);
+      for (const k of bucket.keys) {
+        // stale entries (the key moved to another bucket, or was already taken from this one) are skipped
+        if (this.bucketOf[k] !== at) continue;
+        this.bucketOf[k] = 0;
         due.push(k);
       }
+      this.live -= bucket.live;
     }
     // Re-arm before running callbacks: they schedule new deadlines.
-    while (this.keys.length > 0 && !this.buckets.has(this.keys[0] as number)) this.pop();
-    if (this.keys.length > 0) this.arm(this.keys[0] as number);
+    while (this.times.length > 0 && !this.buckets.has(this.times[0] as number)) this.pop();
+    if (this.times.length > 0) this.arm(this.times[0] as number);
     if (due.length > 0) this.onDue(due, now);
   }
 
   private push(v: number): void {
-    const h = this.keys;
+    const h = this.times;
     h.push(v);
     let i = h.length - 1;
     while (i > 0) {
@@ -116,7 +159,7 @@ export class TimerWheel<K> {
   }
 
   private pop(): number {
-    const h = this.keys;
+    const h = this.times;
     const top = h[0] as number;
     const last = h.pop() as number;
     if (h.length > 0) {
