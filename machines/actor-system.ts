@@ -2,29 +2,33 @@
  * Per-user actors for the presence machine, kept in our own index (never as
  * children of one parent: XState spawning slows down quadratically there).
  *
- * An actor here is the user's machine snapshot plus the user's current record:
- * `send` advances the snapshot with `machine.transition` over one reused actor
- * scope. That is XState's own pure transition (the same guards, actions and
- * eventless transitions a `createActor` runs), without the ~3.6 KB and the
- * observer machinery of a full `Actor` object per user (architecture guide,
- * performance traps). Actors exist only for users who are not dormant (offline
- * with no devices and no open syncs); dormant users are compact records kept by
- * the engine, or nothing at all when they have the default state.
+ * An actor here is the user's machine snapshot plus the user's current record,
+ * the outcome of their last event and their leaf state. It is not a full XState
+ * `Actor` object (about 3.6 KB and observer machinery per user; architecture
+ * guide, performance traps). Actors exist only for users who are not dormant
+ * (offline with no devices and no open syncs); dormant users are compact
+ * records kept by the engine, or nothing at all when they have the default
+ * state.
  *
- * Transition shortcut. Most inputs keep a user in the same presence state (an
- * activity bump while online, a second device syncing, a timer that finds
- * nothing due). For those the machine's whole transition is "run the named
- * action, then find no eventless transition to take": the snapshot's state
- * value cannot change. `send` therefore runs the named action (the same pure
- * function, looked up with `presenceStepFor` from the table the machine is
- * built from) and asks the interpreter only when the combined presence moves to
- * another leaf, which is when the machine has a transition to make. The
- * snapshot's context is then brought up to date first (a copy of the snapshot
- * with the current record: the state nodes are unchanged).
- * The record kept beside the snapshot is the authoritative one; the
- * snapshot's context catches up at the next transition. A property test
- * (test/property/actor-shortcut.test.ts) checks that records, outcomes and
- * state values equal those of running every event through the interpreter.
+ * How an event is applied (the compiled path). The machine
+ * (`presence-machine.ts`) has one shape: a region per origin (`local`,
+ * `remote`) whose events each run one named action, and leaf states that
+ * follow the combined presence through guarded eventless transitions
+ * (`presenceIs(s)` → `s`). So a transition is always "run the named action,
+ * then settle in the leaf named by the new record's presence". `send` does
+ * exactly that: it runs the named action, looked up with `presenceStepFor` in
+ * the handler table the machine's `on` is built from, and when the presence
+ * moved it switches the actor to the snapshot XState itself computed for that
+ * leaf (`getInitialSnapshot`, once per region and leaf, see `start`). The
+ * snapshot's context is brought up to date when someone reads it
+ * ({@link PresenceActorSystem.snapshot}), so a step allocates nothing beyond
+ * the rules' new record. XState's interpreter (`machine.transition`: about
+ * 15–20 µs and 13 KB of garbage per state change, measured) is therefore not on
+ * the hot path; `interpretEveryEvent` runs it for every event instead, and a
+ * property test (test/property/actor-shortcut.test.ts) checks that both give
+ * equal snapshots (value, context and all), records and outcomes for any
+ * sequence of events. A change to the machine's shape must keep that test
+ * green, or extend this path.
  */
 import { createActor, type AnyActorScope, type SnapshotFrom } from 'xstate';
 import type { UserId } from '../src/domain/ids.js';
@@ -46,19 +50,19 @@ export interface SendResult {
   readonly outcome: StepOutcome;
 }
 
-/** One live actor: the machine snapshot (its state value is the user's presence state) and the current record. */
+/**
+ * One live actor. `snapshot` is XState's snapshot of the actor's leaf; its
+ * context is current only when `snapshot.context.record === record` and its
+ * outcome is `outcome` (otherwise {@link PresenceActorSystem.snapshot} brings
+ * it up to date on read). `leaf` is the leaf state, which always equals
+ * `record.presence.state`.
+ */
 interface PresenceActor {
   snapshot: PresenceSnapshot;
   record: UserRecord;
+  outcome: StepOutcome;
+  leaf: PresenceValue;
   readonly isMine: boolean;
-}
-
-/** The leaf of a snapshot value such as `{ local: 'online' }`. */
-function leafOf(snapshot: PresenceSnapshot): string | undefined {
-  const v = snapshot.value as unknown;
-  if (typeof v !== 'object' || v === null) return undefined;
-  const inner = (v as Record<string, unknown>)['local'] ?? (v as Record<string, unknown>)['remote'];
-  return typeof inner === 'string' ? inner : undefined;
 }
 
 export interface ActorSystemOptions {
@@ -109,9 +113,21 @@ export class PresenceActorSystem {
     return this.actors.has(userId);
   }
 
-  /** The machine snapshot of a live actor (its context may lag behind {@link record}; its value never does). */
+  /** The machine snapshot of a live actor, with its context up to date. */
   snapshot(userId: UserId): PresenceSnapshot | undefined {
-    return this.actors.get(userId)?.snapshot;
+    const actor = this.actors.get(userId);
+    return actor === undefined ? undefined : this.current(actor);
+  }
+
+  /** The actor's snapshot with the current record and outcome in its context (made, and kept, on demand). */
+  private current(actor: PresenceActor): PresenceSnapshot {
+    const s = actor.snapshot;
+    if (s.context.record === actor.record && s.context.outcome === actor.outcome) return s;
+    // Same state nodes, newer context: what XState's own snapshot cloning does (a
+    // plain copy; `machine.resolveState` would re-resolve the state value).
+    const context: PresenceMachineContext = { record: actor.record, isMine: actor.isMine, rules: this.rules, outcome: actor.outcome };
+    actor.snapshot = { ...s, context };
+    return actor.snapshot;
   }
 
   /** The record held by a live actor. */
@@ -120,8 +136,8 @@ export class PresenceActorSystem {
   }
 
   /** Start an actor for a user from their current record (or the default). */
-  spawn(userId: UserId, isMine: boolean, record: UserRecord): PresenceSnapshot {
-    return this.start(userId, isMine, record).snapshot;
+  spawn(userId: UserId, isMine: boolean, record: UserRecord): void {
+    this.start(userId, isMine, record);
   }
 
   /**
@@ -129,25 +145,33 @@ export class PresenceActorSystem {
    * `record.presence.state`: starting the machine (init → local/remote → the
    * leaf matching the presence) evaluates guards on those two and runs no
    * actions. So `getInitialSnapshot` (about 15 µs) runs once per combination,
-   * and each actor gets that snapshot with its own context. Sharing the
-   * snapshot's other parts (`value`, `_nodes`, `tags`, …) between actors is
-   * safe because XState never mutates a snapshot (it already shares `_nodes`
-   * and `historyValue` between one actor's successive snapshots). Replay spawns every
-   * non-dormant user, so this is most of its start-up cost otherwise. A unit
-   * test checks the result equals `getInitialSnapshot` for any record.
+   * and each actor starts with that snapshot (its context is filled in when
+   * read). Sharing the snapshot's other parts (`value`, `_nodes`, `tags`, …)
+   * between actors is safe because XState never mutates a snapshot (it already
+   * shares `_nodes` and `historyValue` between one actor's successive
+   * snapshots). The same snapshots serve as the target of every change of
+   * leaf: the property test checks they equal what `machine.transition` gives.
+   * Replay spawns every non-dormant user, so this is most of its start-up cost
+   * otherwise. A unit test checks a spawned actor's snapshot equals
+   * `getInitialSnapshot` for any record.
    */
   private start(userId: UserId, isMine: boolean, record: UserRecord): PresenceActor {
-    const byState = this.initial[isMine ? 1 : 0];
-    let template = byState.get(record.presence.state);
-    if (template === undefined) {
-      template = presenceMachine.getInitialSnapshot(this.scope, { record, isMine, rules: this.rules }) as PresenceSnapshot;
-      byState.set(record.presence.state, template);
-    }
-    const snapshot: PresenceSnapshot = { ...template, context: { ...template.context, record } };
+    const leaf = record.presence.state;
     this.counts.spawned++;
-    const actor: PresenceActor = { snapshot, record, isMine };
+    const actor: PresenceActor = { snapshot: this.leafSnapshot(isMine, leaf, record), record, outcome: NO_CHANGE, leaf, isMine };
     this.actors.set(userId, actor);
     return actor;
+  }
+
+  /** XState's snapshot of the machine settled in `leaf` of the local or remote region. */
+  private leafSnapshot(isMine: boolean, leaf: PresenceValue, record: UserRecord): PresenceSnapshot {
+    const byState = this.initial[isMine ? 1 : 0];
+    let template = byState.get(leaf);
+    if (template === undefined) {
+      template = presenceMachine.getInitialSnapshot(this.scope, { record, isMine, rules: this.rules }) as PresenceSnapshot;
+      byState.set(leaf, template);
+    }
+    return template;
   }
 
   /** Deliver one event to a user's actor, spawning it from `restore` when absent. */
@@ -158,29 +182,34 @@ export class PresenceActorSystem {
     const step = presenceStepFor(actor.isMine, event.type);
     // The region ignores this event: nothing happens (the context's `outcome` still describes the previous event).
     if (step === undefined) return { before, after: before, outcome: NO_CHANGE };
-    if (!this.interpretAll) {
-      const ctx = this.scratch;
-      ctx.record = before;
-      ctx.isMine = actor.isMine;
-      const patch = step(ctx as PresenceMachineContext, event);
-      const after = patch.record ?? before;
-      if (after.presence.state === leafOf(actor.snapshot)) {
-        actor.record = after;
-        return { before, after, outcome: patch.outcome ?? NO_CHANGE };
-      }
+    if (this.interpretAll) return this.interpret(actor, event);
+    const ctx = this.scratch;
+    ctx.record = before;
+    ctx.isMine = actor.isMine;
+    const patch = step(ctx as PresenceMachineContext, event);
+    const after = patch.record ?? before;
+    const outcome = patch.outcome ?? actor.outcome;
+    actor.record = after;
+    actor.outcome = outcome;
+    const leaf = after.presence.state;
+    if (leaf !== actor.leaf) {
+      // the machine's eventless transitions settle in the leaf of the new presence
+      actor.leaf = leaf;
+      actor.snapshot = this.leafSnapshot(actor.isMine, leaf, after);
     }
+    return { before, after, outcome };
+  }
+
+  /** The reference path: XState's `machine.transition` on the actor's up-to-date snapshot. */
+  private interpret(actor: PresenceActor, event: PresenceMachineEvent): SendResult {
+    const before = actor.record;
     this.counts.interpreted++;
-    let current = actor.snapshot;
-    if (current.context.record !== before) {
-      // Same state nodes, newer context: what XState's own snapshot cloning does. A
-      // plain copy costs ~0.05 µs where `machine.resolveState` re-resolves the
-      // state value (~3 µs); the shortcut property test guards the equivalence.
-      current = { ...current, context: { ...current.context, record: before } };
-    }
-    const next = presenceMachine.transition(current, event, this.scope) as PresenceSnapshot;
+    const next = presenceMachine.transition(this.current(actor), event, this.scope) as PresenceSnapshot;
     actor.snapshot = next;
     actor.record = next.context.record;
-    return { before, after: next.context.record, outcome: next.context.outcome };
+    actor.outcome = next.context.outcome;
+    actor.leaf = actor.record.presence.state;
+    return { before, after: actor.record, outcome: actor.outcome };
   }
 
   /** Stop a user's actor (they became dormant); returns the final record. */

@@ -35,10 +35,10 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'shortcut-skips-state-changes',
-    description: 'the actor system takes the transition shortcut for activity even when the presence state changes (the machine never moves)',
+    description: 'the compiled path keeps the old leaf when an activity bump changes the presence state (the machine never moves)',
     file: 'machines/actor-system.ts',
-    find: 'if (after.presence.state === leafOf(actor.snapshot)) {',
-    replace: "if (after.presence.state === leafOf(actor.snapshot) || event.type === 'activity') {",
+    find: 'if (leaf !== actor.leaf) {',
+    replace: "if (leaf !== actor.leaf && event.type !== 'activity') {",
   },
   {
     id: 'router-ignores-all-users',
