@@ -94,13 +94,16 @@ export function buildEngine(w: Workload, opts: { log?: EventLog; listen?: boolea
   return rig;
 }
 
-/** Apply inputs [from, to) of the workload; advances the simulated clock every 256 inputs. */
-export function drive(rig: EngineRig, w: Workload, from: number, to: number, perInput?: (i: number) => void): void {
+/**
+ * Apply inputs [from, to) of the workload; advances the simulated clock every
+ * `advanceEvery` inputs (default 256) by the time those inputs span.
+ */
+export function drive(rig: EngineRig, w: Workload, from: number, to: number, perInput?: (i: number) => void, advanceEvery = 256): void {
   const { engine, clock, handles } = rig;
   const step = 1000 / w.spec.simRate;
   const ids = w.userIds;
   for (let i = from; i < to; i++) {
-    if ((i & 255) === 0) clock.advance(step * 256);
+    if (i % advanceEvery === 0) clock.advance(step * advanceEvery);
     if (perInput !== undefined) perInput(i);
     const u = w.opUsers[i] as number;
     const id = ids[u] as string;

@@ -13,7 +13,7 @@ import { PresenceActorSystem } from '../machines/actor-system.js';
 import type { PresenceMachineEvent } from '../machines/presence-machine.js';
 import { ChangeIndex } from '../streams/change-index.js';
 import { EMPTY_INTEREST, RoomSegment, SyncNotifier, syncStreamObservable, type PresenceBatch } from '../streams/sync-notifier.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
 import type { LogEntry, MembershipEvent, PresenceEvent } from './domain/events.js';
 import { ComposedStep, diffRecords, evolveUser } from './domain/evolve.js';
@@ -62,6 +62,15 @@ export type { PresenceBatch } from '../streams/sync-notifier.js';
 
 /** A stream token: the presence stream id a reader has seen up to. */
 export type StreamToken = number;
+
+/**
+ * Fewest users re-examined per turn when a timer tick is processed in slices.
+ * 16 changes reaching ~900 listeners each are ~15k deliveries: about 1 ms at the
+ * per-turn delivery rate measured here (docs/performance.md).
+ */
+const TIMEOUT_SLICE = 16;
+/** Most turns one timer tick is spread over (a large tick takes bigger slices). */
+const TIMEOUT_SLICES_PER_TICK = 50;
 
 export interface PresenceEngineOptions {
   /** A parsed config (`parseConfig`) or a raw homeserver config object. */
@@ -208,6 +217,17 @@ export class PresenceEngine {
   private markGen = 0;
   /** Timers by user index. */
   private readonly wheel: TimerWheel;
+  /**
+   * Users whose timer fired, waiting for their re-examination: a tick is
+   * processed in slices, one turn each, 1 ms apart (see `onTimers`).
+   */
+  private timeoutQueue: number[] = [];
+  private timeoutHead = 0;
+  /** Users per slice, set when a tick queues users: the queue is done in at most TIMEOUT_SLICES_PER_TICK turns. */
+  private timeoutSliceSize = TIMEOUT_SLICE;
+  /** Per user index: the tick time of their queued re-examination; 0 = none queued. */
+  private timeoutAt = new Float64Array(1024);
+  private drainHandle: TimerHandle | null = null;
   private readonly limiter: RateLimiter;
   private readonly federation: FederationOutbound;
   private readonly syncsByKey = new Map<string, SyncHandle>();
@@ -231,9 +251,17 @@ export class PresenceEngine {
   private turnJoins: [number, Room][] = [];
   private turnPings: UserPresenceState[] = [];
   private turnFull: UserId[] = [];
-  private dirty: SyncNotifier[] = [];
-  /** Rooms with a non-empty segment this turn (cleared by `flush`). */
-  private dirtyRooms: Room[] = [];
+  /**
+   * Notifiers to flush this turn: the first `dirtyCount` entries. Two arrays
+   * take turns (one is filled while the other is flushed) and keep their
+   * capacity, so waking hundreds of listeners allocates no list per turn.
+   */
+  private dirty: (SyncNotifier | undefined)[] = [];
+  private dirtySpare: (SyncNotifier | undefined)[] = [];
+  private dirtyCount = 0;
+  /** Rooms with a non-empty segment this turn: the first `dirtyRoomCount` (cleared by `flush`). */
+  private readonly dirtyRooms: (Room | undefined)[] = [];
+  private dirtyRoomCount = 0;
   private readonly committed = new Subject<readonly LogEntry[]>();
 
   constructor(options: PresenceEngineOptions) {
@@ -863,6 +891,8 @@ export class PresenceEngine {
     if (this.stopped) return;
     this.stopped = true;
     this.wheel.stop();
+    this.drainHandle?.cancel();
+    this.drainHandle = null;
     for (const n of this.notifiers) if (n !== undefined) for (const s of n.subscribers.slice()) s.complete();
     this.federation.stop();
     this.committed.complete();
@@ -904,9 +934,11 @@ export class PresenceEngine {
 
   /** Drive one user's actor with one event and record the consequences in the turn. */
   private step(userId: UserId, event: PresenceMachineEvent): void {
+    const idx = this.indexOf(userId);
+    // a re-examination still queued from a tick comes first (see `onTimers`)
+    if (idx < this.timeoutAt.length && this.timeoutAt[idx] !== 0 && event.type !== 'timeout') this.runQueuedTimeout(idx);
     const mine = this.isMine(userId);
     const { before, after, outcome } = this.actors.send(userId, mine, () => this.recordOf(userId), event);
-    const idx = this.indexOf(userId);
     let streamId: number | undefined;
     if (outcome.notify) {
       streamId = this.recordNotified(idx);
@@ -942,14 +974,58 @@ export class PresenceEngine {
     if (had !== (presence !== undefined)) this.storedCount += had ? -1 : 1;
   }
 
+  /**
+   * A wheel tick: queue the due users and re-examine them in slices, one turn
+   * per slice, the next slice 1 ms later (the shortest timer Node has), so
+   * inputs arriving meanwhile are not held behind a whole tick. A slice takes
+   * at least {@link TIMEOUT_SLICE} users and a tick is done in at most
+   * {@link TIMEOUT_SLICES_PER_TICK} slices, however large. Each re-examination
+   * uses the tick's time, as if run at the tick; a user with a queued
+   * re-examination who sends an input first has it run just before the input,
+   * so each user's own steps keep their order.
+   */
   private onTimers(due: number[], now: number): void {
     if (this.stopped) return;
-    this.run(() => {
-      for (const idx of due) {
-        const id = this.userIds[idx] as UserId;
-        if ((this.actors.has(id) || this.storedPresence(id) !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now });
-      }
-    });
+    if (this.timeoutAt.length < this.userIds.length) {
+      const grown = new Float64Array(Math.max(this.userIds.length, this.timeoutAt.length * 2));
+      grown.set(this.timeoutAt);
+      this.timeoutAt = grown;
+    }
+    for (const idx of due) {
+      if (this.timeoutAt[idx] !== 0) continue; // still queued from an earlier tick
+      this.timeoutAt[idx] = now;
+      this.timeoutQueue.push(idx);
+    }
+    const left = this.timeoutQueue.length - this.timeoutHead;
+    this.timeoutSliceSize = Math.max(TIMEOUT_SLICE, Math.ceil(left / TIMEOUT_SLICES_PER_TICK));
+    this.run(() => this.timeoutSlice());
+  }
+
+  /** Run the next slice of queued re-examinations; schedule the one after. */
+  private timeoutSlice(): void {
+    const queue = this.timeoutQueue;
+    const left = queue.length - this.timeoutHead;
+    if (left <= 0) return;
+    const end = this.timeoutHead + Math.min(left, this.timeoutSliceSize);
+    while (this.timeoutHead < end) this.runQueuedTimeout(queue[this.timeoutHead++] as number);
+    if (this.timeoutHead >= queue.length) {
+      this.timeoutQueue = [];
+      this.timeoutHead = 0;
+    } else if (this.drainHandle === null) {
+      this.drainHandle = this.clock.setTimer(1, () => {
+        this.drainHandle = null;
+        if (!this.stopped) this.run(() => this.timeoutSlice());
+      });
+    }
+  }
+
+  /** The queued re-examination of user `idx`, unless it already ran (ahead of an input). */
+  private runQueuedTimeout(idx: number): void {
+    const at = this.timeoutAt[idx] as number;
+    if (at === 0) return;
+    this.timeoutAt[idx] = 0;
+    const id = this.userIds[idx] as UserId;
+    if ((this.actors.has(id) || this.storedPresence(id) !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now: at });
   }
 
   /** End of a turn: append to the log, fan out, flush streams and federation. */
@@ -991,8 +1067,8 @@ export class PresenceEngine {
         if (room.excluded) continue;
         if (room.listening.size > 0) {
           const segment = (room.segment ??= new RoomSegment());
-          if (segment.users.length === 0) this.dirtyRooms.push(room);
-          segment.users.push(u);
+          if (segment.size === 0) this.dirtyRooms[this.dirtyRoomCount++] = room;
+          segment.add(u);
         }
         if (state !== undefined && room.remote.size > 0) {
           dests ??= new Set();
@@ -1007,13 +1083,14 @@ export class PresenceEngine {
       }
     }
     // One push per (room, listener): the listener reads the room's changes from its shared segment.
-    for (const room of this.dirtyRooms) {
+    for (let r = 0; r < this.dirtyRoomCount; r++) {
+      const room = this.dirtyRooms[r] as Room;
       const segment = room.segment as RoomSegment;
       for (const m of room.listening) {
         const n = notifiers[m];
         if (n === undefined || n.interest === ALL_USERS) continue;
         this.markDirty(n);
-        n.segments.push(segment);
+        n.addSegment(segment);
       }
     }
     if (this.router.active) {
@@ -1147,25 +1224,35 @@ export class PresenceEngine {
   private markDirty(n: SyncNotifier): void {
     if (!n.dirty) {
       n.dirty = true;
-      this.dirty.push(n);
+      this.dirty[this.dirtyCount++] = n;
     }
   }
 
   private flush(): void {
-    if (this.dirty.length > 0) {
+    if (this.dirtyCount > 0) {
+      // Swap lists first: a notifier marked while this one is emitted (none is
+      // today: inputs from subscribers wait in the mailbox) lands in the other.
       const dirty = this.dirty;
-      this.dirty = [];
+      const count = this.dirtyCount;
+      this.dirty = this.dirtySpare;
+      this.dirtySpare = dirty;
+      this.dirtyCount = 0;
       const token = this.streamId;
       const users = this.userIds.length;
       const stateOf = this.stateOf;
-      for (const n of dirty) {
+      for (let k = 0; k < count; k++) {
+        const n = dirty[k] as SyncNotifier;
+        dirty[k] = undefined; // a closed stream's notifier must not linger here
         n.dirty = false;
         this.counters.deliveries += n.flush(stateOf, token, users);
       }
     }
-    if (this.dirtyRooms.length > 0) {
-      for (const room of this.dirtyRooms) room.segment?.clear();
-      this.dirtyRooms = [];
+    if (this.dirtyRoomCount > 0) {
+      for (let r = 0; r < this.dirtyRoomCount; r++) {
+        (this.dirtyRooms[r] as Room).segment?.clear();
+        this.dirtyRooms[r] = undefined;
+      }
+      this.dirtyRoomCount = 0;
     }
     this.federation.flush(this.clock.now());
   }

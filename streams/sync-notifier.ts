@@ -61,17 +61,27 @@ function nextStamp(userCount: number): number {
  * room costs one `next` per listener and no copying.
  */
 export class RoomSegment {
-  /** Changed members this turn, each once, in change order. */
+  /**
+   * Changed members this turn, each once, in change order: the first `size`
+   * entries. The array keeps its capacity from turn to turn (clearing only
+   * resets `size`), so a busy room allocates nothing per turn but its batch.
+   */
   readonly users: number[] = [];
+  size = 0;
   private shared: PresenceBatch | null = null;
+
+  add(user: number): void {
+    this.users[this.size++] = user;
+  }
 
   /** The batch every single-source listener receives (built on first use, shared: read-only). */
   batch(stateOf: (index: number) => UserPresenceState, token: number): PresenceBatch {
     let b = this.shared;
     if (b === null || b.token !== token) {
       const users = this.users;
-      const events: UserPresenceState[] = new Array<UserPresenceState>(users.length);
-      for (let k = 0; k < users.length; k++) events[k] = stateOf(users[k] as number);
+      const n = this.size;
+      const events: UserPresenceState[] = new Array<UserPresenceState>(n);
+      for (let k = 0; k < n; k++) events[k] = stateOf(users[k] as number);
       b = this.shared = { events, token };
     }
     return b;
@@ -79,16 +89,24 @@ export class RoomSegment {
 
   /** Forget this turn (after the flush). */
   clear(): void {
-    this.users.length = 0;
+    this.size = 0;
     this.shared = null;
   }
 }
 
+/**
+ * Per-listener push state. The per-turn lists (`pending`, `segments`) are used
+ * up to their counts and keep their capacity between turns: with hundreds of
+ * listeners woken per change, re-growing them every turn was most of the
+ * garbage of an input (and so of the minor-GC pauses in the latency tail).
+ */
 export class SyncNotifier {
-  /** Users offered one by one since the last flush (own changes, router interest, joins); may repeat. */
+  /** Users offered one by one since the last flush (own changes, router interest, joins; may repeat): the first `pendingCount`. */
   readonly pending: number[] = [];
-  /** Rooms whose changes this listener receives this turn. */
+  pendingCount = 0;
+  /** Rooms whose changes this listener receives this turn: the first `segmentCount`. */
   readonly segments: RoomSegment[] = [];
+  segmentCount = 0;
   readonly subscribers: Subscriber<PresenceBatch>[] = [];
   /** Router interest, refreshed when the stream opens and on every pull. */
   interest: CachedInterest = EMPTY_INTEREST;
@@ -97,7 +115,11 @@ export class SyncNotifier {
   constructor(readonly userId: UserId, readonly index: number) {}
 
   offer(changed: number): void {
-    this.pending.push(changed);
+    this.pending[this.pendingCount++] = changed;
+  }
+
+  addSegment(segment: RoomSegment): void {
+    this.segments[this.segmentCount++] = segment;
   }
 
   /**
@@ -107,23 +129,20 @@ export class SyncNotifier {
    * @returns deliveries made (events × subscribers).
    */
   flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number): number {
-    const pending = this.pending;
-    const segments = this.segments;
+    const pendingCount = this.pendingCount;
+    const segmentCount = this.segmentCount;
     let batch: PresenceBatch;
-    if (pending.length === 0 && segments.length === 1) {
-      batch = (segments[0] as RoomSegment).batch(stateOf, token);
-    } else if (pending.length === 1 && segments.length === 0) {
-      batch = { events: [stateOf(pending[0] as number)], token };
-    } else if (pending.length === 0 && segments.length === 0) {
+    if (pendingCount === 0 && segmentCount === 1) {
+      batch = (this.segments[0] as RoomSegment).batch(stateOf, token);
+    } else if (pendingCount === 1 && segmentCount === 0) {
+      batch = { events: [stateOf(this.pending[0] as number)], token };
+    } else if (pendingCount === 0 && segmentCount === 0) {
       return 0;
     } else {
       batch = this.merge(stateOf, token, userCount);
     }
-    // Setting `length` is a runtime call (~50 ns); the common single-entry cases pop instead.
-    if (pending.length === 1) pending.pop();
-    else if (pending.length > 0) pending.length = 0;
-    if (segments.length === 1) segments.pop();
-    else if (segments.length > 0) segments.length = 0;
+    this.pendingCount = 0;
+    this.segmentCount = 0;
     const subs = this.subscribers;
     if (subs.length === 1) {
       (subs[0] as Subscriber<PresenceBatch>).next(batch);
@@ -144,30 +163,32 @@ export class SyncNotifier {
   private merge(stateOf: (index: number) => UserPresenceState, token: number, userCount: number): PresenceBatch {
     const pending = this.pending;
     const segments = this.segments;
+    const segmentCount = this.segmentCount;
     const mark = nextStamp(userCount);
     const seen = seenAt;
     let largest = -1;
-    for (let g = 0, most = 0; g < segments.length; g++) {
-      const n = (segments[g] as RoomSegment).users.length;
+    for (let g = 0, most = 0; g < segmentCount; g++) {
+      const n = (segments[g] as RoomSegment).size;
       if (n > most) (most = n), (largest = g);
     }
     if (largest >= 0) {
-      const users = (segments[largest] as RoomSegment).users;
-      for (let k = 0; k < users.length; k++) seen[users[k] as number] = mark;
+      const segment = segments[largest] as RoomSegment;
+      const users = segment.users;
+      for (let k = 0; k < segment.size; k++) seen[users[k] as number] = mark;
     }
     let extra: UserPresenceState[] | null = null;
-    for (let g = 0; g < segments.length; g++) {
+    for (let g = 0; g < segmentCount; g++) {
       if (g === largest) continue;
       const segment = segments[g] as RoomSegment;
       const users = segment.users;
-      for (let k = 0; k < users.length; k++) {
+      for (let k = 0; k < segment.size; k++) {
         const i = users[k] as number;
         if (seen[i] === mark) continue;
         seen[i] = mark;
         (extra ??= []).push(segment.batch(stateOf, token).events[k] as UserPresenceState);
       }
     }
-    for (let k = 0; k < pending.length; k++) {
+    for (let k = 0; k < this.pendingCount; k++) {
       const i = pending[k] as number;
       if (seen[i] === mark) continue;
       seen[i] = mark;

@@ -77,6 +77,13 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'input-overtakes-queued-timeout',
+    description: "an input does not run the user's re-examination still queued from a timer tick first (it runs later, out of order)",
+    file: 'src/engine.ts',
+    find: "if (idx < this.timeoutAt.length && this.timeoutAt[idx] !== 0 && event.type !== 'timeout') this.runQueuedTimeout(idx);",
+    replace: '',
+  },
+  {
     id: 'leave-keeps-room',
     description: 'the engine forgets to drop the room from the user\'s rooms on leave',
     file: 'src/engine.ts',
