@@ -165,21 +165,21 @@ export async function ingest(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>>
 
 /**
  * Wait until `t` (performance.now() ms) without spinning on the clock: sleep
- * (Atomics.wait) while more than 0.3 ms remain, then spin with a clock read
- * every ~2 µs. A tight spin on the clock allocated enough to trigger hundreds
- * of minor GCs per second, which then showed up as latency.
+ * (Atomics.wait) until 0.15 ms remain, then spin with a clock read every
+ * couple of microseconds. Each clock read allocates; a tight spin on the clock
+ * caused hundreds of minor GCs per second, which then showed up as latency.
  */
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 function waitUntil(t: number): void {
   for (;;) {
     const left = t - now();
     if (left <= 0) return;
-    if (left > 0.3) {
-      Atomics.wait(sleeper, 0, 0, left - 0.25);
+    if (left > 0.15) {
+      Atomics.wait(sleeper, 0, 0, left - 0.1);
       continue;
     }
     let x = 0;
-    for (let k = 0; k < 200; k++) x += k;
+    for (let k = 0; k < 2_000; k++) x += k;
     if (x < 0) return; // keeps the loop from being optimised away
   }
 }
