@@ -46,12 +46,14 @@ export class TimerWheel {
 
   /** File `key` (a non-negative integer) for re-examination at `deadline` (ms). `Infinity` cancels. */
   schedule(key: number, deadline: number): void {
-    if (key >= this.bucketOf.length) this.grow(key);
-    const current = this.bucketOf[key] as number;
     if (deadline === Infinity) {
+      // a key past the end has nothing to cancel (and needs no slot)
+      const current = key < this.bucketOf.length ? (this.bucketOf[key] as number) : 0;
       if (current !== 0) this.remove(key, current);
       return;
     }
+    if (key >= this.bucketOf.length) this.grow(key);
+    const current = this.bucketOf[key] as number;
     let at = Math.ceil(deadline / this.period) * this.period;
     // A deadline already due goes to the next tick, never the current instant:
     // a re-examination that changes nothing must not re-fire at the same time forever.
