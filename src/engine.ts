@@ -88,6 +88,13 @@ export interface PresenceEngineOptions {
    * own change only through {@link PresenceEngine.applyReplicated}. Default: all.
    */
   readonly owns?: (userId: UserId) => boolean;
+  /**
+   * Fewest users re-examined per turn when a timer tick is processed in slices
+   * 1 ms apart (default 16; a tick still takes at most 50 slices). `Infinity`
+   * re-examines a whole tick in one turn. Each user's history is the same
+   * either way (property-tested); only how long other inputs may wait changes.
+   */
+  readonly timerSlice?: number;
 }
 
 export interface SetPresenceInput {
@@ -225,6 +232,7 @@ export class PresenceEngine {
   private timeoutHead = 0;
   /** Users per slice, set when a tick queues users: the queue is done in at most TIMEOUT_SLICES_PER_TICK turns. */
   private timeoutSliceSize = TIMEOUT_SLICE;
+  private readonly timeoutSliceMin: number;
   /** Per user index: the tick time of their queued re-examination; 0 = none queued. */
   private timeoutAt = new Float64Array(1024);
   private drainHandle: TimerHandle | null = null;
@@ -279,6 +287,9 @@ export class PresenceEngine {
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
     for (const key of this.config.ignoredKeys) this.logger.debug(`config key ${key} is not used by the presence engine`);
     this.owned = options.owns ?? (() => true);
+    const slice = options.timerSlice ?? TIMEOUT_SLICE;
+    if (!(slice >= 1)) throw new InvalidInputError('timerSlice', `must be a number of users ≥ 1 (or Infinity), got ${String(slice)}`);
+    this.timeoutSliceMin = slice;
     this.restore(options.snapshot);
     this.turnBase = this.streamId;
   }
@@ -978,7 +989,7 @@ export class PresenceEngine {
    * A wheel tick: queue the due users and re-examine them in slices, one turn
    * per slice, the next slice 1 ms later (the shortest timer Node has), so
    * inputs arriving meanwhile are not held behind a whole tick. A slice takes
-   * at least {@link TIMEOUT_SLICE} users and a tick is done in at most
+   * at least `timerSlice` users (default {@link TIMEOUT_SLICE}) and a tick is done in at most
    * {@link TIMEOUT_SLICES_PER_TICK} slices, however large. Each re-examination
    * uses the tick's time, as if run at the tick; a user with a queued
    * re-examination who sends an input first has it run just before the input,
@@ -997,7 +1008,7 @@ export class PresenceEngine {
       this.timeoutQueue.push(idx);
     }
     const left = this.timeoutQueue.length - this.timeoutHead;
-    this.timeoutSliceSize = Math.max(TIMEOUT_SLICE, Math.ceil(left / TIMEOUT_SLICES_PER_TICK));
+    this.timeoutSliceSize = Math.max(this.timeoutSliceMin, Math.ceil(left / TIMEOUT_SLICES_PER_TICK));
     this.run(() => this.timeoutSlice());
   }
 
