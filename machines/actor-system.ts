@@ -66,7 +66,7 @@ interface PresenceActor {
 }
 
 export interface ActorSystemOptions {
-  /** Send every event through the interpreter (no shortcut): the reference behaviour, for tests. */
+  /** Send every event through XState's interpreter instead of the compiled path: the reference behaviour, for tests. */
   readonly interpretEveryEvent?: boolean;
 }
 
@@ -77,11 +77,12 @@ export class PresenceActorSystem {
   /** Reused context for running a named action outside the interpreter. */
   private readonly scratch: { record: UserRecord; isMine: boolean; rules: RuleConfig; outcome: StepOutcome };
   /**
-   * Initial snapshots, computed by XState once per (local?, presence state);
-   * see {@link PresenceActorSystem.start}. Index 1 holds local users.
+   * XState's snapshot of each leaf, computed once per (local?, presence state)
+   * and shared by every actor in that leaf; see {@link PresenceActorSystem.start}.
+   * Index 1 holds local users.
    */
   private readonly initial: [Map<PresenceValue, PresenceSnapshot>, Map<PresenceValue, PresenceSnapshot>] = [new Map(), new Map()];
-  /** Events delivered, how many of them the interpreter ran (the rest took the shortcut), and actors started. */
+  /** Events delivered, how many of them the interpreter ran (only with `interpretEveryEvent`), and actors started. */
   readonly counts = { events: 0, interpreted: 0, spawned: 0 };
 
   constructor(
