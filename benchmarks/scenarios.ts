@@ -20,6 +20,7 @@ import {
   driveNaive,
   heapUsed,
   linearFit,
+  median,
   membershipSnapshot,
   now,
   timed,
@@ -69,11 +70,6 @@ const BATCH = 256;
 /** The headline workload of issue 6: U=10k, R=1k, k=5, 20% listening. */
 function steadySpec(quick: boolean, changes?: number): WorkloadSpec {
   return { seed: 42, users: 10_000, rooms: 1_000, roomsPerUser: 5, zipf: 1, listening: 0.2, changes: changes ?? (quick ? 60_000 : 300_000), simRate: 1_000 };
-}
-
-function med(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
 }
 
 /** Run `reps` timed slices of the workload on a rig; returns inputs/s, updates/s and deliveries/s per slice. */
@@ -146,13 +142,13 @@ export async function ingest(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>>
   const nbQ = naiveReps(w, false, reps, per, budget);
 
   metrics.push(
-    { key: 'ingest.streams.turn', label: 'ingest, 20% streams, 1 input/turn', value: med(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs), target: 100_000 },
-    { key: 'ingest.streams.batch', label: `ingest, 20% streams, batch(${BATCH})`, value: med(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs), target: 100_000 },
-    { key: 'ingest.nostreams.turn', label: 'ingest, no streams, 1 input/turn', value: med(unQ.inputs), reps: unQ.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nbQ.inputs) },
-    { key: 'ingest.nostreams.batch', label: `ingest, no streams, batch(${BATCH})`, value: med(baQ.inputs), reps: baQ.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nbQ.inputs) },
-    { key: 'updates.streams.turn', label: 'notified changes, 20% streams, 1 input/turn', value: med(un.updates), reps: un.updates, unit: 'changes/s', better: 'higher' },
-    { key: 'deliveries.streams.turn', label: 'deliveries, 20% streams, 1 input/turn', value: med(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries) },
-    { key: 'deliveries.streams.batch', label: `deliveries, 20% streams, batch(${BATCH})`, value: med(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries) },
+    { key: 'ingest.streams.turn', label: 'ingest, 20% streams, 1 input/turn', value: median(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher', baseline: median(nb.inputs), target: 100_000 },
+    { key: 'ingest.streams.batch', label: `ingest, 20% streams, batch(${BATCH})`, value: median(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher', baseline: median(nb.inputs), target: 100_000 },
+    { key: 'ingest.nostreams.turn', label: 'ingest, no streams, 1 input/turn', value: median(unQ.inputs), reps: unQ.inputs, unit: 'inputs/s', better: 'higher', baseline: median(nbQ.inputs) },
+    { key: 'ingest.nostreams.batch', label: `ingest, no streams, batch(${BATCH})`, value: median(baQ.inputs), reps: baQ.inputs, unit: 'inputs/s', better: 'higher', baseline: median(nbQ.inputs) },
+    { key: 'updates.streams.turn', label: 'notified changes, 20% streams, 1 input/turn', value: median(un.updates), reps: un.updates, unit: 'changes/s', better: 'higher' },
+    { key: 'deliveries.streams.turn', label: 'deliveries, 20% streams, 1 input/turn', value: median(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher', baseline: median(nb.deliveries) },
+    { key: 'deliveries.streams.batch', label: `deliveries, 20% streams, batch(${BATCH})`, value: median(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher', baseline: median(nb.deliveries) },
     { key: 'recipients', label: 'recipients per notified change (1 input/turn and batched)', value: recipients, unit: 'deliveries', better: 'lower' },
   );
   return {
@@ -290,10 +286,10 @@ export async function largeRoom(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds
     title: 'One 50k-member room, 20% of members listening, members changing presence',
     params: { ...spec, listeners: w.listeners.length, batch: BATCH },
     metrics: [
-      { key: 'large.deliveries.turn', label: 'deliveries, 1 input/turn', value: med(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries), target: 10_000_000 },
-      { key: 'large.deliveries.batch', label: `deliveries, batch(${BATCH})`, value: med(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher', baseline: med(nb.deliveries), target: 10_000_000 },
-      { key: 'large.inputs.turn', label: 'inputs, 1 input/turn', value: med(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs) },
-      { key: 'large.inputs.batch', label: `inputs, batch(${BATCH})`, value: med(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher', baseline: med(nb.inputs) },
+      { key: 'large.deliveries.turn', label: 'deliveries, 1 input/turn', value: median(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher', baseline: median(nb.deliveries), target: 10_000_000 },
+      { key: 'large.deliveries.batch', label: `deliveries, batch(${BATCH})`, value: median(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher', baseline: median(nb.deliveries), target: 10_000_000 },
+      { key: 'large.inputs.turn', label: 'inputs, 1 input/turn', value: median(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher', baseline: median(nb.inputs) },
+      { key: 'large.inputs.batch', label: `inputs, batch(${BATCH})`, value: median(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher', baseline: median(nb.inputs) },
     ],
   };
 }
@@ -373,10 +369,10 @@ export async function allUsersRouter(ctx: Ctx): Promise<Omit<ScenarioResult, 'se
     title: 'Presence router: 100 listeners with ALL_USERS interest (U=10k)',
     params: { ...spec, admins: admins.length },
     metrics: [
-      { key: 'router.inputs.turn', label: 'inputs, 1 input/turn', value: med(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher' },
-      { key: 'router.inputs.batch', label: `inputs, batch(${BATCH})`, value: med(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher' },
-      { key: 'router.deliveries.turn', label: 'deliveries, 1 input/turn', value: med(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher' },
-      { key: 'router.deliveries.batch', label: `deliveries, batch(${BATCH})`, value: med(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher' },
+      { key: 'router.inputs.turn', label: 'inputs, 1 input/turn', value: median(un.inputs), reps: un.inputs, unit: 'inputs/s', better: 'higher' },
+      { key: 'router.inputs.batch', label: `inputs, batch(${BATCH})`, value: median(ba.inputs), reps: ba.inputs, unit: 'inputs/s', better: 'higher' },
+      { key: 'router.deliveries.turn', label: 'deliveries, 1 input/turn', value: median(un.deliveries), reps: un.deliveries, unit: 'deliveries/s', better: 'higher' },
+      { key: 'router.deliveries.batch', label: `deliveries, batch(${BATCH})`, value: median(ba.deliveries), reps: ba.deliveries, unit: 'deliveries/s', better: 'higher' },
     ],
   };
 }
@@ -436,9 +432,9 @@ export async function federation(ctx: Ctx): Promise<Omit<ScenarioResult, 'second
     }
     const tag = batched ? `batch(${BATCH})` : '1 input/turn';
     res.push(
-      { key: `fed.inputs.${batched ? 'batch' : 'turn'}`, label: `inputs, ${tag}`, value: med(ins), reps: ins, unit: 'inputs/s', better: 'higher' },
-      { key: `fed.sends.${batched ? 'batch' : 'turn'}`, label: `(state, server) sends, ${tag}`, value: med(sends), reps: sends, unit: 'sends/s', better: 'higher' },
-      { key: `fed.tx.${batched ? 'batch' : 'turn'}`, label: `transmissions, ${tag}`, value: med(tx), reps: tx, unit: 'transmissions/s', better: 'higher' },
+      { key: `fed.inputs.${batched ? 'batch' : 'turn'}`, label: `inputs, ${tag}`, value: median(ins), reps: ins, unit: 'inputs/s', better: 'higher' },
+      { key: `fed.sends.${batched ? 'batch' : 'turn'}`, label: `(state, server) sends, ${tag}`, value: median(sends), reps: sends, unit: 'sends/s', better: 'higher' },
+      { key: `fed.tx.${batched ? 'batch' : 'turn'}`, label: `transmissions, ${tag}`, value: median(tx), reps: tx, unit: 'transmissions/s', better: 'higher' },
     );
   }
   engine.stop();
@@ -484,17 +480,17 @@ export async function replay(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>>
     new PresenceEngine({ config: benchConfig(), clock: new SimulatedClock(), logger: silentLogger, snapshot: base }).stop();
     roomsOnlyReps.push(sw());
   }
-  const roomsOnly = med(roomsOnlyReps);
+  const roomsOnly = median(roomsOnlyReps);
   // The replay rate above includes loading the memberships snapshot the log starts from; this one does not.
-  const foldMs = Math.max(1e-3, med(times) - roomsOnly);
+  const foldMs = Math.max(1e-3, median(times) - roomsOnly);
   return {
     scenario: 'replay',
     title: 'Replay of a long log and start-up from a snapshot (U=10k, 50k memberships)',
     params: { ...spec, logEntries: entries, snapshotUsers: snapshot.users.length, memberships: w.memberships },
     metrics: [
-      { key: 'replay.rate', label: `replay ${entries} log entries`, value: med(rates), reps: rates, unit: 'events/s', better: 'higher', target: 1_000_000 },
+      { key: 'replay.rate', label: `replay ${entries} log entries`, value: median(rates), reps: rates, unit: 'events/s', better: 'higher', target: 1_000_000 },
       { key: 'replay.fold', label: `replay ${entries} log entries, without loading the memberships snapshot`, value: (entries / foldMs) * 1000, unit: 'events/s', better: 'higher', note: 'median replay time minus the memberships-only start-up' },
-      { key: 'replay.snapshot.startup', label: `start-up from snapshot (${snapshot.users.length} users, ${w.memberships} memberships)`, value: med(startups), reps: startups, unit: 'ms', better: 'lower' },
+      { key: 'replay.snapshot.startup', label: `start-up from snapshot (${snapshot.users.length} users, ${w.memberships} memberships)`, value: median(startups), reps: startups, unit: 'ms', better: 'lower' },
       { key: 'replay.rooms.startup', label: 'start-up, memberships only', value: roomsOnly, reps: roomsOnlyReps, unit: 'ms', better: 'lower' },
     ],
   };
@@ -666,15 +662,15 @@ export async function growth(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>>
   const s = rig.engine.stats;
   const recipients = s.deliveries / Math.max(1, s.updates);
   rig.engine.stop();
-  const inputs = med(un.inputs);
-  const updates = med(un.updates);
+  const inputs = median(un.inputs);
+  const updates = median(un.updates);
   return {
     scenario: `growth-${users}`,
     title: `Growth sweep U=${users}`,
     params: { ...spec, largestRoom: roomStats(w).largest },
     metrics: [
       { key: `growth.${users}.input`, label: `U=${fmtU(users)}: cost per input (1 input/turn)`, value: 1e6 / inputs, unit: 'µs', better: 'lower' },
-      { key: `growth.${users}.deliveries`, label: `U=${fmtU(users)}: deliveries`, value: med(un.deliveries), unit: 'deliveries/s', better: 'higher' },
+      { key: `growth.${users}.deliveries`, label: `U=${fmtU(users)}: deliveries`, value: median(un.deliveries), unit: 'deliveries/s', better: 'higher' },
       { key: `growth.${users}.recipients`, label: `U=${fmtU(users)}: recipients per change`, value: recipients, unit: 'deliveries', better: 'lower' },
       { key: `growth.${users}.update`, label: `U=${fmtU(users)}: time per notified change`, value: 1e6 / Math.max(1e-9, updates), unit: 'µs', better: 'lower', note: 'wall time / notified changes' },
     ],
@@ -696,8 +692,8 @@ export async function roomSize(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'
     rig.engine.batch(() => drive(rig, w, 0, 2_000));
     const un = ingestReps(rig, w, 2_000, 3, 9_000, ctx.quick ? 300 : 1_500, false);
     rig.engine.stop();
-    const us = 1e6 / med(un.updates);
-    const d = med(un.deliveries);
+    const us = 1e6 / median(un.updates);
+    const d = median(un.deliveries);
     xs.push(size);
     perUpdate.push(us);
     perDelivery.push(1e9 / d);
