@@ -154,11 +154,13 @@ export class SyncNotifier {
   }
 
   /**
-   * Several sources: mark the largest segment's users, find the users of the
-   * other segments and of the individual offers not among them, and emit the
-   * largest segment's shared batch itself when there are none (the usual case
-   * when one user changed and is seen through several rooms); otherwise a copy
-   * of its states plus the new ones.
+   * Several sources: mark the largest segment's users, collect the users of
+   * the other segments and of the individual offers not among them (indexes,
+   * in the shared `extraAt` scratch), and emit the largest segment's shared
+   * batch itself when there are none (the usual case when one user changed and
+   * is seen through several rooms); otherwise one array sized exactly for the
+   * shared states plus the new ones (no intermediate list, no regrowth: with
+   * large batches these arrays are most of the allocation of a flush).
    */
   private merge(stateOf: (index: number) => UserPresenceState, token: number, userCount: number): PresenceBatch {
     const pending = this.pending;
@@ -176,7 +178,8 @@ export class SyncNotifier {
       const users = segment.users;
       for (let k = 0; k < segment.size; k++) seen[users[k] as number] = mark;
     }
-    let extra: UserPresenceState[] | null = null;
+    let extras = 0;
+    let extra = extraAt;
     for (let g = 0; g < segmentCount; g++) {
       if (g === largest) continue;
       const segment = segments[g] as RoomSegment;
@@ -185,22 +188,40 @@ export class SyncNotifier {
         const i = users[k] as number;
         if (seen[i] === mark) continue;
         seen[i] = mark;
-        (extra ??= []).push(segment.batch(stateOf, token).events[k] as UserPresenceState);
+        if (extras === extra.length) extra = growExtra();
+        extra[extras++] = i;
       }
     }
     for (let k = 0; k < this.pendingCount; k++) {
       const i = pending[k] as number;
       if (seen[i] === mark) continue;
       seen[i] = mark;
-      (extra ??= []).push(stateOf(i));
+      if (extras === extra.length) extra = growExtra();
+      extra[extras++] = i;
     }
-    if (largest < 0) return { events: extra ?? [], token };
+    if (largest < 0) {
+      const events = new Array<UserPresenceState>(extras);
+      for (let k = 0; k < extras; k++) events[k] = stateOf(extra[k] as number);
+      return { events, token };
+    }
     const shared = (segments[largest] as RoomSegment).batch(stateOf, token);
-    if (extra === null) return shared;
-    const events = shared.events.slice();
-    for (let k = 0; k < extra.length; k++) events.push(extra[k] as UserPresenceState);
+    if (extras === 0) return shared;
+    const base = shared.events;
+    const n = base.length;
+    const events = new Array<UserPresenceState>(n + extras);
+    for (let k = 0; k < n; k++) events[k] = base[k] as UserPresenceState;
+    for (let k = 0; k < extras; k++) events[n + k] = stateOf(extra[k] as number);
     return { events, token };
   }
+}
+
+/** Scratch of `merge`: indexes of the users a merged batch adds to its largest segment's (shared, flushes never interleave). */
+let extraAt: Int32Array = new Int32Array(1024);
+
+function growExtra(): Int32Array {
+  const grown = new Int32Array(extraAt.length * 2);
+  grown.set(extraAt);
+  return (extraAt = grown);
 }
 
 export const EMPTY_INTEREST: ReadonlySet<UserId> = new Set();

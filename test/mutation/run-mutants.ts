@@ -23,6 +23,7 @@ const TESTS = [
   'test/property/isolation-semantics.test.ts',
   'test/property/timers-semantics.test.ts',
   'test/property/delivery.test.ts',
+  'test/property/notifier-merge.test.ts',
   'test/property/actor-shortcut.test.ts',
   'test/unit/fan-out.test.ts',
   'test/unit/timer-slices.test.ts',
