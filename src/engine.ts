@@ -159,8 +159,14 @@ interface Room {
   readonly id: RoomId;
   readonly index: number;
   readonly members: Set<number>;
-  /** Members with an open sync stream (a subset of `members`): fan-out visits these, not every member. */
+  /** Members with an open sync stream (a subset of `members`): fan-out visits these, not every member. Change it only through `addListening`/`deleteListening`. */
   readonly listening: Set<number>;
+  /**
+   * The notifiers of `listening`, as an array (built on first use after
+   * `listening` changes, see `listenersOf`): fan-out walks an array of the
+   * notifiers themselves instead of iterating a set and looking each one up.
+   */
+  listeners: SyncNotifier[] | null;
   /** Joined remote users per server. */
   readonly remote: Map<ServerName, number>;
   readonly excluded: boolean;
@@ -171,6 +177,15 @@ interface Room {
 type Job = () => void;
 
 const EMPTY_ROOMS: ReadonlySet<Room> = new Set();
+
+function addListening(room: Room, user: number): void {
+  room.listening.add(user);
+  room.listeners = null;
+}
+
+function deleteListening(room: Room, user: number): void {
+  if (room.listening.delete(user)) room.listeners = null;
+}
 
 export class PresenceEngine {
   readonly config: PresenceConfig;
@@ -1097,9 +1112,10 @@ export class PresenceEngine {
     for (let r = 0; r < this.dirtyRoomCount; r++) {
       const room = this.dirtyRooms[r] as Room;
       const segment = room.segment as RoomSegment;
-      for (const m of room.listening) {
-        const n = notifiers[m];
-        if (n === undefined || n.interest === ALL_USERS) continue;
+      const listeners = this.listenersOf(room);
+      for (let k = 0; k < listeners.length; k++) {
+        const n = listeners[k] as SyncNotifier;
+        if (n.interest === ALL_USERS) continue;
         this.markDirty(n);
         n.addSegment(segment);
       }
@@ -1179,11 +1195,7 @@ export class PresenceEngine {
 
   private fanOutJoin(user: number, room: Room): void {
     if (room.excluded || !room.members.has(user)) return;
-    for (const m of room.listening) {
-      if (m === user) continue;
-      const n = this.notifiers[m];
-      if (n !== undefined && n.interest !== ALL_USERS) this.offer(n, user);
-    }
+    for (const n of this.listenersOf(room)) if (n.index !== user && n.interest !== ALL_USERS) this.offer(n, user);
     const own = this.notifiers[user];
     if (own !== undefined && own.interest !== ALL_USERS) for (const m of room.members) this.offer(own, m);
     this.federateJoin(user, room);
@@ -1224,6 +1236,20 @@ export class PresenceEngine {
         for (const s of r.events) this.offer(n, this.indexOf(s.userId));
       });
     });
+  }
+
+  /** The room's listening members' notifiers (cached until `listening` changes). */
+  private listenersOf(room: Room): readonly SyncNotifier[] {
+    let list = room.listeners;
+    if (list === null) {
+      list = [];
+      for (const m of room.listening) {
+        const n = this.notifiers[m];
+        if (n !== undefined) list.push(n);
+      }
+      room.listeners = list;
+    }
+    return list;
   }
 
   private offer(n: SyncNotifier, changed: number): void {
@@ -1276,7 +1302,7 @@ export class PresenceEngine {
     if (n === undefined) {
       n = new SyncNotifier(userId, i);
       this.notifiers[i] = n;
-      for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) room.listening.add(i);
+      for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) addListening(room, i);
       this.counters.openSyncStreams++;
       this.refreshInterest(n);
     }
@@ -1292,7 +1318,7 @@ export class PresenceEngine {
     if (n.subscribers.length === 0) {
       this.setInterest(n, EMPTY_INTEREST);
       this.notifiers[i] = undefined;
-      for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) room.listening.delete(i);
+      for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) deleteListening(room, i);
       this.counters.openSyncStreams--;
     }
   }
@@ -1509,6 +1535,7 @@ export class PresenceEngine {
         index: this.roomList.length,
         members: new Set(),
         listening: new Set(),
+        listeners: null,
         remote: new Map(),
         excluded: this.config.excludeRoomsFromPresence.has(e.roomId),
         segment: null,
@@ -1521,7 +1548,7 @@ export class PresenceEngine {
     if (e.membership === 'join') {
       if (room.members.has(u)) return;
       room.members.add(u);
-      if (this.notifiers[u] !== undefined) room.listening.add(u);
+      if (this.notifiers[u] !== undefined) addListening(room, u);
       let set = this.roomsOf[u];
       if (set === undefined) this.roomsOf[u] = set = new Set();
       set.add(room);
@@ -1533,7 +1560,7 @@ export class PresenceEngine {
       if (live) this.turnJoins.push([u, room]);
     } else {
       if (!room.members.delete(u)) return;
-      room.listening.delete(u);
+      deleteListening(room, u);
       this.roomsOf[u]?.delete(room);
       if (remoteServer !== undefined) {
         const c = (room.remote.get(remoteServer) ?? 1) - 1;

@@ -41,6 +41,13 @@ export const MUTANTS: readonly Mutant[] = [
     replace: '  return (extraAt = grown);',
   },
   {
+    id: 'listeners-cache-stale',
+    description: 'a room keeps its cached array of listeners when a member opens a stream or a listener joins (the new listener is never woken through the room)',
+    file: 'src/engine.ts',
+    find: '  room.listening.add(user);\n  room.listeners = null;',
+    replace: '  room.listening.add(user);',
+  },
+  {
     id: 'shortcut-skips-state-changes',
     description: 'the compiled path keeps the old leaf when an activity bump changes the presence state (the machine never moves)',
     file: 'machines/actor-system.ts',
