@@ -68,6 +68,8 @@ export class RoomSegment {
    */
   readonly users: number[] = [];
   size = 0;
+  /** Bumped by `clear`: tells this turn's contents from an earlier turn's (see `markLargest`). */
+  generation = 0;
   private shared: PresenceBatch | null = null;
 
   add(user: number): void {
@@ -90,6 +92,7 @@ export class RoomSegment {
   /** Forget this turn (after the flush). */
   clear(): void {
     this.size = 0;
+    this.generation++;
     this.shared = null;
   }
 }
@@ -154,7 +157,8 @@ export class SyncNotifier {
   }
 
   /**
-   * Several sources: mark the largest segment's users, collect the users of
+   * Several sources: mark the largest segment's users (or find them still
+   * marked from the previous listener's merge), collect the users of
    * the other segments and of the individual offers not among them (indexes,
    * in the shared `extraAt` scratch), and emit the largest segment's shared
    * batch itself when there are none (the usual case when one user changed and
@@ -166,18 +170,15 @@ export class SyncNotifier {
     const pending = this.pending;
     const segments = this.segments;
     const segmentCount = this.segmentCount;
-    const mark = nextStamp(userCount);
-    const seen = seenAt;
     let largest = -1;
     for (let g = 0, most = 0; g < segmentCount; g++) {
       const n = (segments[g] as RoomSegment).size;
       if (n > most) (most = n), (largest = g);
     }
-    if (largest >= 0) {
-      const segment = segments[largest] as RoomSegment;
-      const users = segment.users;
-      for (let k = 0; k < segment.size; k++) seen[users[k] as number] = mark;
-    }
+    const inLargest = largest >= 0 ? markLargest(segments[largest] as RoomSegment, userCount) : -1;
+    const inSegment = segmentAt;
+    const mark = nextStamp(userCount);
+    const seen = seenAt;
     let extras = 0;
     let extra = extraAt;
     for (let g = 0; g < segmentCount; g++) {
@@ -186,7 +187,7 @@ export class SyncNotifier {
       const users = segment.users;
       for (let k = 0; k < segment.size; k++) {
         const i = users[k] as number;
-        if (seen[i] === mark) continue;
+        if (seen[i] === mark || inSegment[i] === inLargest) continue;
         seen[i] = mark;
         if (extras === extra.length) extra = growExtra();
         extra[extras++] = i;
@@ -194,7 +195,7 @@ export class SyncNotifier {
     }
     for (let k = 0; k < this.pendingCount; k++) {
       const i = pending[k] as number;
-      if (seen[i] === mark) continue;
+      if (seen[i] === mark || inSegment[i] === inLargest) continue;
       seen[i] = mark;
       if (extras === extra.length) extra = growExtra();
       extra[extras++] = i;
@@ -213,6 +214,41 @@ export class SyncNotifier {
     for (let k = 0; k < extras; k++) events[n + k] = stateOf(extra[k] as number);
     return { events, token };
   }
+}
+
+/**
+ * Membership of one segment, the last one a merge started from: `segmentAt[user]
+ * === segmentStamp` for its users. Consecutive listeners mostly share their
+ * largest room (the busiest room of the turn), so it is marked once per flush
+ * instead of once per listener.
+ */
+let segmentAt = new Int32Array(1024);
+let segmentStamp = 0;
+let markedSegment: RoomSegment | null = null;
+let markedGeneration = -1;
+let markedSize = -1;
+
+/** Mark `segment`'s users in `segmentAt` (unless it is already the marked one) and return their stamp. */
+function markLargest(segment: RoomSegment, userCount: number): number {
+  if (segment === markedSegment && segment.generation === markedGeneration && segment.size === markedSize && userCount <= segmentAt.length) {
+    return segmentStamp;
+  }
+  if (userCount > segmentAt.length) {
+    const grown = new Int32Array(Math.max(userCount, segmentAt.length * 2));
+    grown.set(segmentAt);
+    segmentAt = grown;
+  }
+  if (segmentStamp === 0x7fffffff) {
+    segmentAt.fill(0);
+    segmentStamp = 0;
+  }
+  const stamp = ++segmentStamp;
+  const users = segment.users;
+  for (let k = 0; k < segment.size; k++) segmentAt[users[k] as number] = stamp;
+  markedSegment = segment;
+  markedGeneration = segment.generation;
+  markedSize = segment.size;
+  return stamp;
 }
 
 /** Scratch of `merge`: indexes of the users a merged batch adds to its largest segment's (shared, flushes never interleave). */

@@ -41,6 +41,13 @@ export const MUTANTS: readonly Mutant[] = [
     replace: '  return (extraAt = grown);',
   },
   {
+    id: 'merge-remembers-old-turn',
+    description: 'a merge trusts the marks of the room it marked last even when that room\'s segment has been refilled in a later turn (same size)',
+    file: 'streams/sync-notifier.ts',
+    find: 'segment === markedSegment && segment.generation === markedGeneration && ',
+    replace: 'segment === markedSegment && ',
+  },
+  {
     id: 'listeners-cache-stale',
     description: 'a room keeps its cached array of listeners when a member opens a stream or a listener joins (the new listener is never woken through the room)',
     file: 'src/engine.ts',

@@ -4,7 +4,9 @@
  * offered user exactly once, with that user's state at flush time, and the
  * largest room's changes first in their order (that prefix is what lets a
  * single-source listener share the room's batch). Sizes reach past the
- * merge scratch's initial 1024 entries, so its growth is exercised too.
+ * merge scratch's initial 1024 entries, so its growth is exercised too; the
+ * multi-turn property reuses room segments across listeners and turns, as the
+ * engine does, so the merge's memory of the last room it marked is exercised.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -82,6 +84,55 @@ describe('sync notifier flush', () => {
         },
       ),
       fcParams(150),
+    );
+  });
+
+  it('several listeners over shared rooms, turn after turn: each batch is exactly what that listener was offered', () => {
+    const users = 40;
+    const listenerTurn = fc.record({
+      rooms: fc.uniqueArray(fc.nat(3), { maxLength: 4 }),
+      offers: fc.array(fc.nat(users - 1), { maxLength: 4 }),
+    });
+    const turn = fc.record({
+      rooms: fc.array(fc.uniqueArray(fc.nat(users - 1), { maxLength: 12 }), { minLength: 4, maxLength: 4 }),
+      listeners: fc.array(listenerTurn, { minLength: 3, maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.array(turn, { minLength: 1, maxLength: 6 }), (turns) => {
+        const states = stateTable(users);
+        const stateOf = (i: number) => states[i] as UserPresenceState;
+        const segments = [0, 1, 2, 3].map(() => new RoomSegment());
+        const received: PresenceBatch[][] = [];
+        const notifiers = [0, 1, 2].map((l) => {
+          const n = new SyncNotifier(`@l${l}:test` as UserId, users + l);
+          const got: PresenceBatch[] = [];
+          received.push(got);
+          syncStreamObservable((s) => n.subscribers.push(s), () => undefined).subscribe((b) => got.push(b));
+          return n;
+        });
+        turns.forEach((t, token) => {
+          t.rooms.forEach((members, r) => members.forEach((u) => (segments[r] as RoomSegment).add(u)));
+          t.listeners.forEach((l, k) => {
+            const n = notifiers[k] as SyncNotifier;
+            for (const r of l.rooms) if ((segments[r] as RoomSegment).size > 0) n.addSegment(segments[r] as RoomSegment);
+            for (const u of l.offers) n.offer(u);
+          });
+          t.listeners.forEach((l, k) => {
+            const got = received[k] as PresenceBatch[];
+            const before = got.length;
+            (notifiers[k] as SyncNotifier).flush(stateOf, token + 1, users);
+            const fromRooms = l.rooms.map((r) => t.rooms[r] as number[]).filter((m) => m.length > 0);
+            if (fromRooms.length === 0 && l.offers.length === 0) {
+              expect(got.length).toBe(before);
+              return;
+            }
+            expect(got.length).toBe(before + 1);
+            expectExactlyOffered(got[before] as PresenceBatch, states, fromRooms, l.offers);
+          });
+          for (const segment of segments) segment.clear();
+        });
+      }),
+      fcParams(200),
     );
   });
 
