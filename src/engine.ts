@@ -1062,14 +1062,16 @@ export class PresenceEngine {
       const entries = this.log.append(events);
       if (this.committed.observed) this.committed.next(entries);
     }
+    // Each list is handed on and replaced only when it holds something (most
+    // turns have no joins, pings or full-presence requests: no garbage for them).
     const changed = this.turnChanged;
     const joins = this.turnJoins;
     const pings = this.turnPings;
     const full = this.turnFull;
-    this.turnChanged = [];
-    this.turnJoins = [];
-    this.turnPings = [];
-    this.turnFull = [];
+    if (changed.length > 0) this.turnChanged = [];
+    if (joins.length > 0) this.turnJoins = [];
+    if (pings.length > 0) this.turnPings = [];
+    if (full.length > 0) this.turnFull = [];
     this.turnBase = this.streamId;
     if (changed.length > 0) this.fanOut(changed);
     for (const [user, room] of joins) this.fanOutJoin(user, room);
@@ -1080,8 +1082,12 @@ export class PresenceEngine {
 
   private fanOut(changed: readonly number[]): void {
     const notifiers = this.notifiers;
-    const localStates: UserPresenceState[] = [];
-    const destinations = new Map<UserPresenceState, Set<ServerName>>();
+    // Local changes and their servers: the router needs every local change;
+    // without one, only changes with somewhere to go are kept (no garbage
+    // for a turn that federates nothing).
+    const routing = this.router.active;
+    let localStates: UserPresenceState[] | null = routing ? [] : null;
+    let destinations: Map<UserPresenceState, Set<ServerName>> | null = routing ? new Map() : null;
     for (const u of changed) {
       const uid = this.userIds[u] as UserId;
       const own = notifiers[u];
@@ -1103,9 +1109,9 @@ export class PresenceEngine {
       }
       const interested = this.interestIndex.get(uid);
       if (interested !== undefined) for (const n of interested) this.offer(n, u);
-      if (state !== undefined) {
-        localStates.push(state);
-        if (dests !== undefined) destinations.set(state, dests);
+      if (state !== undefined && (routing || dests !== undefined)) {
+        (localStates ??= []).push(state);
+        if (dests !== undefined) (destinations ??= new Map()).set(state, dests);
       }
     }
     // One push per (room, listener): the listener reads the room's changes from its shared segment.
@@ -1120,17 +1126,19 @@ export class PresenceEngine {
         n.addSegment(segment);
       }
     }
-    if (this.router.active) {
+    if (routing) {
       const states = changed.map((u) => this.stateAt(u));
       const routed = this.router.usersForStates(states);
+      const local = localStates ?? [];
+      const dests = destinations ?? new Map<UserPresenceState, Set<ServerName>>();
       if (routed instanceof Promise) {
-        void routed.then((r) => this.run(() => this.deliverRouted(r, localStates, destinations, true)));
+        void routed.then((r) => this.run(() => this.deliverRouted(r, local, dests, true)));
         return;
       }
-      this.deliverRouted(routed, localStates, destinations, false);
+      this.deliverRouted(routed, local, dests, false);
       return;
     }
-    this.federateLocal(localStates, destinations);
+    if (localStates !== null && destinations !== null) this.federateLocal(localStates, destinations);
   }
 
   /** Router results: deliver to ALL_USERS listeners and add remote recipients' servers as destinations. */
