@@ -919,7 +919,7 @@ export class PresenceEngine {
     this.wheel.stop();
     this.drainHandle?.cancel();
     this.drainHandle = null;
-    for (const n of this.notifiers) if (n !== undefined) for (const s of n.subscribers.slice()) s.complete();
+    for (const n of this.notifiers) if (n !== undefined) for (const s of n.subscriberList()) s.complete();
     this.federation.stop();
     this.committed.complete();
   }
@@ -1314,16 +1314,15 @@ export class PresenceEngine {
       this.counters.openSyncStreams++;
       this.refreshInterest(n);
     }
-    n.subscribers.push(s);
+    n.addSubscriber(s);
   }
 
   private closeStream(userId: UserId, s: Subscriber<PresenceBatch>): void {
     const i = this.userIndex.get(userId);
     const n = i === undefined ? undefined : this.notifiers[i];
     if (n === undefined || i === undefined) return;
-    const k = n.subscribers.indexOf(s);
-    if (k >= 0) n.subscribers.splice(k, 1);
-    if (n.subscribers.length === 0) {
+    n.removeSubscriber(s);
+    if (n.subscriberCount === 0) {
       this.setInterest(n, EMPTY_INTEREST);
       this.notifiers[i] = undefined;
       for (const room of this.roomsOf[i] ?? EMPTY_ROOMS) deleteListening(room, i);

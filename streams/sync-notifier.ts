@@ -107,22 +107,60 @@ export class SyncNotifier {
   /** Users offered one by one since the last flush (own changes, router interest, joins; may repeat): the first `pendingCount`. */
   readonly pending: number[] = [];
   pendingCount = 0;
-  /** Rooms whose changes this listener receives this turn: the first `segmentCount`. */
-  readonly segments: RoomSegment[] = [];
+  /**
+   * Rooms whose changes this listener receives this turn, `segmentCount` of
+   * them: the first in `firstSegment`, the others in `moreSegments`. The usual
+   * listener gets one room per turn, and a field of the notifier is one memory
+   * access where an array is two (array and storage): with hundreds of
+   * listeners woken per change, those accesses are cache misses.
+   */
+  private firstSegment: RoomSegment | null = null;
+  private readonly moreSegments: RoomSegment[] = [];
   segmentCount = 0;
-  readonly subscribers: Subscriber<PresenceBatch>[] = [];
+  /** The subscribers, and the only one directly when there is exactly one (the usual case; same reason). */
+  private readonly subscribers: Subscriber<PresenceBatch>[] = [];
+  private sole: Subscriber<PresenceBatch> | null = null;
   /** Router interest, refreshed when the stream opens and on every pull. */
   interest: CachedInterest = EMPTY_INTEREST;
   dirty = false;
 
   constructor(readonly userId: UserId, readonly index: number) {}
 
+  get subscriberCount(): number {
+    return this.subscribers.length;
+  }
+
+  /** A copy of the subscribers (safe to iterate while they unsubscribe). */
+  subscriberList(): Subscriber<PresenceBatch>[] {
+    return this.subscribers.slice();
+  }
+
+  addSubscriber(s: Subscriber<PresenceBatch>): void {
+    this.subscribers.push(s);
+    this.sole = this.subscribers.length === 1 ? s : null;
+  }
+
+  /** @returns whether `s` was a subscriber. */
+  removeSubscriber(s: Subscriber<PresenceBatch>): boolean {
+    const k = this.subscribers.indexOf(s);
+    if (k < 0) return false;
+    this.subscribers.splice(k, 1);
+    this.sole = this.subscribers.length === 1 ? (this.subscribers[0] as Subscriber<PresenceBatch>) : null;
+    return true;
+  }
+
   offer(changed: number): void {
     this.pending[this.pendingCount++] = changed;
   }
 
   addSegment(segment: RoomSegment): void {
-    this.segments[this.segmentCount++] = segment;
+    if (this.segmentCount === 0) this.firstSegment = segment;
+    else this.moreSegments[this.segmentCount - 1] = segment;
+    this.segmentCount++;
+  }
+
+  private segment(g: number): RoomSegment {
+    return (g === 0 ? this.firstSegment : this.moreSegments[g - 1]) as RoomSegment;
   }
 
   /**
@@ -136,7 +174,7 @@ export class SyncNotifier {
     const segmentCount = this.segmentCount;
     let batch: PresenceBatch;
     if (pendingCount === 0 && segmentCount === 1) {
-      batch = (this.segments[0] as RoomSegment).batch(stateOf, token);
+      batch = (this.firstSegment as RoomSegment).batch(stateOf, token);
     } else if (pendingCount === 1 && segmentCount === 0) {
       batch = { events: [stateOf(this.pending[0] as number)], token };
     } else if (pendingCount === 0 && segmentCount === 0) {
@@ -146,12 +184,13 @@ export class SyncNotifier {
     }
     this.pendingCount = 0;
     this.segmentCount = 0;
-    const subs = this.subscribers;
-    if (subs.length === 1) {
-      (subs[0] as Subscriber<PresenceBatch>).next(batch);
+    this.firstSegment = null;
+    const sole = this.sole;
+    if (sole !== null) {
+      sole.next(batch);
       return batch.events.length;
     }
-    const snapshot = subs.slice();
+    const snapshot = this.subscribers.slice();
     for (const sub of snapshot) sub.next(batch);
     return batch.events.length * snapshot.length;
   }
@@ -168,14 +207,13 @@ export class SyncNotifier {
    */
   private merge(stateOf: (index: number) => UserPresenceState, token: number, userCount: number): PresenceBatch {
     const pending = this.pending;
-    const segments = this.segments;
     const segmentCount = this.segmentCount;
     let largest = -1;
     for (let g = 0, most = 0; g < segmentCount; g++) {
-      const n = (segments[g] as RoomSegment).size;
+      const n = this.segment(g).size;
       if (n > most) (most = n), (largest = g);
     }
-    const inLargest = largest >= 0 ? markLargest(segments[largest] as RoomSegment, userCount) : -1;
+    const inLargest = largest >= 0 ? markLargest(this.segment(largest), userCount) : -1;
     const inSegment = segmentAt;
     const mark = nextStamp(userCount);
     const seen = seenAt;
@@ -183,7 +221,7 @@ export class SyncNotifier {
     let extra = extraAt;
     for (let g = 0; g < segmentCount; g++) {
       if (g === largest) continue;
-      const segment = segments[g] as RoomSegment;
+      const segment = this.segment(g);
       const users = segment.users;
       for (let k = 0; k < segment.size; k++) {
         const i = users[k] as number;
@@ -205,7 +243,7 @@ export class SyncNotifier {
       for (let k = 0; k < extras; k++) events[k] = stateOf(extra[k] as number);
       return { events, token };
     }
-    const shared = (segments[largest] as RoomSegment).batch(stateOf, token);
+    const shared = this.segment(largest).batch(stateOf, token);
     if (extras === 0) return shared;
     const base = shared.events;
     const n = base.length;

@@ -23,7 +23,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'no-dedup',
     description: 'sync notifier drops deduplication: a user changed (or seen through several rooms) appears several times in one batch',
     file: 'streams/sync-notifier.ts',
-    find: 'if (seen[i] === mark) continue;\n        seen[i] = mark;\n        if (extras === extra.length) extra = growExtra();\n        extra[extras++] = i;\n      }\n    }\n    for',
+    find: 'if (seen[i] === mark || inSegment[i] === inLargest) continue;\n        seen[i] = mark;\n        if (extras === extra.length) extra = growExtra();\n        extra[extras++] = i;\n      }\n    }\n    for',
     replace: 'seen[i] = mark;\n        if (extras === extra.length) extra = growExtra();\n        extra[extras++] = i;\n      }\n    }\n    for',
   },
   {
@@ -46,6 +46,13 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'streams/sync-notifier.ts',
     find: 'segment === markedSegment && segment.generation === markedGeneration && ',
     replace: 'segment === markedSegment && ',
+  },
+  {
+    id: 'second-subscriber-starved',
+    description: 'a notifier keeps emitting to its first subscriber only once a second one subscribes to the same stream',
+    file: 'streams/sync-notifier.ts',
+    find: '    this.subscribers.push(s);\n    this.sole = this.subscribers.length === 1 ? s : null;',
+    replace: '    this.subscribers.push(s);\n    if (this.subscribers.length === 1) this.sole = s;',
   },
   {
     id: 'listeners-cache-stale',

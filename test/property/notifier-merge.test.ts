@@ -34,7 +34,7 @@ function flushOnce(users: number, segmentUsers: readonly (readonly number[])[], 
   const notifier = new SyncNotifier('@listener:test' as UserId, 0);
   const batches: PresenceBatch[] = [];
   syncStreamObservable(
-    (s: Subscriber<PresenceBatch>) => notifier.subscribers.push(s),
+    (s: Subscriber<PresenceBatch>) => notifier.addSubscriber(s),
     () => undefined,
   ).subscribe((b) => batches.push(b));
   const segments = segmentUsers.map((members) => {
@@ -107,7 +107,7 @@ describe('sync notifier flush', () => {
           const n = new SyncNotifier(`@l${l}:test` as UserId, users + l);
           const got: PresenceBatch[] = [];
           received.push(got);
-          syncStreamObservable((s) => n.subscribers.push(s), () => undefined).subscribe((b) => got.push(b));
+          syncStreamObservable((s) => n.addSubscriber(s), () => undefined).subscribe((b) => got.push(b));
           return n;
         });
         turns.forEach((t, token) => {
