@@ -165,7 +165,7 @@ function charts(results: readonly ScenarioResult[]): string {
       yLabel: 'deliveries/s · µs per input',
       logX: true,
       logY: true,
-      series: [pick((u) => `growth.${u}.deliveries`, 'deliveries/s'), pick((u) => `growth.${u}.input`, 'µs per input'), pick((u) => `growth.${u}.input.awake`, 'µs per input, users awake')],
+      series: [pick((u) => `growth.${u}.deliveries`, 'deliveries/s'), pick((u) => `growth.${u}.input`, 'µs per input')],
     },
     {
       title: 'Heap per user vs U',
