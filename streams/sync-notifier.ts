@@ -31,26 +31,33 @@ export interface PresenceBatch {
 export type CachedInterest = ReadonlySet<UserId> | 'ALL';
 
 /**
- * Flush-time de-duplication: `seenAt[user] === stamp` marks a user already
- * emitted in the batch being built. One shared array for all notifiers (flushes
- * never interleave) instead of a Set per notifier: with large fan-outs a plain
- * array push per offer is ~4× cheaper than `Set.add` (benchmarks, docs/performance.md).
+ * Marks by user index with generations: `next(userCount)` starts a new
+ * generation (growing the array to cover `userCount` users) and
+ * `marks[user] === generation` tests membership, so clearing is free. The
+ * arrays below are shared by all notifiers (flushes never interleave); with
+ * large fan-outs a plain array write per user is ~4× cheaper than `Set.add`
+ * (benchmarks, docs/performance.md).
  */
-let seenAt = new Int32Array(1024);
-let stamp = 0;
+class UserMarks {
+  marks = new Int32Array(1024);
+  generation = 0;
 
-function nextStamp(userCount: number): number {
-  if (userCount > seenAt.length) {
-    const grown = new Int32Array(Math.max(userCount, seenAt.length * 2));
-    grown.set(seenAt);
-    seenAt = grown;
+  next(userCount: number): number {
+    if (userCount > this.marks.length) {
+      const grown = new Int32Array(Math.max(userCount, this.marks.length * 2));
+      grown.set(this.marks);
+      this.marks = grown;
+    }
+    if (this.generation === 0x7fffffff) {
+      this.marks.fill(0);
+      this.generation = 0;
+    }
+    return ++this.generation;
   }
-  if (stamp === 0x7fffffff) {
-    seenAt.fill(0);
-    stamp = 0;
-  }
-  return ++stamp;
 }
+
+/** Flush-time de-duplication: users already in the batch being built. */
+const seenMarks = new UserMarks();
 
 /**
  * One room's changes in the current turn, shared by every listener in the room.
@@ -214,9 +221,9 @@ export class SyncNotifier {
       if (n > most) (most = n), (largest = g);
     }
     const inLargest = largest >= 0 ? markLargest(this.segment(largest), userCount) : -1;
-    const inSegment = segmentAt;
-    const mark = nextStamp(userCount);
-    const seen = seenAt;
+    const inSegment = segmentMarks.marks;
+    const mark = seenMarks.next(userCount);
+    const seen = seenMarks.marks;
     let extras = 0;
     let extra = extraAt;
     for (let g = 0; g < segmentCount; g++) {
@@ -255,34 +262,24 @@ export class SyncNotifier {
 }
 
 /**
- * Membership of one segment, the last one a merge started from: `segmentAt[user]
- * === segmentStamp` for its users. Consecutive listeners mostly share their
- * largest room (the busiest room of the turn), so it is marked once per flush
- * instead of once per listener.
+ * Membership of one segment, the last one a merge started from. Consecutive
+ * listeners mostly share their largest room (the busiest room of the turn), so
+ * it is marked once per flush instead of once per listener.
  */
-let segmentAt = new Int32Array(1024);
-let segmentStamp = 0;
+const segmentMarks = new UserMarks();
 let markedSegment: RoomSegment | null = null;
 let markedGeneration = -1;
 let markedSize = -1;
 
-/** Mark `segment`'s users in `segmentAt` (unless it is already the marked one) and return their stamp. */
+/** Mark `segment`'s users in `segmentMarks` (unless it is already the marked one) and return their generation. */
 function markLargest(segment: RoomSegment, userCount: number): number {
-  if (segment === markedSegment && segment.generation === markedGeneration && segment.size === markedSize && userCount <= segmentAt.length) {
-    return segmentStamp;
+  if (segment === markedSegment && segment.generation === markedGeneration && segment.size === markedSize && userCount <= segmentMarks.marks.length) {
+    return segmentMarks.generation;
   }
-  if (userCount > segmentAt.length) {
-    const grown = new Int32Array(Math.max(userCount, segmentAt.length * 2));
-    grown.set(segmentAt);
-    segmentAt = grown;
-  }
-  if (segmentStamp === 0x7fffffff) {
-    segmentAt.fill(0);
-    segmentStamp = 0;
-  }
-  const stamp = ++segmentStamp;
+  const stamp = segmentMarks.next(userCount);
+  const marks = segmentMarks.marks;
   const users = segment.users;
-  for (let k = 0; k < segment.size; k++) segmentAt[users[k] as number] = stamp;
+  for (let k = 0; k < segment.size; k++) marks[users[k] as number] = stamp;
   markedSegment = segment;
   markedGeneration = segment.generation;
   markedSize = segment.size;
