@@ -34,9 +34,14 @@ export type CachedInterest = ReadonlySet<UserId> | 'ALL';
  * Marks by user index with generations: `next(userCount)` starts a new
  * generation (growing the array to cover `userCount` users) and
  * `marks[user] === generation` tests membership, so clearing is free. The
- * arrays below are shared by all notifiers (flushes never interleave); with
- * large fan-outs a plain array write per user is ~4× cheaper than `Set.add`
- * (benchmarks, docs/performance.md).
+ * arrays below are shared by all notifiers of all engines in the process:
+ * each is written and read within one `merge` call, which runs no outside
+ * code (flushes of two engines can nest, through a subscriber that drives
+ * another engine, but merges cannot), and the largest segment's marks are
+ * keyed by the segment object itself. With large fan-outs a plain array write
+ * per user is ~4× cheaper than `Set.add` (benchmarks, docs/performance.md).
+ * The arrays never shrink: 12 bytes per user of the largest engine the
+ * process has run.
  */
 class UserMarks {
   marks = new Int32Array(1024);
@@ -72,15 +77,19 @@ export class RoomSegment {
    * Changed members this turn, each once, in change order: the first `size`
    * entries. The array keeps its capacity from turn to turn (clearing only
    * resets `size`), so a busy room allocates nothing per turn but its batch.
+   * Only `add` and `clear` change the contents (`markLargest` relies on it).
    */
   readonly users: number[] = [];
-  size = 0;
-  /** Bumped by `clear`: tells this turn's contents from an earlier turn's (see `markLargest`). */
-  generation = 0;
+  private count = 0;
   private shared: PresenceBatch | null = null;
 
+  /** Changed members this turn. */
+  get size(): number {
+    return this.count;
+  }
+
   add(user: number): void {
-    this.users[this.size++] = user;
+    this.users[this.count++] = user;
   }
 
   /** The batch every single-source listener receives (built on first use, shared: read-only). */
@@ -88,7 +97,7 @@ export class RoomSegment {
     let b = this.shared;
     if (b === null || b.token !== token) {
       const users = this.users;
-      const n = this.size;
+      const n = this.count;
       const events: UserPresenceState[] = new Array<UserPresenceState>(n);
       for (let k = 0; k < n; k++) events[k] = stateOf(users[k] as number);
       b = this.shared = { events, token };
@@ -98,9 +107,11 @@ export class RoomSegment {
 
   /** Forget this turn (after the flush). */
   clear(): void {
-    this.size = 0;
-    this.generation++;
+    this.count = 0;
     this.shared = null;
+    // The marks `markLargest` keeps are of this turn's contents: forget them
+    // (and hold no segment past its turn, nor its engine past its life).
+    if (markedSegment === this) markedSegment = null;
   }
 }
 
@@ -267,13 +278,13 @@ export class SyncNotifier {
  * it is marked once per flush instead of once per listener.
  */
 const segmentMarks = new UserMarks();
+/** The segment whose users `segmentMarks` holds (reset by its `clear`), and its size when marked. */
 let markedSegment: RoomSegment | null = null;
-let markedGeneration = -1;
 let markedSize = -1;
 
 /** Mark `segment`'s users in `segmentMarks` (unless it is already the marked one) and return their generation. */
 function markLargest(segment: RoomSegment, userCount: number): number {
-  if (segment === markedSegment && segment.generation === markedGeneration && segment.size === markedSize && userCount <= segmentMarks.marks.length) {
+  if (segment === markedSegment && segment.size === markedSize && userCount <= segmentMarks.marks.length) {
     return segmentMarks.generation;
   }
   const stamp = segmentMarks.next(userCount);
@@ -281,12 +292,11 @@ function markLargest(segment: RoomSegment, userCount: number): number {
   const users = segment.users;
   for (let k = 0; k < segment.size; k++) marks[users[k] as number] = stamp;
   markedSegment = segment;
-  markedGeneration = segment.generation;
   markedSize = segment.size;
   return stamp;
 }
 
-/** Scratch of `merge`: indexes of the users a merged batch adds to its largest segment's (shared, flushes never interleave). */
+/** Scratch of `merge`: indexes of the users a merged batch adds to its largest segment's (shared: used within one `merge` call). */
 let extraAt: Int32Array = new Int32Array(1024);
 
 function growExtra(): Int32Array {

@@ -42,10 +42,10 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'merge-remembers-old-turn',
-    description: 'a merge trusts the marks of the room it marked last even when that room\'s segment has been refilled in a later turn (same size)',
+    description: 'a merge trusts the marks of the room it marked last even when that room\'s segment has been cleared and refilled in a later turn (same size)',
     file: 'streams/sync-notifier.ts',
-    find: 'segment === markedSegment && segment.generation === markedGeneration && ',
-    replace: 'segment === markedSegment && ',
+    find: '    if (markedSegment === this) markedSegment = null;',
+    replace: '',
   },
   {
     id: 'second-subscriber-starved',
