@@ -58,8 +58,15 @@ const RateSchema = z.strictObject({
   burst_count: z.number().int().positive('must be a positive integer'),
 });
 
+/** Default of `log.retain` for the in-memory log: entries kept readable (about 0.5 KB each). */
+export const DEFAULT_MEMORY_LOG_RETAIN = 10_000;
+
 export const LogConfigSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('memory') }),
+  z.strictObject({
+    kind: z.literal('memory'),
+    /** Newest entries the engine's in-memory log keeps readable; older ones are dropped (bounded memory). */
+    retain: z.number().int('must be a whole number').nonnegative('must be ≥ 0').default(DEFAULT_MEMORY_LOG_RETAIN),
+  }),
   z.strictObject({
     kind: z.literal('file'),
     path: z.string().min(1),
@@ -86,7 +93,7 @@ export const HomeserverConfigSchema = z.object({
   }),
   experimental_features: z.looseObject({ msc3026_enabled: z.boolean().optional() }).default({}),
   modules: z.array(ModuleEntrySchema).default([]),
-  log: LogConfigSchema.default({ kind: 'memory' }),
+  log: LogConfigSchema.default({ kind: 'memory', retain: DEFAULT_MEMORY_LOG_RETAIN }),
 });
 export type HomeserverConfigInput = z.input<typeof HomeserverConfigSchema>;
 

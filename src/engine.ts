@@ -14,7 +14,7 @@ import type { PresenceMachineEvent } from '../machines/presence-machine.js';
 import { ChangeIndex } from '../streams/change-index.js';
 import { EMPTY_INTEREST, RoomSegment, SyncNotifier, syncStreamObservable, type PresenceBatch } from '../streams/sync-notifier.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
+import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
 import type { LogEntry, MembershipEvent, PresenceEvent } from './domain/events.js';
 import { ComposedStep, diffRecords, evolveUser } from './domain/evolve.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
@@ -77,7 +77,10 @@ export interface PresenceEngineOptions {
   readonly config: PresenceConfig | HomeserverConfigInput;
   /** Defaults to the system clock. Tests pass a `SimulatedClock`. */
   readonly clock?: Clock;
-  /** Defaults to a new in-memory log. An existing log is replayed on start-up. */
+  /**
+   * Defaults to a new in-memory log keeping the newest `log.retain` entries of
+   * the config (default 10 000). An existing log is replayed on start-up.
+   */
   readonly log?: EventLog;
   /** Start from this snapshot, then replay log entries after its position. */
   readonly snapshot?: EngineSnapshot;
@@ -291,7 +294,9 @@ export class PresenceEngine {
     this.config = isParsed(options.config) ? options.config : parseConfig(options.config);
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? consoleLogger;
-    this.log = options.log ?? new InMemoryEventLog(options.snapshot?.position ?? 0);
+    // The default log is not durable: it keeps a bounded window (`log.retain`), not the whole history.
+    const retain = this.config.log.kind === 'memory' ? this.config.log.retain : DEFAULT_MEMORY_LOG_RETAIN;
+    this.log = options.log ?? new InMemoryEventLog(options.snapshot?.position ?? 0, { retain });
     this.rules = { timers: this.config.timers, syncCountsAsActivity: this.config.syncCountsAsActivity };
     this.actors = new PresenceActorSystem(this.rules);
     this.router = new PresenceRouter(this.clock, this.logger, this.config.routerTimeout);

@@ -55,7 +55,7 @@ export type { RoomsAndUsersRoutingModule, RoomsAndUsersResult, RoutingDestinatio
 export { createPresenceEngineFromConfig } from './load.js';
 export type { CreateFromConfigOptions } from './load.js';
 
-export { InMemoryEventLog } from './log/event-log.js';
+export { InMemoryEventLog, type InMemoryEventLogOptions } from './log/event-log.js';
 export type { EventLog } from './log/event-log.js';
 export { FileEventLog, MAX_RECORD_BYTES } from './log/file-log.js';
 export type { FileEventLogOptions, FsyncPolicy, RecoveryReport, SnapshotInfo, DiskUsage } from './log/file-log.js';

@@ -21,36 +21,100 @@ export interface EventLog {
   close?(): Promise<void>;
 }
 
+/** Options of {@link InMemoryEventLog}. */
+export interface InMemoryEventLogOptions {
+  /**
+   * Newest entries kept for `read` (default: all). Older entries are dropped,
+   * so a long-running process does not grow with its history; reading from
+   * before the kept window throws a {@link LogError}. The engine's own default
+   * log keeps `log.retain` entries of the config (default 10 000).
+   */
+  readonly retain?: number;
+}
+
+/**
+ * A log in memory: not durable (a restart starts empty). Entries are shared
+ * with the caller of `append` and must not be changed. With `retain`, only the
+ * newest entries stay readable (positions keep counting).
+ */
 export class InMemoryEventLog implements EventLog {
-  private readonly entries: LogEntry[] = [];
+  /** Kept entries; the first `dropped` slots are already released. */
+  private entries: LogEntry[] = [];
+  private dropped = 0;
   private readonly listeners = new Set<(e: LogEntry) => void>();
-  private readonly base: number;
+  /** Position just before `entries[0]`. */
+  private base: number;
+  /** Position before the first entry ever appended (the constructor's `base`). */
+  private readonly origin: number;
+  private readonly retain: number;
 
   /** @param base position before the first entry (e.g. the position of a snapshot). */
-  constructor(base = 0) {
+  constructor(base = 0, options: InMemoryEventLogOptions = {}) {
+    const retain = options.retain ?? Infinity;
+    if (!(retain >= 0) || (Number.isFinite(retain) && !Number.isSafeInteger(retain))) {
+      throw new LogError(`retain must be a whole number of entries ≥ 0 (or Infinity), got ${String(options.retain)}`);
+    }
+    if (!Number.isSafeInteger(base) || base < 0) throw new LogError(`base must be a position ≥ 0, got ${String(base)}`);
     this.base = base;
+    this.origin = base;
+    this.retain = retain;
   }
 
   get position(): number {
     return this.base + this.entries.length;
   }
 
+  /** The position just before the oldest entry `read` can still return (`read(firstReadable)` reads all that is kept). */
+  get firstReadable(): number {
+    return this.base + this.dropped;
+  }
+
   append(events: readonly PresenceEvent[]): readonly LogEntry[] {
-    const out: LogEntry[] = [];
-    for (const event of events) {
-      const entry: LogEntry = { position: this.position + 1, event };
+    const out: LogEntry[] = new Array<LogEntry>(events.length);
+    let position = this.position;
+    for (let k = 0; k < events.length; k++) {
+      const entry: LogEntry = { position: ++position, event: events[k] as PresenceEvent };
       this.entries.push(entry);
-      out.push(entry);
+      out[k] = entry;
     }
+    if (this.entries.length - this.dropped > this.retain) this.release();
     if (this.listeners.size > 0) {
       for (const e of out) for (const l of [...this.listeners]) l(e);
     }
     return out;
   }
 
+  /**
+   * Drop entries beyond `retain`: their slots are cleared at once (so the
+   * entries can be collected) and the array is compacted when at least half of
+   * it is cleared slots (amortised O(1) per append).
+   */
+  private release(): void {
+    const entries = this.entries;
+    const keepFrom = entries.length - this.retain;
+    for (let i = this.dropped; i < keepFrom; i++) entries[i] = undefined as unknown as LogEntry;
+    this.dropped = keepFrom;
+    if (this.dropped >= entries.length / 2) {
+      this.entries = entries.slice(this.dropped);
+      this.base += this.dropped;
+      this.dropped = 0;
+    }
+  }
+
   *read(after = 0): Iterable<LogEntry> {
-    if (after < this.base) throw new LogError(`this log starts after position ${this.base}; cannot read from ${after}`);
-    for (let i = after - this.base; i < this.entries.length; i++) yield this.entries[i] as LogEntry;
+    const first = this.firstReadable;
+    if (after < first) {
+      throw new LogError(
+        after < this.origin
+          ? `this log starts after position ${this.origin}; cannot read from ${after}`
+          : `this in-memory log keeps the newest ${this.retain} entries (positions after ${first}); cannot read from ${after}: raise log.retain, or use a file log with snapshots`,
+      );
+    }
+    // By position, so appends (and the compaction they may do) while a reader iterates are safe.
+    for (let p = after + 1; p <= this.position; p++) {
+      if (p <= this.firstReadable) throw new LogError(`entry ${p} was dropped while being read (the log keeps the newest ${this.retain} entries): raise log.retain`);
+      yield this.entries[p - 1 - this.base] as LogEntry;
+    }
   }
 
   subscribe(): Observable<LogEntry> {
