@@ -204,4 +204,18 @@ export const MUTANTS: readonly Mutant[] = [
     find: 'last_active_ago: z.number().int().nonnegative().nullish(),',
     replace: 'last_active_ago: z.number().nullish(),',
   },
+  {
+    id: 'memory-log-keeps-one-more',
+    description: 'the in-memory log keeps one entry more than `retain` (memory not bounded as documented)',
+    file: 'src/log/event-log.ts',
+    find: 'const keepFrom = entries.length - this.retain;',
+    replace: 'const keepFrom = entries.length - this.retain - 1;',
+  },
+  {
+    id: 'memory-log-compaction-shifts',
+    description: 'compacting the in-memory log forgets to move its base: positions read after a compaction are off',
+    file: 'src/log/event-log.ts',
+    find: '      this.base += this.dropped;\n',
+    replace: '',
+  },
 ];
