@@ -37,6 +37,7 @@ interface Job {
 const SMALL_YOUNG_GEN = ['--max-semi-space-size=2'];
 
 const FULL: Job[] = [
+  { jobs: 'machine', heapMb: 4096 },
   { jobs: 'ingest', heapMb: 4096 },
   { jobs: 'latency', heapMb: 4096 },
   { jobs: 'latency:small-young-gen', heapMb: 4096, flags: SMALL_YOUNG_GEN },
@@ -55,8 +56,9 @@ const FULL: Job[] = [
   { jobs: 'growth:1000000', heapMb: 12288 },
   { jobs: 'room-size', heapMb: 4096 },
 ];
-// Quick: three processes (memory in its own, so its heap deltas stay meaningful).
+// Quick: five processes (memory in its own, so its heap deltas stay meaningful; the machine probe's 128 MB of arrays in its own).
 const QUICK: Job[] = [
+  { jobs: 'machine', heapMb: 4096 },
   { jobs: 'ingest,latency,large-room,storm', heapMb: 4096 },
   { jobs: 'all-users-router,federation,replay,get-new-events,growth:1000,growth:10000,room-size', heapMb: 4096 },
   { jobs: 'memory:10000,memory:100000', heapMb: 4096 },

@@ -11,6 +11,7 @@ import { ALL_USERS } from '../src/router/presence-router.js';
 import { InMemoryEventLog } from '../src/log/event-log.js';
 import { silentLogger } from '../src/logger.js';
 import { SimulatedClock } from '../src/testing/simulated-clock.js';
+import { seededRandom } from '../src/testing/random.js';
 import { generateWorkload, roomStats, userId, roomId, SERVER, type Workload, type WorkloadSpec } from './workload.js';
 import {
   benchConfig,
@@ -23,6 +24,7 @@ import {
   median,
   membershipSnapshot,
   now,
+  cpuMs,
   timed,
   DiscardLog,
   stopwatch,
@@ -757,6 +759,89 @@ export async function roomSize(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'
   };
 }
 
+// ───────────────────────────── machine ─────────────────────────────
+
+/**
+ * The machine itself, measured in the same run, so results from different
+ * days (or hosts) can be compared: the 2-core VM this suite runs on has been
+ * measured twice as fast on one day as on another with the same code.
+ *  - `machine.push`: issue 6's ceiling for deliveries, a tight loop pushing
+ *    references into per-recipient arrays (2000 recipients, each change pushed
+ *    to 890 of them, as in the target workload; arrays emptied every 256 changes).
+ *  - `machine.chase.*`: one dependent memory read (a random cyclic walk over an
+ *    Int32Array): 1 MB fits in cache, 64 MB does not. Waking a listener is a
+ *    few such reads (notifier, RxJS subscriber chain, the consumer's closure).
+ */
+export async function machine(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
+  const random = seededRandom(5);
+  const recipients = 2_000;
+  const fanout = 890;
+  const changes = 1_000;
+  ctx.progress('push loop (deliveries ceiling)');
+  const lists: object[][] = Array.from({ length: recipients }, () => []);
+  const targets = new Int32Array(changes * fanout);
+  for (let c = 0; c < changes; c++) {
+    // a random subset of `fanout` recipients: partial Fisher–Yates over 0..recipients-1
+    const pool = Int32Array.from({ length: recipients }, (_, k) => k);
+    for (let k = 0; k < fanout; k++) {
+      const j = k + Math.floor(random() * (recipients - k));
+      const t = pool[j] as number;
+      pool[j] = pool[k] as number;
+      pool[k] = t;
+      targets[c * fanout + k] = t;
+    }
+  }
+  const states = Array.from({ length: changes }, (_, c) => ({ change: c }));
+  const pushReps: number[] = [];
+  for (let r = 0; r < (ctx.quick ? 3 : 7); r++) {
+    const run = timed(changes * 20, ctx.quick ? 300 : 1_000, (a, b) => {
+      for (let i = a; i < b; i++) {
+        const c = i % changes;
+        const state = states[c] as object;
+        const base = c * fanout;
+        for (let k = 0; k < fanout; k++) (lists[targets[base + k] as number] as object[]).push(state);
+        if (i % 256 === 255) for (const l of lists) l.length = 0;
+      }
+    }, 256);
+    pushReps.push(((run.done * fanout) / run.ms) * 1000);
+  }
+  ctx.progress('dependent memory reads');
+  const chase = (bytes: number): number[] => {
+    const n = bytes / 4;
+    const order = Int32Array.from({ length: n }, (_, k) => k);
+    for (let k = n - 1; k > 0; k--) {
+      const j = Math.floor(random() * (k + 1));
+      const t = order[j] as number;
+      order[j] = order[k] as number;
+      order[k] = t;
+    }
+    const next = new Int32Array(n);
+    for (let k = 0; k < n; k++) next[order[k] as number] = order[(k + 1) % n] as number;
+    const reps: number[] = [];
+    let at = 0;
+    for (let r = 0; r < (ctx.quick ? 3 : 5); r++) {
+      const steps = 2_000_000;
+      const c0 = cpuMs();
+      for (let k = 0; k < steps; k++) at = next[at] as number;
+      reps.push(((cpuMs() - c0) * 1e6) / steps);
+    }
+    if (at < 0) throw new Error('unreachable'); // keeps the walk from being optimised away
+    return reps;
+  };
+  const small = chase(1 << 20);
+  const large = chase(64 << 20);
+  return {
+    scenario: 'machine',
+    title: 'The machine in this run (for comparing runs across days)',
+    params: { recipients, fanout, changes },
+    metrics: [
+      { key: 'machine.push', label: `push loop: references into per-recipient arrays (${fanout} of ${recipients} per change)`, value: median(pushReps), reps: pushReps, unit: 'pushes/s', better: 'higher' },
+      { key: 'machine.chase.cache', label: 'one dependent read, 1 MB working set', value: median(small), reps: small, unit: 'ns', better: 'lower' },
+      { key: 'machine.chase.memory', label: 'one dependent read, 64 MB working set', value: median(large), reps: large, unit: 'ns', better: 'lower' },
+    ],
+  };
+}
+
 export function fmtU(n: number): string {
   if (n >= 1e6 && n % 1e5 === 0) return `${n / 1e6}M`;
   if (n >= 1e3 && n % 100 === 0) return `${n / 1e3}k`;
@@ -764,6 +849,7 @@ export function fmtU(n: number): string {
 }
 
 export const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Omit<ScenarioResult, 'seconds'>>> = {
+  machine,
   ingest,
   latency,
   'large-room': largeRoom,
