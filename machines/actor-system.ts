@@ -175,9 +175,12 @@ export class PresenceActorSystem {
     return template;
   }
 
-  /** Deliver one event to a user's actor, spawning it from `restore` when absent. */
-  send(userId: UserId, isMine: boolean, restore: () => UserRecord, event: PresenceMachineEvent): SendResult {
-    const actor = this.actors.get(userId) ?? this.start(userId, isMine, restore());
+  /**
+   * Deliver one event to a user's actor, spawning it from `restore(userId)` when
+   * absent (one function for every user: no closure per event).
+   */
+  send(userId: UserId, isMine: boolean, restore: (userId: UserId) => UserRecord, event: PresenceMachineEvent): SendResult {
+    const actor = this.actors.get(userId) ?? this.start(userId, isMine, restore(userId));
     const before = actor.record;
     this.counts.events++;
     const step = presenceStepFor(actor.isMine, event.type);

@@ -266,8 +266,17 @@ export class PresenceEngine {
   private processing = false;
   private batching = false;
   private readonly mailbox: Job[] = [];
-  private turnEvents: PresenceEvent[] = [];
+  /**
+   * This turn's events (the first `turnEventCount`) and changed users (the
+   * first `turnChangedCount`; a spare list for swapping). Both lists keep
+   * their capacity from turn to turn: a fresh list per turn grew a 16-slot
+   * backing store for a single entry, on every input.
+   */
+  private readonly turnEvents: (PresenceEvent | undefined)[] = [];
+  private turnEventCount = 0;
   private turnChanged: number[] = [];
+  private turnChangedSpare: number[] = [];
+  private turnChangedCount = 0;
   /**
    * The stream id at the last commit: a user whose `lastStreamId` is above it
    * was notified in this turn and is already in `turnChanged` (no per-turn set
@@ -289,6 +298,8 @@ export class PresenceEngine {
   private readonly dirtyRooms: (Room | undefined)[] = [];
   private dirtyRoomCount = 0;
   private readonly committed = new Subject<readonly LogEntry[]>();
+  /** A user's record for their actor's first step (one function for all steps). */
+  private readonly restoreRecord = (userId: UserId): UserRecord => this.recordOf(userId);
 
   constructor(options: PresenceEngineOptions) {
     this.config = isParsed(options.config) ? options.config : parseConfig(options.config);
@@ -410,14 +421,17 @@ export class PresenceEngine {
   setPresence(userId: string, input: SetPresenceInput): void {
     this.ensureRunning();
     const id = this.userIdArg(userId);
-    const presence = this.validate(() => this.parsePresence(input?.presence));
-    const statusMsg = this.validate(() => parseStatusMsg(input?.statusMsg));
+    // The common values skip the validation closures (one input = one call here).
+    const raw = input?.presence;
+    const presence = raw === 'online' || raw === 'unavailable' || raw === 'offline' ? raw : this.validate(() => this.parsePresence(raw));
+    const msg = input?.statusMsg;
+    const statusMsg = typeof msg === 'string' ? msg : this.validate(() => parseStatusMsg(msg));
     const deviceId = this.deviceArg(input?.deviceId);
     if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
     if (this.config.enabled !== true) return;
     const wait = this.limiter.take(id, this.clock.now());
     if (wait > 0) this.reject(new RateLimitedError(id, wait));
-    this.run(() => this.step(id, { type: 'presence.set', now: this.clock.now(), deviceId, presence, statusMsg }));
+    this.runStep(id, { type: 'presence.set', now: this.clock.now(), deviceId, presence, statusMsg });
   }
 
   /**
@@ -437,14 +451,14 @@ export class PresenceEngine {
     const inert: SyncHandle = { affectsPresence: false, end: () => {} };
     if (this.config.enabled !== true || set === 'offline') return inert;
     if (this.limiter.take(id, this.clock.now()) > 0) return inert; // served, but presence unaffected
-    this.run(() => this.step(id, { type: 'sync.start', now: this.clock.now(), deviceId, presence: set }));
+    this.runStep(id, { type: 'sync.start', now: this.clock.now(), deviceId, presence: set });
     let ended = false;
     return {
       affectsPresence: true,
       end: () => {
         if (ended || this.stopped) return;
         ended = true;
-        this.run(() => this.step(id, { type: 'sync.end', now: this.clock.now(), deviceId }));
+        this.runStep(id, { type: 'sync.end', now: this.clock.now(), deviceId });
       },
     };
   }
@@ -456,7 +470,7 @@ export class PresenceEngine {
     const device = this.deviceArg(deviceId);
     if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
     if (this.config.enabled !== true) return;
-    this.run(() => this.step(id, { type: 'activity', now: this.clock.now(), deviceId: device }));
+    this.runStep(id, { type: 'activity', now: this.clock.now(), deviceId: device });
   }
 
   // ───────────────────────────── rooms ─────────────────────────────
@@ -485,7 +499,7 @@ export class PresenceEngine {
         membership === 'join'
           ? { type: 'room.membership', roomId: room, userId: user, membership, at, streamId: ++this.streamId }
           : { type: 'room.membership', roomId: room, userId: user, membership, at };
-      this.turnEvents.push(event);
+      this.turnEvents[this.turnEventCount++] = event;
       this.applyMembership(event, true);
     });
   }
@@ -698,7 +712,7 @@ export class PresenceEngine {
     this.run(() => {
       if (local.length > 0) {
         const event = { type: 'presence.full_requested' as const, userIds: local, streamId: ++this.streamId, at: this.clock.now() };
-        this.turnEvents.push(event);
+        this.turnEvents[this.turnEventCount++] = event;
         for (const u of local) this.fullRequests.set(u, event.streamId - 1);
         this.turnFull.push(...local);
       }
@@ -949,6 +963,40 @@ export class PresenceEngine {
     }
   }
 
+  /**
+   * `run(() => this.step(userId, event))` without allocating the closure on the
+   * usual paths (in a batch, or as a turn of its own): one per input otherwise.
+   * A step that has to wait in the mailbox (an input from inside a turn) reads
+   * the clock when it runs, as a queued job does.
+   */
+  private runStep(userId: UserId, event: PresenceMachineEvent): void {
+    if (this.batching) {
+      this.stepSafely(userId, event);
+      return;
+    }
+    if (this.processing) {
+      this.mailbox.push(() => this.step(userId, { ...event, now: this.clock.now() }));
+      return;
+    }
+    this.processing = true;
+    try {
+      this.stepSafely(userId, event);
+      this.commit();
+      while (this.mailbox.length > 0) this.runTurn(this.mailbox.shift() as Job);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  /** {@link step} as a job: a failure is logged, not thrown (see {@link runJob}). */
+  private stepSafely(userId: UserId, event: PresenceMachineEvent): void {
+    try {
+      this.step(userId, event);
+    } catch (error) {
+      this.logger.error('presence engine: a turn failed', { error: error instanceof Error ? error.stack : String(error) });
+    }
+  }
+
   private runTurn(job: Job): void {
     this.runJob(job);
     this.commit();
@@ -969,7 +1017,7 @@ export class PresenceEngine {
     // a re-examination still queued from a tick comes first (see `onTimers`)
     if (idx < this.timeoutAt.length && this.timeoutAt[idx] !== 0 && event.type !== 'timeout') this.runQueuedTimeout(idx);
     const mine = this.isMine(userId);
-    const { before, after, outcome } = this.actors.send(userId, mine, () => this.recordOf(userId), event);
+    const { before, after, outcome } = this.actors.send(userId, mine, this.restoreRecord, event);
     let streamId: number | undefined;
     if (outcome.notify) {
       streamId = this.recordNotified(idx);
@@ -977,7 +1025,7 @@ export class PresenceEngine {
       this.turnPings.push(after.presence);
     }
     const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
-    if (ev !== null) this.turnEvents.push(ev);
+    if (ev !== null) this.turnEvents[this.turnEventCount++] = ev;
     if (this.config.enabled === true) this.wheel.schedule(idx, nextDeadline(after, mine, this.rules));
     if (isDormant(after)) this.makeDormant(userId, idx, after);
     else if (after !== before) this.storePresence(idx, after.presence);
@@ -985,7 +1033,7 @@ export class PresenceEngine {
 
   /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */
   private recordNotified(idx: number): number {
-    if ((this.lastStreamId[idx] as number) <= this.turnBase) this.turnChanged.push(idx);
+    if ((this.lastStreamId[idx] as number) <= this.turnBase) this.turnChanged[this.turnChangedCount++] = idx;
     const streamId = ++this.streamId;
     this.lastStreamId[idx] = streamId;
     this.changes.add(streamId, idx);
@@ -1061,31 +1109,44 @@ export class PresenceEngine {
 
   /** End of a turn: append to the log, fan out, flush streams and federation. */
   private commit(): void {
-    if (this.turnEvents.length > 0) {
-      const events = this.turnEvents;
-      this.turnEvents = [];
+    const eventCount = this.turnEventCount;
+    if (eventCount > 0) {
+      // The log gets a list of its own, sized exactly; the scratch lets go of the events.
+      const scratch = this.turnEvents;
+      const events = new Array<PresenceEvent>(eventCount);
+      for (let k = 0; k < eventCount; k++) {
+        events[k] = scratch[k] as PresenceEvent;
+        scratch[k] = undefined;
+      }
+      this.turnEventCount = 0;
       const entries = this.log.append(events);
       if (this.committed.observed) this.committed.next(entries);
     }
     // Each list is handed on and replaced only when it holds something (most
     // turns have no joins, pings or full-presence requests: no garbage for them).
+    const changedCount = this.turnChangedCount;
     const changed = this.turnChanged;
+    if (changedCount > 0) {
+      this.turnChanged = this.turnChangedSpare;
+      this.turnChangedSpare = changed;
+      this.turnChangedCount = 0;
+    }
     const joins = this.turnJoins;
     const pings = this.turnPings;
     const full = this.turnFull;
-    if (changed.length > 0) this.turnChanged = [];
     if (joins.length > 0) this.turnJoins = [];
     if (pings.length > 0) this.turnPings = [];
     if (full.length > 0) this.turnFull = [];
     this.turnBase = this.streamId;
-    if (changed.length > 0) this.fanOut(changed);
+    if (changedCount > 0) this.fanOut(changed, changedCount);
     for (const [user, room] of joins) this.fanOutJoin(user, room);
     if (pings.length > 0) this.federatePings(pings);
     for (const u of full) this.pushFull(u);
     this.flush();
   }
 
-  private fanOut(changed: readonly number[]): void {
+  /** Fan out the first `count` users of `changed` (this turn's notified changes). */
+  private fanOut(changed: readonly number[], count: number): void {
     const notifiers = this.notifiers;
     // Local changes and their servers: the router needs every local change;
     // without one, only changes with somewhere to go are kept (no garbage
@@ -1093,7 +1154,8 @@ export class PresenceEngine {
     const routing = this.router.active;
     let localStates: UserPresenceState[] | null = routing ? [] : null;
     let destinations: Map<UserPresenceState, Set<ServerName>> | null = routing ? new Map() : null;
-    for (const u of changed) {
+    for (let c = 0; c < count; c++) {
+      const u = changed[c] as number;
       const uid = this.userIds[u] as UserId;
       const own = notifiers[u];
       if (own !== undefined && own.interest !== ALL_USERS) this.offer(own, u);
@@ -1132,7 +1194,8 @@ export class PresenceEngine {
       }
     }
     if (routing) {
-      const states = changed.map((u) => this.stateAt(u));
+      const states = new Array<UserPresenceState>(count);
+      for (let c = 0; c < count; c++) states[c] = this.stateAt(changed[c] as number);
       const routed = this.router.usersForStates(states);
       const local = localStates ?? [];
       const dests = destinations ?? new Map<UserPresenceState, Set<ServerName>>();
