@@ -268,9 +268,12 @@ export class PresenceEngine {
   private readonly mailbox: Job[] = [];
   /**
    * This turn's events (the first `turnEventCount`) and changed users (the
-   * first `turnChangedCount`; a spare list for swapping). Both lists keep
-   * their capacity from turn to turn: a fresh list per turn grew a 16-slot
-   * backing store for a single entry, on every input.
+   * first `turnChangedCount`). Both lists keep their capacity from turn to
+   * turn: a fresh list per turn grew a 16-slot backing store for a single
+   * entry, on every input. The changed-user list is swapped with a spare at
+   * commit (as `dirty` is at flush), so a change recorded while the fan-out
+   * walks the list (none is today: inputs from inside a turn wait in the
+   * mailbox) could not overwrite it.
    */
   private readonly turnEvents: (PresenceEvent | undefined)[] = [];
   private turnEventCount = 0;
@@ -578,7 +581,7 @@ export class PresenceEngine {
       this.batching = false;
       try {
         this.commit();
-        while (this.mailbox.length > 0) this.runTurn(this.mailbox.shift() as Job);
+        this.drainMailbox();
       } finally {
         this.processing = false;
       }
@@ -957,7 +960,7 @@ export class PresenceEngine {
     this.processing = true;
     try {
       this.runTurn(job);
-      while (this.mailbox.length > 0) this.runTurn(this.mailbox.shift() as Job);
+      this.drainMailbox();
     } finally {
       this.processing = false;
     }
@@ -982,7 +985,7 @@ export class PresenceEngine {
     try {
       this.stepSafely(userId, event);
       this.commit();
-      while (this.mailbox.length > 0) this.runTurn(this.mailbox.shift() as Job);
+      this.drainMailbox();
     } finally {
       this.processing = false;
     }
@@ -993,8 +996,13 @@ export class PresenceEngine {
     try {
       this.step(userId, event);
     } catch (error) {
-      this.logger.error('presence engine: a turn failed', { error: error instanceof Error ? error.stack : String(error) });
+      this.turnFailed(error);
     }
+  }
+
+  /** Run the turns that were queued while one was running. */
+  private drainMailbox(): void {
+    while (this.mailbox.length > 0) this.runTurn(this.mailbox.shift() as Job);
   }
 
   private runTurn(job: Job): void {
@@ -1006,9 +1014,13 @@ export class PresenceEngine {
     try {
       job();
     } catch (error) {
-      // Inputs are validated before they reach a turn: anything thrown here is a bug; keep the engine alive.
-      this.logger.error('presence engine: a turn failed', { error: error instanceof Error ? error.stack : String(error) });
+      this.turnFailed(error);
     }
+  }
+
+  /** Inputs are validated before they reach a turn: anything thrown in one is a bug. Log it; keep the engine alive. */
+  private turnFailed(error: unknown): void {
+    this.logger.error('presence engine: a turn failed', { error: error instanceof Error ? error.stack : String(error) });
   }
 
   /** Drive one user's actor with one event and record the consequences in the turn. */

@@ -39,7 +39,7 @@ export interface InMemoryEventLogOptions {
  */
 export class InMemoryEventLog implements EventLog {
   /** Kept entries; the first `dropped` slots are already released. */
-  private entries: LogEntry[] = [];
+  private entries: (LogEntry | undefined)[] = [];
   private dropped = 0;
   private readonly listeners = new Set<(e: LogEntry) => void>();
   /** Position just before `entries[0]`. */
@@ -92,7 +92,7 @@ export class InMemoryEventLog implements EventLog {
   private release(): void {
     const entries = this.entries;
     const keepFrom = entries.length - this.retain;
-    for (let i = this.dropped; i < keepFrom; i++) entries[i] = undefined as unknown as LogEntry;
+    for (let i = this.dropped; i < keepFrom; i++) entries[i] = undefined;
     this.dropped = keepFrom;
     if (this.dropped >= entries.length / 2) {
       this.entries = entries.slice(this.dropped);
