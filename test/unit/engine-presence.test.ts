@@ -10,7 +10,7 @@ import {
   RateLimitedError,
   type PresenceEngine,
 } from '../../src/index.js';
-import { createTestEngine } from '../../src/testing/index.js';
+import { createTestEngine, recordSyncStream } from '../../src/testing/index.js';
 
 const ALICE = '@alice:test.local';
 const BOB = '@bob:test.local';
@@ -460,5 +460,30 @@ describe('invalid inputs give typed errors and change nothing', () => {
     engine.stop();
     expect(() => engine.setPresence(ALICE, { presence: 'online' })).toThrow(EngineStoppedError);
     expect(() => engine.userSyncing(ALICE)).toThrow(EngineStoppedError);
+  });
+});
+
+describe('inputs made while a turn is emitting (a sync-stream subscriber reacting)', () => {
+  it('wait for the turn to end, then run in order as turns of their own, at the time they run', () => {
+    const { engine, clock } = createTestEngine({ rooms: { [ROOM]: [ALICE, BOB] } });
+    const t0 = clock.now();
+    const alice = recordSyncStream(engine, ALICE);
+    const seenInside: string[] = [];
+    let reacted = false;
+    engine.syncStream(BOB).subscribe((b) => {
+      if (reacted || !b.events.some((s) => s.userId === ALICE)) return;
+      reacted = true;
+      engine.bumpActive(BOB);
+      engine.setPresence(BOB, { presence: 'unavailable', statusMsg: 'brb' });
+      seenInside.push(engine.getUserPresence(BOB).state); // not applied yet: this turn is still emitting
+      clock.advance(1_000); // the queued steps run after this, and read the clock then
+    });
+    engine.setPresence(ALICE, { presence: 'online' });
+    expect(seenInside).toEqual(['offline']);
+    expect(engine.getUserPresence(BOB)).toMatchObject({ state: 'unavailable', statusMsg: 'brb', lastActiveTs: t0 + 1_000 });
+    const last = [...engine.log.read(engine.log.position - 3)].map((e) => (e.event.type === 'user.step' ? e.event.userId : e.event.type));
+    expect(last).toEqual([ALICE, BOB, BOB]);
+    expect(alice.view().get(BOB)).toMatchObject({ state: 'unavailable', statusMsg: 'brb' });
+    expect(alice.batches.findIndex((b) => b.events.some((s) => s.userId === BOB))).toBeGreaterThan(0);
   });
 });
