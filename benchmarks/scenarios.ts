@@ -631,10 +631,11 @@ export async function memory(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>>
   // Per-user figures are marginal: each reading is the heap with the engine
   // alive minus the heap with an engine that knows no user alive, so the
   // engine's fixed cost (config, streams, scratch arrays) is not spread over
-  // the users. Up to 100k users each reading is the median of three builds: at
-  // U=10k a delta is a few MB and single readings varied by ±10 % (heap layout,
-  // late-compiled code); at 1M one build takes ~15 s and varies far less.
-  const reps = users <= 100_000 ? 3 : 1;
+  // the users. Each reading is the median of seven builds at U=10k (a delta of
+  // a few MB: single readings varied by ±10 % with heap layout and
+  // late-compiled code, and a median of three still read 315 B once against
+  // 287 B), of three up to 100k; at 1M one build takes ~15 s and varies far less.
+  const reps = users <= 10_000 ? 7 : users <= 100_000 ? 3 : 1;
   let actors = 0;
   let startup = NaN;
   let total = NaN;
