@@ -11,6 +11,7 @@ import {
   type PresenceEngine,
 } from '../../src/index.js';
 import { createTestEngine, recordSyncStream } from '../../src/testing/index.js';
+import type { UserId } from '../../src/domain/ids.js';
 
 const ALICE = '@alice:test.local';
 const BOB = '@bob:test.local';
@@ -483,7 +484,7 @@ describe('inputs made while a turn is emitting (a sync-stream subscriber reactin
     expect(engine.getUserPresence(BOB)).toMatchObject({ state: 'unavailable', statusMsg: 'brb', lastActiveTs: t0 + 1_000 });
     const last = [...engine.log.read(engine.log.position - 3)].map((e) => (e.event.type === 'user.step' ? e.event.userId : e.event.type));
     expect(last).toEqual([ALICE, BOB, BOB]);
-    expect(alice.view().get(BOB)).toMatchObject({ state: 'unavailable', statusMsg: 'brb' });
+    expect(alice.view().get(BOB as UserId)).toMatchObject({ state: 'unavailable', statusMsg: 'brb' });
     expect(alice.batches.findIndex((b) => b.events.some((s) => s.userId === BOB))).toBeGreaterThan(0);
   });
 });
