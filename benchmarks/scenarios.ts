@@ -25,6 +25,7 @@ import {
   membershipSnapshot,
   now,
   cpuMs,
+  timeBase,
   timed,
   DiscardLog,
   stopwatch,
@@ -795,6 +796,7 @@ export async function machine(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>
   const states = Array.from({ length: changes }, (_, c) => ({ change: c }));
   const pushReps: number[] = [];
   for (let r = 0; r < (ctx.quick ? 3 : 7); r++) {
+    for (const l of lists) l.length = 0;
     const run = timed(changes * 20, ctx.quick ? 300 : 1_000, (a, b) => {
       for (let i = a; i < b; i++) {
         const c = i % changes;
@@ -822,9 +824,10 @@ export async function machine(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>
     let at = 0;
     for (let r = 0; r < (ctx.quick ? 3 : 5); r++) {
       const steps = 2_000_000;
-      const c0 = cpuMs();
+      const clock = timeBase === 'wall' ? now : cpuMs; // as `timed` does (--wall)
+      const c0 = clock();
       for (let k = 0; k < steps; k++) at = next[at] as number;
-      reps.push(((cpuMs() - c0) * 1e6) / steps);
+      reps.push(((clock() - c0) * 1e6) / steps);
     }
     if (at < 0) throw new Error('unreachable'); // keeps the walk from being optimised away
     return reps;

@@ -64,8 +64,13 @@ export const DEFAULT_MEMORY_LOG_RETAIN = 10_000;
 export const LogConfigSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('memory'),
-    /** Newest entries the engine's in-memory log keeps readable; older ones are dropped (bounded memory). */
-    retain: z.number().int('must be a whole number').nonnegative('must be ≥ 0').default(DEFAULT_MEMORY_LOG_RETAIN),
+    /** Newest entries the engine's in-memory log keeps readable; older ones are dropped (bounded memory). `.inf` (YAML) keeps every entry. */
+    retain: z
+      .custom<number>(
+        (v) => typeof v === 'number' && (v === Infinity || (Number.isSafeInteger(v) && v >= 0)),
+        'must be a whole number of entries ≥ 0 (or .inf to keep every entry)',
+      )
+      .default(DEFAULT_MEMORY_LOG_RETAIN),
   }),
   z.strictObject({
     kind: z.literal('file'),

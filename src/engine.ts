@@ -71,6 +71,8 @@ export type StreamToken = number;
 const TIMEOUT_SLICE = 16;
 /** Most turns one timer tick is spread over (a large tick takes bigger slices). */
 const TIMEOUT_SLICES_PER_TICK = 50;
+/** Longest a turn's event or changed-user list is kept for reuse (a `batch(256)` turn fits). */
+const TURN_LIST_KEEP = 4096;
 
 export interface PresenceEngineOptions {
   /** A parsed config (`parseConfig`) or a raw homeserver config object. */
@@ -309,7 +311,7 @@ export class PresenceEngine {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? consoleLogger;
     // The default log is not durable: it keeps a bounded window (`log.retain`), not the whole history.
-    const retain = this.config.log.kind === 'memory' ? this.config.log.retain : DEFAULT_MEMORY_LOG_RETAIN;
+    const retain = (this.config.log.kind === 'memory' ? this.config.log.retain : undefined) ?? DEFAULT_MEMORY_LOG_RETAIN;
     this.log = options.log ?? new InMemoryEventLog(options.snapshot?.position ?? 0, { retain });
     this.rules = { timers: this.config.timers, syncCountsAsActivity: this.config.syncCountsAsActivity };
     this.actors = new PresenceActorSystem(this.rules);
@@ -1131,6 +1133,7 @@ export class PresenceEngine {
         scratch[k] = undefined;
       }
       this.turnEventCount = 0;
+      if (scratch.length > TURN_LIST_KEEP) scratch.length = 0; // after a huge turn (applyAll, a restart), do not hold its size
       const entries = this.log.append(events);
       if (this.committed.observed) this.committed.next(entries);
     }
@@ -1150,7 +1153,10 @@ export class PresenceEngine {
     if (pings.length > 0) this.turnPings = [];
     if (full.length > 0) this.turnFull = [];
     this.turnBase = this.streamId;
-    if (changedCount > 0) this.fanOut(changed, changedCount);
+    if (changedCount > 0) {
+      this.fanOut(changed, changedCount);
+      if (changed.length > TURN_LIST_KEEP) changed.length = 0; // now the spare
+    }
     for (const [user, room] of joins) this.fanOutJoin(user, room);
     if (pings.length > 0) this.federatePings(pings);
     for (const u of full) this.pushFull(u);

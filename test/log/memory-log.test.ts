@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, InMemoryEventLog, LogError, PresenceEngine, parseConfig } from '../../src/index.js';
+import { ConfigError, InMemoryEventLog, LogError, PresenceEngine, parseConfig, parseConfigYaml } from '../../src/index.js';
 import type { PresenceEvent } from '../../src/domain/events.js';
 import type { UserId } from '../../src/domain/ids.js';
 import { MemoryLogger, SimulatedClock } from '../../src/testing/index.js';
@@ -81,7 +81,8 @@ describe('log: { kind: memory, retain } — the engine’s default log', () => {
   it('defaults to 10 000 entries and validates retain', () => {
     expect(parseConfig({ server_name: 'test.local' }).log).toEqual({ kind: 'memory', retain: 10_000 });
     expect(parseConfig({ server_name: 'test.local', log: { kind: 'memory', retain: 0 } }).log).toEqual({ kind: 'memory', retain: 0 });
-    for (const retain of [-1, 2.5, 'all']) {
+    expect(parseConfigYaml('server_name: test.local\nlog: { kind: memory, retain: .inf }').log).toEqual({ kind: 'memory', retain: Infinity });
+    for (const retain of [-1, 2.5, 'all', -Infinity]) {
       try {
         parseConfig({ server_name: 'test.local', log: { kind: 'memory', retain } });
         expect.unreachable(`retain ${String(retain)} was accepted`);
@@ -105,6 +106,24 @@ describe('log: { kind: memory, retain } — the engine’s default log', () => {
     expect(() => [...log.read(0)]).toThrow(LogError);
     // the state is the engine's, not the log window's: every user is still known
     expect(engine.getUserPresence('@u0:test.local').state).toBe('online');
+    engine.stop();
+  });
+
+  it('keeps logging every turn in order after a turn far larger than the usual (its lists are cut back)', () => {
+    const engine = new PresenceEngine({
+      config: { server_name: 'test.local', rc_presence: { per_user: { per_second: 1000, burst_count: 1000 } }, log: { kind: 'memory', retain: 20_000 } },
+      clock: new SimulatedClock(),
+      logger: new MemoryLogger(),
+    });
+    engine.batch(() => {
+      for (let k = 0; k < 6_000; k++) engine.setPresence(`@u${k}:test.local`, { presence: 'online' });
+    });
+    expect(engine.log.position).toBe(6_000);
+    for (let k = 0; k < 3; k++) engine.setPresence(`@u${k}:test.local`, { presence: 'unavailable' });
+    const tail = [...engine.log.read(6_000)].map((e) => (e.event.type === 'user.step' ? e.event.userId : e.event.type));
+    expect(tail).toEqual(['@u0:test.local', '@u1:test.local', '@u2:test.local']);
+    expect(engine.getUserPresence('@u1:test.local').state).toBe('unavailable');
+    expect(engine.getUserPresence('@u5999:test.local').state).toBe('online');
     engine.stop();
   });
 });
