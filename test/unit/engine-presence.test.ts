@@ -3,6 +3,7 @@
  * syncs (§2.6), activity (§2.7), timeouts (§2.4), untracked and disabled modes
  * (§2.12, §4.9), rate limiting (§2.13) and input validation.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   EngineStoppedError,
@@ -11,7 +12,7 @@ import {
   type PresenceEngine,
 } from '../../src/index.js';
 import { createTestEngine, recordSyncStream } from '../../src/testing/index.js';
-import type { UserId } from '../../src/domain/ids.js';
+import { serverNameOf, type UserId } from '../../src/domain/ids.js';
 
 const ALICE = '@alice:test.local';
 const BOB = '@bob:test.local';
@@ -486,5 +487,22 @@ describe('inputs made while a turn is emitting (a sync-stream subscriber reactin
     expect(last).toEqual([ALICE, BOB, BOB]);
     expect(alice.view().get(BOB as UserId)).toMatchObject({ state: 'unavailable', statusMsg: 'brb' });
     expect(alice.batches.findIndex((b) => b.events.some((s) => s.userId === BOB))).toBeGreaterThan(0);
+  });
+});
+
+describe('isMine', () => {
+  it('is true exactly when the part after the first colon is the server name', () => {
+    const { engine } = createTestEngine();
+    const piece = fc.constantFrom('@a', 'test.local', 'test.loca', 'xtest.local', ':', '', '8448', 'remote.example', '.');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 5 }), (parts) => {
+        const id = parts.join('');
+        expect(engine.isMine(id)).toBe(serverNameOf(id) === 'test.local');
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(engine.isMine('@alice:test.local')).toBe(true);
+    expect(engine.isMine('@alice:xtest.local')).toBe(false);
+    expect(engine.isMine('@alice:test.local:8448')).toBe(false);
   });
 });
