@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
 import { DEFAULT_TIMERS, type PresenceTimers } from './domain/presence.js';
+import { isRetainCount } from './log/event-log.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
 
@@ -66,10 +67,7 @@ export const LogConfigSchema = z.discriminatedUnion('kind', [
     kind: z.literal('memory'),
     /** Newest entries the engine's in-memory log keeps readable; older ones are dropped (bounded memory). `.inf` (YAML) keeps every entry. */
     retain: z
-      .custom<number>(
-        (v) => typeof v === 'number' && (v === Infinity || (Number.isSafeInteger(v) && v >= 0)),
-        'must be a whole number of entries ≥ 0 (or .inf to keep every entry)',
-      )
+      .custom<number>(isRetainCount, 'must be a whole number of entries ≥ 0 (or .inf to keep every entry)')
       .default(DEFAULT_MEMORY_LOG_RETAIN),
   }),
   z.strictObject({

@@ -32,6 +32,11 @@ export interface InMemoryEventLogOptions {
   readonly retain?: number;
 }
 
+/** A valid `retain`: a whole number of entries ≥ 0, or `Infinity` (keep every entry). */
+export function isRetainCount(value: unknown): value is number {
+  return typeof value === 'number' && (value === Infinity || (Number.isSafeInteger(value) && value >= 0));
+}
+
 /**
  * A log in memory: not durable (a restart starts empty). Entries are shared
  * with the caller of `append` and must not be changed. With `retain`, only the
@@ -51,7 +56,7 @@ export class InMemoryEventLog implements EventLog {
   /** @param base position before the first entry (e.g. the position of a snapshot). */
   constructor(base = 0, options: InMemoryEventLogOptions = {}) {
     const retain = options.retain ?? Infinity;
-    if (!(retain >= 0) || (Number.isFinite(retain) && !Number.isSafeInteger(retain))) {
+    if (!isRetainCount(retain)) {
       throw new LogError(`retain must be a whole number of entries ≥ 0 (or Infinity), got ${String(options.retain)}`);
     }
     if (!Number.isSafeInteger(base) || base < 0) throw new LogError(`base must be a position ≥ 0, got ${String(base)}`);
