@@ -37,6 +37,11 @@ export function isRetainCount(value: unknown): value is number {
   return typeof value === 'number' && (value === Infinity || (Number.isSafeInteger(value) && value >= 0));
 }
 
+// Set in InMemoryEventLog's static block: the reader's view of the log's private fields.
+let entryOf: (log: InMemoryEventLog, position: number) => LogEntry;
+let tooOldFor: (log: InMemoryEventLog, after: number) => LogError;
+let retainOf: (log: InMemoryEventLog) => number;
+
 /**
  * A log in memory: not durable (a restart starts empty). Entries are shared
  * with the caller of `append` and must not be changed. With `retain`, only the
@@ -106,20 +111,28 @@ export class InMemoryEventLog implements EventLog {
     }
   }
 
-  *read(after = 0): Iterable<LogEntry> {
-    const first = this.firstReadable;
-    if (after < first) {
-      throw new LogError(
-        after < this.origin
-          ? `this log starts after position ${this.origin}; cannot read from ${after}`
-          : `this in-memory log keeps the newest ${this.retain} entries (positions after ${first}); cannot read from ${after}: raise log.retain, or use a file log with snapshots`,
-      );
-    }
-    // By position, so appends (and the compaction they may do) while a reader iterates are safe.
-    for (let p = after + 1; p <= this.position; p++) {
-      if (p <= this.firstReadable) throw new LogError(`entry ${p} was dropped while being read (the log keeps the newest ${this.retain} entries): raise log.retain`);
-      yield this.entries[p - 1 - this.base] as LogEntry;
-    }
+  /**
+   * Entries after `after`, read by position: appends (and the compaction they
+   * may do) while a reader iterates are safe, and the reader sees them. Like a
+   * generator, it checks `after` on the first `next`; unlike one, the result
+   * can be iterated again (each iteration reads from `after`).
+   */
+  read(after = 0): Iterable<LogEntry> {
+    return { [Symbol.iterator]: () => new MemoryLogReader(this, after) };
+  }
+
+  static {
+    entryOf = (log, position) => log.entries[position - 1 - log.base] as LogEntry;
+    tooOldFor = (log, after) => log.tooOld(after);
+    retainOf = (log) => log.retain;
+  }
+
+  private tooOld(after: number): LogError {
+    return new LogError(
+      after < this.origin
+        ? `this log starts after position ${this.origin}; cannot read from ${after}`
+        : `this in-memory log keeps the newest ${this.retain} entries (positions after ${this.firstReadable}); cannot read from ${after}: raise log.retain, or use a file log with snapshots`,
+    );
   }
 
   subscribe(): Observable<LogEntry> {
@@ -128,5 +141,40 @@ export class InMemoryEventLog implements EventLog {
       this.listeners.add(l);
       return () => this.listeners.delete(l);
     });
+  }
+}
+
+/**
+ * A reader of an {@link InMemoryEventLog}. A class rather than a generator: it
+ * reads 500k entries in ~5 ms where the generator took ~12 ms (a small part of
+ * a replay, whose fold costs ~450 ms), and unlike a generator its `read` can be
+ * iterated again. Not a closure made per `read` either: a new closure at
+ * replay's `for…of` deoptimised the restore loop ("wrong call target").
+ */
+class MemoryLogReader implements Iterator<LogEntry>, Iterable<LogEntry> {
+  private position: number;
+  private checked = false;
+
+  constructor(
+    private readonly log: InMemoryEventLog,
+    private readonly after: number,
+  ) {
+    this.position = after;
+  }
+
+  next(): IteratorResult<LogEntry> {
+    const log = this.log;
+    if (!this.checked) {
+      if (this.after < log.firstReadable) throw tooOldFor(log, this.after);
+      this.checked = true;
+    }
+    if (this.position >= log.position) return { value: undefined, done: true };
+    const p = ++this.position;
+    if (p <= log.firstReadable) throw new LogError(`entry ${p} was dropped while being read (the log keeps the newest ${retainOf(log)} entries): raise log.retain`);
+    return { value: entryOf(log, p), done: false };
+  }
+
+  [Symbol.iterator](): Iterator<LogEntry> {
+    return this;
   }
 }

@@ -20,6 +20,17 @@ describe('the in-memory log', () => {
     expect(() => [...log.read(9)]).toThrow(/starts after position 10/);
   });
 
+  it('a read can be iterated again: each iteration starts from its `after` and sees entries appended since', () => {
+    const log = new InMemoryEventLog();
+    log.append(events(0, 3));
+    const reading = log.read(1);
+    expect([...reading].map((e) => e.position)).toEqual([2, 3]);
+    log.append(events(3, 1));
+    expect([...reading].map((e) => e.position)).toEqual([2, 3, 4]);
+    const tooOld = new InMemoryEventLog(5).read(2);
+    expect(() => [...tooOld]).toThrow(/starts after position 5/); // checked when iterated, not when `read` is called
+  });
+
   it('with retain, keeps exactly the newest entries readable and says how to read further back', () => {
     const log = new InMemoryEventLog(0, { retain: 4 });
     for (let k = 0; k < 5; k++) log.append(events(3 * k, 3));

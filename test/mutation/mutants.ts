@@ -218,4 +218,11 @@ export const MUTANTS: readonly Mutant[] = [
     find: '      this.base += this.dropped;\n',
     replace: '',
   },
+  {
+    id: 'memory-log-reads-dropped-slot',
+    description: 'a reader of the in-memory log reads on past an entry dropped under it (returns a cleared slot instead of a LogError)',
+    file: 'src/log/event-log.ts',
+    find: 'if (p <= log.firstReadable) throw',
+    replace: 'if (p < 0) throw',
+  },
 ];
