@@ -219,6 +219,20 @@ export const MUTANTS: readonly Mutant[] = [
     replace: '',
   },
   {
+    id: 'leave-keeps-room-in-list',
+    description: "a leave takes the user out of the room's members but leaves the room in the user's own list of rooms",
+    file: 'src/engine.ts',
+    find: 'if (rooms !== undefined && at >= 0) rooms.splice(at, 1);',
+    replace: 'if (rooms !== undefined && at < -1) rooms.splice(at, 1);',
+  },
+  {
+    id: 'snapshot-room-lists-cut-short',
+    description: "start-up from a snapshot sizes each user's list of rooms one short (the last room loaded is forgotten)",
+    file: 'src/engine.ts',
+    find: 'roomsOf[u] = rooms.slice();',
+    replace: 'roomsOf[u] = rooms.slice(0, -1);',
+  },
+  {
     id: 'memory-log-reads-dropped-slot',
     description: 'a reader of the in-memory log reads on past an entry dropped under it (returns a cleared slot instead of a LogError)',
     file: 'src/log/event-log.ts',

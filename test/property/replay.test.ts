@@ -1,7 +1,8 @@
 /**
  * Event sourcing laws: the log is the source of truth.
  * - replay equals live: a fresh engine over the same log has the same record
- *   for every user, the same stream token and the same room memberships;
+ *   for every user, the same stream token and the same room memberships
+ *   (seen from the rooms and from each user's list of rooms);
  * - snapshot + tail replay equals full replay, wherever the snapshot is taken.
  */
 import fc from 'fast-check';
@@ -16,6 +17,8 @@ function observable(engine: PresenceEngine) {
     token: engine.currentToken,
     users: ALL_USERS_IN_TEST.map((u) => engine.getUserRecord(u)),
     rooms: ROOMS.map((r) => engine.getRoomMembers(r).sort()),
+    // each user's own list of rooms is a second index of the same memberships
+    roomsOfUser: ALL_USERS_IN_TEST.map((u) => engine.getRoomsForUser(u).sort()),
   };
 }
 
