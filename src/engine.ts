@@ -121,6 +121,9 @@ export interface SyncHandle {
   end(): void;
 }
 
+/** The handle of every sync that does not count for presence (one object, not one per call). */
+const INERT_SYNC: SyncHandle = Object.freeze({ affectsPresence: false, end: () => {} });
+
 export interface GetNewEventsOptions {
   /** Initial syncs only: include offline users (defaults to `include_offline_users_on_sync`). */
   readonly includeOffline?: boolean;
@@ -470,13 +473,13 @@ export class PresenceEngine {
       return r.data;
     });
     if (!this.isMine(id)) this.reject(new InvalidInputError('userId', `${id} is not a local user of ${this.config.serverName}`));
-    const inert: SyncHandle = { affectsPresence: false, end: () => {} };
-    if (this.config.enabled !== true || set === 'offline') return inert;
-    if (this.limiter.take(id, this.clock.now()) > 0) return inert; // served, but presence unaffected
+    if (this.config.enabled !== true || set === 'offline') return INERT_SYNC;
+    if (this.limiter.take(id, this.clock.now()) > 0) return INERT_SYNC; // served, but presence unaffected
     this.runStep(id, { type: 'sync.start', now: this.clock.now(), deviceId, presence: set });
     let ended = false;
     return {
       affectsPresence: true,
+      // a closure, not a method: servers pass `handle.end` around as a callback
       end: () => {
         if (ended || this.stopped) return;
         ended = true;

@@ -178,6 +178,16 @@ describe('§2.6 syncs (userSyncing)', () => {
     expect(engine.getUserPresence(ALICE).lastUserSyncTs).toBe(clock.now());
   });
 
+  it("a handle's `end` works detached, as a callback (e.g. `res.on('close', handle.end)`)", () => {
+    const { engine } = createTestEngine();
+    const { end } = engine.userSyncing(ALICE, { deviceId: 'D' });
+    expect(engine.getUserRecord(ALICE).syncs).toEqual({ D: 1 });
+    end();
+    expect(engine.getUserRecord(ALICE).syncs).toEqual({});
+    const inert = engine.userSyncing(ALICE, { setPresence: 'offline' });
+    expect(() => inert.end.call(undefined)).not.toThrow();
+  });
+
   it('set_presence=unavailable: unavailable without an activity bump', () => {
     const { engine, clock } = createTestEngine();
     engine.setPresence(ALICE, { presence: 'online' });
