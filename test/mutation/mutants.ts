@@ -115,7 +115,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'leave-keeps-room',
     description: 'the engine forgets to drop the room from the user\'s rooms on leave',
     file: 'src/engine.ts',
-    find: 'this.roomsOf[u]?.delete(room);',
+    find: 'if (rooms !== undefined && at >= 0) rooms.splice(at, 1);',
     replace: '/* room kept */',
   },
   {
@@ -180,8 +180,8 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'excluded-rooms-shared',
     description: 'rooms excluded from presence still count as shared for pulls',
     file: 'src/engine.ts',
-    find: 'if (!room.excluded && large.has(room)) return true;',
-    replace: 'if (large.has(room)) return true;',
+    find: 'if (!room.excluded && room.members.has(other)) return true;',
+    replace: 'if (room.members.has(other)) return true;',
   },
   {
     id: 'full-request-forgotten',
@@ -217,13 +217,6 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'src/log/event-log.ts',
     find: '      this.base += this.dropped;\n',
     replace: '',
-  },
-  {
-    id: 'leave-keeps-room-in-list',
-    description: "a leave takes the user out of the room's members but leaves the room in the user's own list of rooms",
-    file: 'src/engine.ts',
-    find: 'if (rooms !== undefined && at >= 0) rooms.splice(at, 1);',
-    replace: 'if (rooms !== undefined && at < -1) rooms.splice(at, 1);',
   },
   {
     id: 'snapshot-room-lists-cut-short',
