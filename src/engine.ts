@@ -1685,11 +1685,17 @@ export class PresenceEngine {
       const rooms = this.roomsOf[u];
       if (rooms === undefined) this.roomsOf[u] = [room];
       else rooms.push(room); // sized exactly once every room is loaded (`restore`)
-      if (!this.isMineAt(u)) {
-        const server = serverNameOf(m);
-        room.remote.set(server, (room.remote.get(server) ?? 0) + 1);
-      }
+      this.countRemote(room, u, m, 1);
     }
+  }
+
+  /** A remote member joined (+1) or left (-1) `room`: keep the room's count per server. */
+  private countRemote(room: Room, u: number, userId: UserId, delta: 1 | -1): void {
+    if (this.isMineAt(u)) return;
+    const server = serverNameOf(userId);
+    const c = (room.remote.get(server) ?? 0) + delta;
+    if (c > 0) room.remote.set(server, c);
+    else room.remote.delete(server);
   }
 
   /**
@@ -1709,13 +1715,12 @@ export class PresenceEngine {
   private applyMembership(e: MembershipEvent, live: boolean): void {
     const room = this.roomFor(e.roomId);
     const u = this.indexOf(e.userId);
-    const remoteServer = this.isMineAt(u) ? undefined : serverNameOf(e.userId);
     if (e.membership === 'join') {
       if (room.members.has(u)) return;
       room.members.add(u);
       if (this.notifiers[u] !== undefined) addListening(room, u);
       this.addRoomOf(u, room);
-      if (remoteServer !== undefined) room.remote.set(remoteServer, (room.remote.get(remoteServer) ?? 0) + 1);
+      this.countRemote(room, u, e.userId, 1);
       if (e.streamId !== undefined) {
         this.streamId = Math.max(this.streamId, e.streamId);
         this.changes.add(e.streamId, u, room.index);
@@ -1725,13 +1730,9 @@ export class PresenceEngine {
       if (!room.members.delete(u)) return;
       deleteListening(room, u);
       const rooms = this.roomsOf[u];
-      const at = rooms === undefined ? -1 : rooms.indexOf(room);
-      if (rooms !== undefined && at >= 0) rooms.splice(at, 1); // keeps the join order of the others
-      if (remoteServer !== undefined) {
-        const c = (room.remote.get(remoteServer) ?? 1) - 1;
-        if (c > 0) room.remote.set(remoteServer, c);
-        else room.remote.delete(remoteServer);
-      }
+      const at = rooms?.indexOf(room) ?? -1;
+      if (at >= 0) rooms?.splice(at, 1); // keeps the join order of the others
+      this.countRemote(room, u, e.userId, -1);
     }
     // A router's interest may depend on the listener's rooms (e.g. users_to_rooms): re-ask it.
     const listener = this.notifiers[u];

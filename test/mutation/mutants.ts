@@ -115,7 +115,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'leave-keeps-room',
     description: 'the engine forgets to drop the room from the user\'s rooms on leave',
     file: 'src/engine.ts',
-    find: 'if (rooms !== undefined && at >= 0) rooms.splice(at, 1);',
+    find: 'if (at >= 0) rooms?.splice(at, 1);',
     replace: '/* room kept */',
   },
   {
@@ -217,6 +217,13 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'src/log/event-log.ts',
     find: '      this.base += this.dropped;\n',
     replace: '',
+  },
+  {
+    id: 'remote-leave-not-counted',
+    description: "a remote member's leave does not lower the room's count for their server (the server stays a destination of the room)",
+    file: 'src/engine.ts',
+    find: 'const c = (room.remote.get(server) ?? 0) + delta;',
+    replace: 'const c = (room.remote.get(server) ?? 0) + Math.max(delta, 0);',
   },
   {
     id: 'snapshot-room-lists-cut-short',
