@@ -226,6 +226,13 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'const c = (room.remote.get(server) ?? 0) + Math.max(delta, 0);',
   },
   {
+    id: 'long-room-list-drops-joins',
+    description: 'a user already in 32 rooms (past the exactly sized lists) does not get further rooms added to their list',
+    file: 'src/engine.ts',
+    find: '    else rooms.push(room);\n',
+    replace: '    else void room;\n',
+  },
+  {
     id: 'snapshot-room-lists-cut-short',
     description: "start-up from a snapshot sizes each user's list of rooms one short (the last room loaded is forgotten)",
     file: 'src/engine.ts',

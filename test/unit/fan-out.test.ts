@@ -5,6 +5,7 @@
  * exactly once, whichever rooms they were seen through.
  */
 import { describe, expect, it } from 'vitest';
+import { parseUserId } from '../../src/index.js';
 import { createTestEngine, recordSyncStream } from '../../src/testing/index.js';
 
 const A = '@a:test.local';
@@ -77,6 +78,27 @@ describe('fan-out through room segments', () => {
     engine.setPresence(A, { presence: 'online' });
     expect(b.batches[0]).toBeDefined();
     expect(b.batches[0]).toBe(c.batches[0]);
+    engine.stop();
+  });
+
+  it('a user in many rooms (past the exactly sized lists) is seen through each, and leaving some keeps the others in join order', () => {
+    const rooms = Array.from({ length: 40 }, (_, k) => `!r${k}:test.local`);
+    const { engine } = createTestEngine();
+    for (const r of rooms) engine.joinRoom(r, A);
+    rooms.forEach((r, k) => engine.joinRoom(r, `@m${k}:test.local`)); // one other member per room
+    expect(engine.getRoomsForUser(A)).toEqual(rooms);
+    for (const k of [0, 5, 31, 32, 39]) engine.leaveRoom(rooms[k] as string, A);
+    const kept = rooms.filter((_, k) => ![0, 5, 31, 32, 39].includes(k));
+    expect(engine.getRoomsForUser(A)).toEqual(kept);
+    engine.joinRoom(rooms[5] as string, A); // back at the end
+    expect(engine.getRoomsForUser(A)).toEqual([...kept, rooms[5]]);
+    rooms.forEach((_, k) => expect(engine.shareRoom(parseUserId(A), parseUserId(`@m${k}:test.local`))).toBe(kept.includes(rooms[k] as string) || k === 5));
+    const last = recordSyncStream(engine, '@m38:test.local');
+    engine.setPresence(A, { presence: 'online' });
+    expect(ids(last.batches.at(-1))).toEqual([A]);
+    const gone = recordSyncStream(engine, '@m39:test.local');
+    engine.setPresence(A, { presence: 'unavailable' });
+    expect(gone.batches.some((b) => ids(b).includes(A))).toBe(false);
     engine.stop();
   });
 });
