@@ -16,7 +16,11 @@ export interface UserStepEvent {
   /** Present when the change was notified: the new presence stream id. */
   readonly streamId?: number;
   readonly presence?: Partial<PresenceFields>;
-  /** Devices set (object) or removed (`null`). */
+  /**
+   * Devices set (object) or removed (`null`). Unchanged devices may be listed
+   * too: a step that changes a device and removes none carries the user's
+   * whole device map (the engine's steps share it with the record).
+   */
   readonly devices?: Readonly<Record<DeviceId, DevicePresence | null>>;
   /** In-flight sync counts set (number) or cleared (`null`). */
   readonly syncs?: Readonly<Record<DeviceId, number | null>>;

@@ -145,6 +145,41 @@ function sameDevice(a: DevicePresence | undefined, b: DevicePresence | undefined
   return a.state === b.state && a.lastActiveTs === b.lastActiveTs && a.lastSyncTs === b.lastSyncTs;
 }
 
+/**
+ * The `devices` part of the step from `prev` to `next` (two different maps),
+ * or undefined when no device changed. When a device changed and none was
+ * removed, that is `next` itself: setting every device to its value in `next`
+ * is the same step as setting only the changed ones (values are absolute), and
+ * a map shared with the record costs nothing to keep in the log's window. A
+ * removal needs its `null`, so then only the differences are listed.
+ */
+function devicesStep(
+  prev: Readonly<Record<DeviceId, DevicePresence>>,
+  next: Readonly<Record<DeviceId, DevicePresence>>,
+): Readonly<Record<DeviceId, DevicePresence | null>> | undefined {
+  let removed = false;
+  for (const k in prev) {
+    if (!(k in next)) {
+      removed = true;
+      break;
+    }
+  }
+  if (!removed) {
+    for (const k in next) {
+      const d = next[k as DeviceId];
+      if (d !== undefined && !sameDevice(prev[k as DeviceId], d)) return next;
+    }
+    return undefined;
+  }
+  let out: Record<DeviceId, DevicePresence | null> | undefined;
+  for (const k in prev) if (!(k in next)) (out ??= {})[k as DeviceId] = null;
+  for (const k in next) {
+    const d = next[k as DeviceId];
+    if (d !== undefined && !sameDevice(prev[k as DeviceId], d)) (out ??= {})[k as DeviceId] = d;
+  }
+  return out;
+}
+
 /** The step that turns `prev` into `next`, or `null` when nothing changed. */
 export function diffRecords(
   userId: UserId,
@@ -159,14 +194,8 @@ export function diffRecords(
       if (prev.presence[k] !== next.presence[k]) (presence ??= {})[k] = next.presence[k];
     }
   }
-  let devices: Record<DeviceId, DevicePresence | null> | undefined;
-  if (prev.devices !== next.devices) {
-    for (const k in prev.devices) if (!(k in next.devices)) (devices ??= {})[k as DeviceId] = null;
-    for (const k in next.devices) {
-      const d = next.devices[k as DeviceId];
-      if (d !== undefined && !sameDevice(prev.devices[k as DeviceId], d)) (devices ??= {})[k as DeviceId] = d;
-    }
-  }
+  let devices: Readonly<Record<DeviceId, DevicePresence | null>> | undefined;
+  if (prev.devices !== next.devices) devices = devicesStep(prev.devices, next.devices);
   let syncs: Record<DeviceId, number | null> | undefined;
   if (prev.syncs !== next.syncs) {
     for (const k in prev.syncs) if (!(k in next.syncs)) (syncs ??= {})[k as DeviceId] = null;
@@ -176,8 +205,18 @@ export function diffRecords(
     }
   }
   if (presence === undefined && devices === undefined && syncs === undefined && streamId === undefined) return null;
-  // Only the parts that changed are present (no `undefined` keys); assigned one
-  // by one rather than spread from temporary objects on this per-input path.
+  // Only the parts that changed are present (no `undefined` keys). The usual
+  // shapes (a change of presence and devices, with or without a stream id) are
+  // written as whole literals: the step is then one object, where adding keys
+  // one by one gives it a second one for the keys past the literal's. Steps
+  // stay in the log's window, so every object of theirs is one more for minor
+  // GCs to copy.
+  if (presence !== undefined && devices !== undefined && syncs === undefined) {
+    const p = presence as Partial<PresenceFields>;
+    return streamId === undefined
+      ? { type: 'user.step', userId, at, presence: p, devices }
+      : { type: 'user.step', userId, at, streamId, presence: p, devices };
+  }
   const step: { -readonly [K in keyof UserStepEvent]: UserStepEvent[K] } = { type: 'user.step', userId, at };
   if (streamId !== undefined) step.streamId = streamId;
   if (presence !== undefined) step.presence = presence as Partial<PresenceFields>;

@@ -3,10 +3,9 @@
  * They follow Synapse HEAD (spec §2, per-device presence §2.13) with the
  * differences in decisions.md. Nothing here reads a clock or touches I/O.
  */
-import type { DeviceId } from './ids.js';
+import type { DeviceId, UserId } from './ids.js';
 import {
   PRESENCE_PRIORITY,
-  samePresence,
   type DevicePresence,
   type PresenceValue,
   type RuleConfig,
@@ -66,15 +65,33 @@ export function combineDevices(devices: Readonly<Record<DeviceId, DevicePresence
 
 /** Spec §2.3: is the change from `old` to `next` worth telling anyone about? */
 export function shouldNotify(old: UserPresenceState, next: UserPresenceState, cfg: RuleConfig): boolean {
-  if (samePresence(old, next)) return false;
-  if (old.statusMsg !== next.statusMsg) return true;
-  if (old.state !== next.state) return true;
-  const bumped = next.lastActiveTs - old.lastActiveTs > cfg.timers.lastActiveGranularity;
+  return notifies(old, next, next.currentlyActive, next.lastFederationUpdateTs, cfg);
+}
+
+/** {@link shouldNotify} for `next` = `c` with `currentlyActive` and `lastFed` in place of its own (no object built for it). */
+function notifies(old: UserPresenceState, c: UserPresenceState, currentlyActive: boolean, lastFed: number, cfg: RuleConfig): boolean {
+  if (sameAs(old, c, currentlyActive, lastFed)) return false;
+  if (old.statusMsg !== c.statusMsg) return true;
+  if (old.state !== c.state) return true;
+  const bumped = c.lastActiveTs - old.lastActiveTs > cfg.timers.lastActiveGranularity;
   if (old.state === 'online') {
-    if (old.currentlyActive !== next.currentlyActive) return true;
-    return bumped && !next.currentlyActive;
+    if (old.currentlyActive !== currentlyActive) return true;
+    return bumped && !currentlyActive;
   }
   return bumped;
+}
+
+/** `samePresence(old, next)` for that same `next`. */
+function sameAs(old: UserPresenceState, c: UserPresenceState, currentlyActive: boolean, lastFed: number): boolean {
+  return (
+    old.userId === c.userId &&
+    old.state === c.state &&
+    old.lastActiveTs === c.lastActiveTs &&
+    old.lastFederationUpdateTs === lastFed &&
+    old.lastUserSyncTs === c.lastUserSyncTs &&
+    old.statusMsg === c.statusMsg &&
+    old.currentlyActive === currentlyActive
+  );
 }
 
 /**
@@ -100,16 +117,48 @@ export function finishStep(
       ping = true;
     }
   }
-  let p = c;
-  if (currentlyActive !== c.currentlyActive || lastFed !== c.lastFederationUpdateTs) {
-    p = withPresence(c, c.state, c.lastActiveTs, lastFed, c.lastUserSyncTs, c.statusMsg, currentlyActive);
-  }
-  const notify = forceNotify || shouldNotify(prev.presence, p, cfg);
-  if (notify && p.lastFederationUpdateTs !== now) {
-    p = withPresence(p, p.state, p.lastActiveTs, now, p.lastUserSyncTs, p.statusMsg, p.currentlyActive);
-  }
-  const record = p === c ? candidate : withRecord(p, candidate.devices, candidate.syncs);
-  return { record, notify, ping: ping && !notify };
+  const old = prev.presence;
+  const notify = forceNotify || notifies(old, c, currentlyActive, lastFed, cfg);
+  if (notify) lastFed = now;
+  // The record that is kept is built here, never taken from the rule: see settledRecord.
+  const presence = sameAs(old, c, currentlyActive, lastFed)
+    ? old
+    : settledPresence(c.userId, c.state, c.lastActiveTs, lastFed, c.lastUserSyncTs, c.statusMsg, currentlyActive);
+  return { record: settledRecord(presence, candidate.devices, candidate.syncs), notify, ping: ping && !notify };
+}
+
+/**
+ * The presence a step keeps (the rules' candidates are only read). Like
+ * {@link settledRecord}, an allocation site of its own.
+ */
+function settledPresence(
+  userId: UserId,
+  state: PresenceValue,
+  lastActiveTs: number,
+  lastFederationUpdateTs: number,
+  lastUserSyncTs: number,
+  statusMsg: string | null,
+  currentlyActive: boolean,
+): UserPresenceState {
+  return { userId, state, lastActiveTs, lastFederationUpdateTs, lastUserSyncTs, statusMsg, currentlyActive };
+}
+
+/**
+ * The record a step keeps, built at an allocation site used for nothing else.
+ * V8 decides per allocation site whether to allocate straight into the old
+ * generation ("pretenuring"), from how many of the site's objects survive a
+ * minor GC. The records a step keeps live until the user's next change and
+ * nearly all survive one; the candidates the rules build die within the
+ * input. Built at the rules' sites, the mix kept V8 from pretenuring either,
+ * so every minor GC copied the kept records (the largest part of its pause,
+ * docs/performance.md, seventh round). Built here, they are pretenured.
+ */
+function settledRecord(
+  presence: UserPresenceState,
+  devices: Readonly<Record<DeviceId, DevicePresence>>,
+  syncs: Readonly<Record<DeviceId, number>>,
+): UserRecord {
+  return { presence, devices, syncs };
 }
 
 function withDevice(

@@ -35,6 +35,28 @@ describe('the fold (immer reducer over one user’s record)', () => {
     );
   });
 
+  it('diffRecords: with no device removed, the step carries the target record’s own device map; with one removed, only the differences', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 10 }), fc.array(step, { minLength: 1, maxLength: 10 }), (a, b) => {
+        const from = evolveUserSteps(user, undefined, a);
+        const to = evolveUserSteps(user, from, b);
+        const before = structuredClone(to);
+        const diff = diffRecords(user, from, to, 0);
+        if (diff === null) return;
+        const removed = Object.keys(from.devices).filter((k) => !(k in to.devices));
+        const changed = Object.keys(to.devices).filter((k) => JSON.stringify(to.devices[k as keyof typeof to.devices]) !== JSON.stringify(from.devices[k as keyof typeof from.devices]));
+        if (removed.length === 0 && changed.length > 0) expect(diff.devices).toBe(to.devices);
+        else if (removed.length > 0) expect(Object.keys(diff.devices ?? {}).sort()).toEqual([...removed, ...changed].sort());
+        else expect(diff.devices).toBeUndefined();
+        // folding the step (which shares maps with `to`) leaves `to` as it was
+        evolveUser(from, diff);
+        evolveUserSteps(user, from, [diff, diff]);
+        expect(to).toEqual(before);
+      }),
+      fcParams(200),
+    );
+  });
+
   it('composeSteps: folding the composition equals folding a then b, from any record', () => {
     fc.assert(
       fc.property(record, step, step, (r, a, b) => {

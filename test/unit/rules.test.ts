@@ -167,6 +167,20 @@ describe('§2.2 finishStep (handle_update)', () => {
     expect(finishStep(prev, prev, true, T0, cfg, true).notify).toBe(true);
   });
 
+  it('the record kept is built by finishStep, never the rule’s candidate (allocation sites of its own, see settledRecord)', () => {
+    const prev = record({ state: 'unavailable', lastActiveTs: T0, lastFederationUpdateTs: T0 });
+    const cand = record({ state: 'online', lastActiveTs: T0 + 5 }, { D1: dev('online', T0 + 5) });
+    const r = finishStep(prev, cand, true, T0 + 5, cfg);
+    expect(r.record).not.toBe(cand);
+    expect(r.record.presence).not.toBe(cand.presence);
+    expect(r.record.presence).toEqual({ ...cand.presence, currentlyActive: true, lastFederationUpdateTs: T0 + 5 });
+    expect(r.record.devices).toBe(cand.devices);
+    // a presence that ends up equal to the previous one is the previous object
+    const same = finishStep(prev, record({ state: 'unavailable', lastActiveTs: T0, lastFederationUpdateTs: T0 }), true, T0 + 1, cfg);
+    expect(same.notify).toBe(false);
+    expect(same.record.presence).toBe(prev.presence);
+  });
+
   it('should_notify sees the adjusted state: losing currently_active is notified', () => {
     const prev = record({ state: 'online', lastActiveTs: T0, currentlyActive: true, lastFederationUpdateTs: T0 });
     const r = finishStep(prev, prev, true, T0 + T.lastActiveGranularity + 1, cfg);
