@@ -144,7 +144,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'status-change-not-notified',
     description: 'should_notify ignores status message changes',
     file: 'src/domain/rules.ts',
-    find: 'if (old.statusMsg !== next.statusMsg) return true;',
+    find: 'if (old.statusMsg !== c.statusMsg) return true;',
     replace: '',
   },
   {
@@ -245,5 +245,19 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'src/log/event-log.ts',
     find: 'if (p <= log.firstReadable) throw',
     replace: 'if (p < 0) throw',
+  },
+  {
+    id: 'step-shares-devices-despite-removal',
+    description: "a logged step carries the record's device map even when a device was removed (the removal is never logged: replay keeps the device)",
+    file: 'src/domain/evolve.ts',
+    find: 'if (!removed) {',
+    replace: 'if (removed || !removed) {',
+  },
+  {
+    id: 'notified-change-keeps-federation-ts',
+    description: 'a notified change no longer sets last_federation_update_ts to now (federation pings then go out early)',
+    file: 'src/domain/rules.ts',
+    find: 'if (notify) lastFed = now;',
+    replace: '',
   },
 ];

@@ -31,6 +31,7 @@ const TESTS = [
   'test/log/memory-log.test.ts',
   'test/property/replay.test.ts',
   'test/federation/engines.test.ts',
+  'test/property/fold.test.ts',
 ];
 const SKIP = new Set(['node_modules', '.git', 'benchmarks/results', 'coverage', 'data']);
 const TIMEOUT_MS = Number(process.env.MUTANT_TIMEOUT_MS ?? 300_000);
