@@ -172,10 +172,16 @@ function devicesStep(
     return undefined;
   }
   let out: Record<DeviceId, DevicePresence | null> | undefined;
-  for (const k in prev) if (!(k in next)) (out ??= {})[k as DeviceId] = null;
+  for (const k in prev) {
+    if (k in next) continue;
+    if (out === undefined) out = { [k]: null };
+    else out[k as DeviceId] = null;
+  }
   for (const k in next) {
     const d = next[k as DeviceId];
-    if (d !== undefined && !sameDevice(prev[k as DeviceId], d)) (out ??= {})[k as DeviceId] = d;
+    if (d === undefined || sameDevice(prev[k as DeviceId], d)) continue;
+    if (out === undefined) out = { [k]: d };
+    else out[k as DeviceId] = d;
   }
   return out;
 }
@@ -191,17 +197,26 @@ export function diffRecords(
   let presence: Partial<Record<keyof PresenceFields, unknown>> | undefined;
   if (prev.presence !== next.presence) {
     for (const k of PRESENCE_KEYS) {
-      if (prev.presence[k] !== next.presence[k]) (presence ??= {})[k] = next.presence[k];
+      if (prev.presence[k] === next.presence[k]) continue;
+      // a literal with a key, not `{}`: see the note on the step's shapes below
+      if (presence === undefined) presence = { [k]: next.presence[k] };
+      else presence[k] = next.presence[k];
     }
   }
   let devices: Readonly<Record<DeviceId, DevicePresence | null>> | undefined;
   if (prev.devices !== next.devices) devices = devicesStep(prev.devices, next.devices);
   let syncs: Record<DeviceId, number | null> | undefined;
   if (prev.syncs !== next.syncs) {
-    for (const k in prev.syncs) if (!(k in next.syncs)) (syncs ??= {})[k as DeviceId] = null;
+    for (const k in prev.syncs) {
+      if (k in next.syncs) continue;
+      if (syncs === undefined) syncs = { [k]: null };
+      else syncs[k as DeviceId] = null;
+    }
     for (const k in next.syncs) {
       const n = next.syncs[k as DeviceId];
-      if (n !== undefined && prev.syncs[k as DeviceId] !== n) (syncs ??= {})[k as DeviceId] = n;
+      if (n === undefined || prev.syncs[k as DeviceId] === n) continue;
+      if (syncs === undefined) syncs = { [k]: n };
+      else syncs[k as DeviceId] = n;
     }
   }
   if (presence === undefined && devices === undefined && syncs === undefined && streamId === undefined) return null;
@@ -210,7 +225,9 @@ export function diffRecords(
   // written as whole literals: the step is then one object, where adding keys
   // one by one gives it a second one for the keys past the literal's. Steps
   // stay in the log's window, so every object of theirs is one more for minor
-  // GCs to copy.
+  // GCs to copy unless V8 pretenures it, which it does per allocation site
+  // and never for an empty `{}` (created without one): so the step's maps
+  // start as literals with their first key (docs/performance.md, seventh round).
   if (presence !== undefined && devices !== undefined && syncs === undefined) {
     const p = presence as Partial<PresenceFields>;
     return streamId === undefined

@@ -161,14 +161,34 @@ function settledRecord(
   return { presence, devices, syncs };
 }
 
+/** A copy of `syncs` with the device's count set to `n`, or without the device when `n` ≤ 0 (see {@link withDevice} on the literal). */
+function withSyncCount(syncs: Readonly<Record<DeviceId, number>>, deviceId: DeviceId, n: number): Readonly<Record<DeviceId, number>> {
+  let out: Record<DeviceId, number> | undefined = n > 0 ? { [deviceId]: n } : undefined;
+  for (const k in syncs) {
+    if (k === deviceId) continue;
+    const c = syncs[k as DeviceId] as number;
+    if (out === undefined) out = { [k]: c };
+    else out[k as DeviceId] = c;
+  }
+  return out ?? NO_SYNCS;
+}
+
+const NO_SYNCS: Readonly<Record<DeviceId, number>> = Object.freeze({});
+
+/**
+ * A copy of `devices` with `deviceId` set to `d`. The map starts as a literal
+ * with a (computed) key, not as `{}`: V8 creates an empty `{}` without an
+ * allocation site, so such maps could never be pretenured, and they live as
+ * long as the record (docs/performance.md, seventh round). The device set is
+ * therefore the map's first key.
+ */
 function withDevice(
   devices: Readonly<Record<DeviceId, DevicePresence>>,
   deviceId: DeviceId,
   d: DevicePresence,
 ): Record<DeviceId, DevicePresence> {
-  const out: Record<DeviceId, DevicePresence> = {};
-  for (const k in devices) out[k as DeviceId] = devices[k as DeviceId] as DevicePresence;
-  out[deviceId] = d;
+  const out: Record<DeviceId, DevicePresence> = { [deviceId]: d };
+  for (const k in devices) if (k !== deviceId) out[k as DeviceId] = devices[k as DeviceId] as DevicePresence;
   return out;
 }
 
@@ -225,18 +245,13 @@ export function syncStarted(
   now: number,
   cfg: RuleConfig,
 ): UserRecord {
-  const syncs: Record<DeviceId, number> = {};
-  for (const k in r.syncs) syncs[k as DeviceId] = r.syncs[k as DeviceId] as number;
-  syncs[deviceId] = (r.syncs[deviceId] ?? 0) + 1;
+  const syncs = withSyncCount(r.syncs, deviceId, (r.syncs[deviceId] ?? 0) + 1);
   return setState(withRecord(r.presence, r.devices, syncs), { deviceId, presence, statusMsg: null, isSync: true }, now, cfg);
 }
 
 /** Spec §2.6 exit: a sync request on a device finished. */
 export function syncEnded(r: UserRecord, deviceId: DeviceId, now: number): UserRecord {
-  const count = (r.syncs[deviceId] ?? 0) - 1;
-  const syncs = { ...r.syncs };
-  if (count > 0) syncs[deviceId] = count;
-  else delete syncs[deviceId];
+  const syncs = withSyncCount(r.syncs, deviceId, (r.syncs[deviceId] ?? 0) - 1);
   const old = device(r, deviceId);
   const p = r.presence;
   return withRecord(
