@@ -9,20 +9,11 @@
 import { produce, setAutoFreeze, type Draft } from 'immer';
 import type { DeviceId, UserId } from './ids.js';
 import type { PresenceFields, UserStepEvent } from './events.js';
-import { defaultRecord, type DevicePresence, type UserRecord } from './presence.js';
+import { defaultRecord, type DevicePresence, type UserPresenceState, type UserRecord } from './presence.js';
 
 // Records are never mutated outside immer; freezing every produced record would
 // only cost time on the hot path.
 setAutoFreeze(false);
-
-const PRESENCE_KEYS = [
-  'state',
-  'lastActiveTs',
-  'lastFederationUpdateTs',
-  'lastUserSyncTs',
-  'statusMsg',
-  'currentlyActive',
-] as const satisfies readonly (keyof PresenceFields)[];
 
 /** Apply one logged step to a draft of the user's record (the reducer, run inside immer's `produce`). */
 function applyStep(draft: Draft<UserRecord>, step: UserStepEvent): void {
@@ -186,6 +177,40 @@ function devicesStep(
   return out;
 }
 
+/**
+ * The presence fields that differ between `a` and `b`, with `b`'s values, or
+ * undefined when none does. Written out field by field (a loop over the field
+ * names made every read a keyed load by a varying name), and the part starts
+ * as a literal with its first field, never as `{}` (see the note on the step's
+ * shapes in {@link diffRecords}). The property tests of the fold write every
+ * field, so a field missing here fails them.
+ */
+function presenceStep(a: UserPresenceState, b: UserPresenceState): Partial<PresenceFields> | undefined {
+  let out: { -readonly [K in keyof PresenceFields]?: PresenceFields[K] } | undefined;
+  if (a.state !== b.state) out = { state: b.state };
+  if (a.lastActiveTs !== b.lastActiveTs) {
+    if (out === undefined) out = { lastActiveTs: b.lastActiveTs };
+    else out.lastActiveTs = b.lastActiveTs;
+  }
+  if (a.lastFederationUpdateTs !== b.lastFederationUpdateTs) {
+    if (out === undefined) out = { lastFederationUpdateTs: b.lastFederationUpdateTs };
+    else out.lastFederationUpdateTs = b.lastFederationUpdateTs;
+  }
+  if (a.lastUserSyncTs !== b.lastUserSyncTs) {
+    if (out === undefined) out = { lastUserSyncTs: b.lastUserSyncTs };
+    else out.lastUserSyncTs = b.lastUserSyncTs;
+  }
+  if (a.statusMsg !== b.statusMsg) {
+    if (out === undefined) out = { statusMsg: b.statusMsg };
+    else out.statusMsg = b.statusMsg;
+  }
+  if (a.currentlyActive !== b.currentlyActive) {
+    if (out === undefined) out = { currentlyActive: b.currentlyActive };
+    else out.currentlyActive = b.currentlyActive;
+  }
+  return out;
+}
+
 /** The step that turns `prev` into `next`, or `null` when nothing changed. */
 export function diffRecords(
   userId: UserId,
@@ -194,15 +219,7 @@ export function diffRecords(
   at: number,
   streamId?: number,
 ): UserStepEvent | null {
-  let presence: Partial<Record<keyof PresenceFields, unknown>> | undefined;
-  if (prev.presence !== next.presence) {
-    for (const k of PRESENCE_KEYS) {
-      if (prev.presence[k] === next.presence[k]) continue;
-      // a literal with a key, not `{}`: see the note on the step's shapes below
-      if (presence === undefined) presence = { [k]: next.presence[k] };
-      else presence[k] = next.presence[k];
-    }
-  }
+  const presence = prev.presence === next.presence ? undefined : presenceStep(prev.presence, next.presence);
   let devices: Readonly<Record<DeviceId, DevicePresence | null>> | undefined;
   if (prev.devices !== next.devices) devices = devicesStep(prev.devices, next.devices);
   let syncs: Record<DeviceId, number | null> | undefined;
@@ -229,14 +246,13 @@ export function diffRecords(
   // and never for an empty `{}` (created without one): so the step's maps
   // start as literals with their first key (docs/performance.md, seventh round).
   if (presence !== undefined && devices !== undefined && syncs === undefined) {
-    const p = presence as Partial<PresenceFields>;
     return streamId === undefined
-      ? { type: 'user.step', userId, at, presence: p, devices }
-      : { type: 'user.step', userId, at, streamId, presence: p, devices };
+      ? { type: 'user.step', userId, at, presence, devices }
+      : { type: 'user.step', userId, at, streamId, presence, devices };
   }
   const step: { -readonly [K in keyof UserStepEvent]: UserStepEvent[K] } = { type: 'user.step', userId, at };
   if (streamId !== undefined) step.streamId = streamId;
-  if (presence !== undefined) step.presence = presence as Partial<PresenceFields>;
+  if (presence !== undefined) step.presence = presence;
   if (devices !== undefined) step.devices = devices;
   if (syncs !== undefined) step.syncs = syncs;
   return step;
