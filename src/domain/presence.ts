@@ -62,27 +62,33 @@ export function defaultPresence(userId: UserId): UserPresenceState {
   };
 }
 
-const EMPTY: Readonly<Record<DeviceId, never>> = Object.freeze({});
+/** The empty device or sync map records share (frozen: records are never written to). */
+export const EMPTY_MAP: Readonly<Record<DeviceId, never>> = Object.freeze({});
 
 export function defaultRecord(userId: UserId): UserRecord {
-  return { presence: defaultPresence(userId), devices: EMPTY, syncs: EMPTY };
+  return { presence: defaultPresence(userId), devices: EMPTY_MAP, syncs: EMPTY_MAP };
 }
 
-export function samePresence(a: UserPresenceState, b: UserPresenceState): boolean {
+/**
+ * Whether `a` equals `b` with `currentlyActive` and `lastFederationUpdateTs`
+ * in place of `b`'s own: the rules compare against a presence before building
+ * it (pass `b`'s own two fields to compare `a` and `b` as they are).
+ */
+export function samePresenceAs(a: UserPresenceState, b: UserPresenceState, currentlyActive: boolean, lastFederationUpdateTs: number): boolean {
   return (
     a.userId === b.userId &&
     a.state === b.state &&
     a.lastActiveTs === b.lastActiveTs &&
-    a.lastFederationUpdateTs === b.lastFederationUpdateTs &&
+    a.lastFederationUpdateTs === lastFederationUpdateTs &&
     a.lastUserSyncTs === b.lastUserSyncTs &&
     a.statusMsg === b.statusMsg &&
-    a.currentlyActive === b.currentlyActive
+    a.currentlyActive === currentlyActive
   );
 }
 
 /** The whole record of a dormant user (no devices, no syncs) from their presence. */
 export function dormantRecord(presence: UserPresenceState): UserRecord {
-  return { presence, devices: EMPTY, syncs: EMPTY };
+  return { presence, devices: EMPTY_MAP, syncs: EMPTY_MAP };
 }
 
 /** True when the record carries nothing beyond the default state (it can be dropped from memory). */

@@ -5,7 +5,9 @@
  */
 import type { DeviceId, UserId } from './ids.js';
 import {
+  EMPTY_MAP,
   PRESENCE_PRIORITY,
+  samePresenceAs,
   type DevicePresence,
   type PresenceValue,
   type RuleConfig,
@@ -70,7 +72,7 @@ export function shouldNotify(old: UserPresenceState, next: UserPresenceState, cf
 
 /** {@link shouldNotify} for `next` = `c` with `currentlyActive` and `lastFed` in place of its own (no object built for it). */
 function notifies(old: UserPresenceState, c: UserPresenceState, currentlyActive: boolean, lastFed: number, cfg: RuleConfig): boolean {
-  if (sameAs(old, c, currentlyActive, lastFed)) return false;
+  if (samePresenceAs(old, c, currentlyActive, lastFed)) return false;
   if (old.statusMsg !== c.statusMsg) return true;
   if (old.state !== c.state) return true;
   const bumped = c.lastActiveTs - old.lastActiveTs > cfg.timers.lastActiveGranularity;
@@ -79,19 +81,6 @@ function notifies(old: UserPresenceState, c: UserPresenceState, currentlyActive:
     return bumped && !currentlyActive;
   }
   return bumped;
-}
-
-/** `samePresence(old, next)` for that same `next`. */
-function sameAs(old: UserPresenceState, c: UserPresenceState, currentlyActive: boolean, lastFed: number): boolean {
-  return (
-    old.userId === c.userId &&
-    old.state === c.state &&
-    old.lastActiveTs === c.lastActiveTs &&
-    old.lastFederationUpdateTs === lastFed &&
-    old.lastUserSyncTs === c.lastUserSyncTs &&
-    old.statusMsg === c.statusMsg &&
-    old.currentlyActive === currentlyActive
-  );
 }
 
 /**
@@ -121,7 +110,7 @@ export function finishStep(
   const notify = forceNotify || notifies(old, c, currentlyActive, lastFed, cfg);
   if (notify) lastFed = now;
   // The record that is kept is built here, never taken from the rule: see settledRecord.
-  const presence = sameAs(old, c, currentlyActive, lastFed)
+  const presence = samePresenceAs(old, c, currentlyActive, lastFed)
     ? old
     : settledPresence(c.userId, c.state, c.lastActiveTs, lastFed, c.lastUserSyncTs, c.statusMsg, currentlyActive);
   return { record: settledRecord(presence, candidate.devices, candidate.syncs), notify, ping: ping && !notify };
@@ -170,10 +159,8 @@ function withSyncCount(syncs: Readonly<Record<DeviceId, number>>, deviceId: Devi
     if (out === undefined) out = { [k]: c };
     else out[k as DeviceId] = c;
   }
-  return out ?? NO_SYNCS;
+  return out ?? EMPTY_MAP;
 }
-
-const NO_SYNCS: Readonly<Record<DeviceId, number>> = Object.freeze({});
 
 /**
  * A copy of `devices` with `deviceId` set to `d`. The map starts as a literal
