@@ -3,7 +3,7 @@
  * They follow Synapse HEAD (spec §2, per-device presence §2.13) with the
  * differences in decisions.md. Nothing here reads a clock or touches I/O.
  */
-import type { DeviceId, UserId } from './ids.js';
+import type { DeviceId } from './ids.js';
 import {
   EMPTY_MAP,
   PRESENCE_PRIORITY,
@@ -112,24 +112,25 @@ export function finishStep(
   // The record that is kept is built here, never taken from the rule: see settledRecord.
   const presence = samePresenceAs(old, c, currentlyActive, lastFed)
     ? old
-    : settledPresence(c.userId, c.state, c.lastActiveTs, lastFed, c.lastUserSyncTs, c.statusMsg, currentlyActive);
+    : settledPresence(c, currentlyActive, lastFed);
   return { record: settledRecord(presence, candidate.devices, candidate.syncs), notify, ping: ping && !notify };
 }
 
 /**
- * The presence a step keeps (the rules' candidates are only read). Like
+ * The presence a step keeps: the candidate `c` with the two fields
+ * `finishStep` settles (the candidate itself is only read). Like
  * {@link settledRecord}, an allocation site of its own.
  */
-function settledPresence(
-  userId: UserId,
-  state: PresenceValue,
-  lastActiveTs: number,
-  lastFederationUpdateTs: number,
-  lastUserSyncTs: number,
-  statusMsg: string | null,
-  currentlyActive: boolean,
-): UserPresenceState {
-  return { userId, state, lastActiveTs, lastFederationUpdateTs, lastUserSyncTs, statusMsg, currentlyActive };
+function settledPresence(c: UserPresenceState, currentlyActive: boolean, lastFederationUpdateTs: number): UserPresenceState {
+  return {
+    userId: c.userId,
+    state: c.state,
+    lastActiveTs: c.lastActiveTs,
+    lastFederationUpdateTs,
+    lastUserSyncTs: c.lastUserSyncTs,
+    statusMsg: c.statusMsg,
+    currentlyActive,
+  };
 }
 
 /**
