@@ -162,20 +162,36 @@ function devicesStep(
     }
     return undefined;
   }
-  let out: Record<DeviceId, DevicePresence | null> | undefined;
+  return changedEntries(prev, next, sameDevice);
+}
+
+/**
+ * The differences from map `prev` to map `next`: `null` for each key that
+ * `next` lacks, `next`'s value for each one that `same` says changed;
+ * undefined when there are none. The map starts as a literal with its first
+ * key, never as `{}` (see the note on the step's shapes in {@link diffRecords}).
+ */
+function changedEntries<V>(
+  prev: Readonly<Record<DeviceId, V>>,
+  next: Readonly<Record<DeviceId, V>>,
+  same: (a: V | undefined, b: V) => boolean,
+): Record<DeviceId, V | null> | undefined {
+  let out: Record<DeviceId, V | null> | undefined;
   for (const k in prev) {
     if (k in next) continue;
     if (out === undefined) out = { [k]: null };
     else out[k as DeviceId] = null;
   }
   for (const k in next) {
-    const d = next[k as DeviceId];
-    if (d === undefined || sameDevice(prev[k as DeviceId], d)) continue;
-    if (out === undefined) out = { [k]: d };
-    else out[k as DeviceId] = d;
+    const v = next[k as DeviceId];
+    if (v === undefined || same(prev[k as DeviceId], v)) continue;
+    if (out === undefined) out = { [k]: v };
+    else out[k as DeviceId] = v;
   }
   return out;
 }
+
+const sameCount = (a: number | undefined, b: number): boolean => a === b;
 
 /**
  * The presence fields that differ between `a` and `b`, with `b`'s values, or
@@ -222,20 +238,7 @@ export function diffRecords(
   const presence = prev.presence === next.presence ? undefined : presenceStep(prev.presence, next.presence);
   let devices: Readonly<Record<DeviceId, DevicePresence | null>> | undefined;
   if (prev.devices !== next.devices) devices = devicesStep(prev.devices, next.devices);
-  let syncs: Record<DeviceId, number | null> | undefined;
-  if (prev.syncs !== next.syncs) {
-    for (const k in prev.syncs) {
-      if (k in next.syncs) continue;
-      if (syncs === undefined) syncs = { [k]: null };
-      else syncs[k as DeviceId] = null;
-    }
-    for (const k in next.syncs) {
-      const n = next.syncs[k as DeviceId];
-      if (n === undefined || prev.syncs[k as DeviceId] === n) continue;
-      if (syncs === undefined) syncs = { [k]: n };
-      else syncs[k as DeviceId] = n;
-    }
-  }
+  const syncs = prev.syncs === next.syncs ? undefined : changedEntries(prev.syncs, next.syncs, sameCount);
   if (presence === undefined && devices === undefined && syncs === undefined && streamId === undefined) return null;
   // Only the parts that changed are present (no `undefined` keys). The usual
   // shapes (a change of presence and devices, with or without a stream id) are

@@ -151,33 +151,27 @@ function settledRecord(
   return { presence, devices, syncs };
 }
 
-/** A copy of `syncs` with the device's count set to `n`, or without the device when `n` ≤ 0 (see {@link withDevice} on the literal). */
-function withSyncCount(syncs: Readonly<Record<DeviceId, number>>, deviceId: DeviceId, n: number): Readonly<Record<DeviceId, number>> {
-  let out: Record<DeviceId, number> | undefined = n > 0 ? { [deviceId]: n } : undefined;
-  for (const k in syncs) {
-    if (k === deviceId) continue;
-    const c = syncs[k as DeviceId] as number;
-    if (out === undefined) out = { [k]: c };
-    else out[k as DeviceId] = c;
+/**
+ * A copy of `map` with `key` set to `value` (as its first key), or without
+ * `key` when `value` is undefined. The copy starts as a literal with a
+ * (computed) key, not as `{}`: V8 creates an empty `{}` without an allocation
+ * site, so such maps could never be pretenured, and they live as long as the
+ * record (docs/performance.md, seventh round). Device and sync maps both use it.
+ */
+function withEntry<V>(map: Readonly<Record<DeviceId, V>>, key: DeviceId, value: V | undefined): Readonly<Record<DeviceId, V>> {
+  let out: Record<DeviceId, V> | undefined = value === undefined ? undefined : { [key]: value };
+  for (const k in map) {
+    if (k === key) continue;
+    const v = map[k as DeviceId] as V;
+    if (out === undefined) out = { [k]: v };
+    else out[k as DeviceId] = v;
   }
   return out ?? EMPTY_MAP;
 }
 
-/**
- * A copy of `devices` with `deviceId` set to `d`. The map starts as a literal
- * with a (computed) key, not as `{}`: V8 creates an empty `{}` without an
- * allocation site, so such maps could never be pretenured, and they live as
- * long as the record (docs/performance.md, seventh round). The device set is
- * therefore the map's first key.
- */
-function withDevice(
-  devices: Readonly<Record<DeviceId, DevicePresence>>,
-  deviceId: DeviceId,
-  d: DevicePresence,
-): Record<DeviceId, DevicePresence> {
-  const out: Record<DeviceId, DevicePresence> = { [deviceId]: d };
-  for (const k in devices) if (k !== deviceId) out[k as DeviceId] = devices[k as DeviceId] as DevicePresence;
-  return out;
+/** A copy of `syncs` with the device's count set to `n`, or without the device when `n` ≤ 0. */
+function withSyncCount(syncs: Readonly<Record<DeviceId, number>>, deviceId: DeviceId, n: number): Readonly<Record<DeviceId, number>> {
+  return withEntry(syncs, deviceId, n > 0 ? n : undefined);
 }
 
 function device(r: UserRecord, deviceId: DeviceId): DevicePresence {
@@ -211,7 +205,7 @@ export function setState(
     lastActiveTs: syncIsActivity ? now : old.lastActiveTs,
     lastSyncTs: input.isSync ? now : old.lastSyncTs,
   };
-  const devices = withDevice(r.devices, input.deviceId, dev);
+  const devices = withEntry(r.devices, input.deviceId, dev);
   const combined = combineDevices(devices);
   const presenceNext = withPresence(
     prev,
@@ -244,7 +238,7 @@ export function syncEnded(r: UserRecord, deviceId: DeviceId, now: number): UserR
   const p = r.presence;
   return withRecord(
     withPresence(p, p.state, p.lastActiveTs, p.lastFederationUpdateTs, now, p.statusMsg, p.currentlyActive),
-    withDevice(r.devices, deviceId, { state: old.state, lastActiveTs: old.lastActiveTs, lastSyncTs: now }),
+    withEntry(r.devices, deviceId, { state: old.state, lastActiveTs: old.lastActiveTs, lastSyncTs: now }),
     syncs,
   );
 }
@@ -252,7 +246,7 @@ export function syncEnded(r: UserRecord, deviceId: DeviceId, now: number): UserR
 /** Spec §2.7 / §2.13 `bump_presence_active_time`: unavailable devices come back online. */
 export function bumpActive(r: UserRecord, deviceId: DeviceId, now: number): UserRecord {
   const old = device(r, deviceId);
-  const devices = withDevice(r.devices, deviceId, {
+  const devices = withEntry(r.devices, deviceId, {
     state: old.state === 'unavailable' ? 'online' : old.state,
     lastActiveTs: now,
     lastSyncTs: old.lastSyncTs,
