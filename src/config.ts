@@ -50,6 +50,12 @@ const PresenceSectionSchema = z.strictObject({
   router_timeout: DurationSchema.default(1_000),
   /** How many recent changes incremental sync can answer from memory before falling back to a full answer. */
   change_index_size: z.number().int().min(16).default(100_000),
+  /**
+   * When the engine commits (log append, fan-out, sync-stream emission,
+   * federation): after each input (`per_input`), or once at the end of the
+   * event-loop tick for every input of the tick (`per_tick`).
+   */
+  turns: z.enum(['per_input', 'per_tick']).default('per_input'),
   presence_router: ModuleEntrySchema.optional(),
   routing_modules: z.array(ModuleEntrySchema).default([]),
 });
@@ -113,6 +119,8 @@ export interface PresenceConfig {
   readonly syncCountsAsActivity: boolean;
   readonly routerTimeout: number;
   readonly changeIndexSize: number;
+  /** `presence.turns`: commit after each input, or once per event-loop tick (see `PresenceEngineOptions.endOfTick`). */
+  readonly turns: 'per_input' | 'per_tick';
   readonly excludeRoomsFromPresence: ReadonlySet<RoomId>;
   readonly rateLimit: { readonly perSecond: number; readonly burstCount: number };
   readonly presenceRouter: ModuleEntry | undefined;
@@ -185,6 +193,7 @@ export function parseConfig(raw: unknown): PresenceConfig {
     syncCountsAsActivity: p.sync_counts_as_activity,
     routerTimeout: p.router_timeout,
     changeIndexSize: p.change_index_size,
+    turns: p.turns,
     excludeRoomsFromPresence: new Set(c.exclude_rooms_from_presence),
     rateLimit: { perSecond: c.rc_presence.per_user.per_second, burstCount: c.rc_presence.per_user.burst_count },
     presenceRouter: p.presence_router,

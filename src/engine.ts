@@ -6,7 +6,11 @@
  * One input is processed per *turn*: validate → actor step(s) → log append →
  * fan-out through indexes → flush notifiers and federation. Inputs arriving
  * while a turn runs (e.g. from a subscriber) wait in the mailbox and run next,
- * so turns never interleave.
+ * so turns never interleave. With `presence.turns: per_tick`, the first input
+ * of an event-loop tick opens a turn that every later input of the tick joins
+ * (its state changes at once, as in `batch`), and the turn commits at the end
+ * of the tick: under load, the inputs that queued up while the engine was busy
+ * share one log append and one flush.
  */
 import { Observable, Subject, type Subscriber, type Subscription } from 'rxjs';
 import { PresenceActorSystem } from '../machines/actor-system.js';
@@ -100,6 +104,13 @@ export interface PresenceEngineOptions {
    * either way (property-tested); only how long other inputs may wait changes.
    */
   readonly timerSlice?: number;
+  /**
+   * With `presence.turns: per_tick`: schedules the end of the current
+   * event-loop tick, where the engine commits every input the tick brought
+   * (default `setImmediate`, which runs after the I/O callbacks of this
+   * iteration of the event loop). Tests pass their own to end ticks by hand.
+   */
+  readonly endOfTick?: (closeTurn: () => void) => void;
 }
 
 export interface SetPresenceInput {
@@ -123,6 +134,11 @@ export interface SyncHandle {
 
 /** The handle of every sync that does not count for presence (one object, not one per call). */
 const INERT_SYNC: SyncHandle = Object.freeze({ affectsPresence: false, end: () => {} });
+
+/** The default end of a per-tick turn: after the I/O callbacks of this event-loop iteration. */
+const scheduleImmediate = (closeTurn: () => void): void => {
+  setImmediate(closeTurn);
+};
 
 export interface GetNewEventsOptions {
   /** Initial syncs only: include offline users (defaults to `include_offline_users_on_sync`). */
@@ -284,6 +300,11 @@ export class PresenceEngine {
   // Turn state
   private processing = false;
   private batching = false;
+  /** `presence.turns: per_tick`: inputs open a turn that `closeTick` commits at the end of the event-loop tick. */
+  private readonly perTick: boolean;
+  private readonly endOfTick: (closeTurn: () => void) => void;
+  /** A per-tick turn is open (inputs run in it; `closeTick` is scheduled). */
+  private tickOpen = false;
   private readonly mailbox: Job[] = [];
   /**
    * This turn's events (the first `turnEventCount`) and changed users (the
@@ -343,6 +364,10 @@ export class PresenceEngine {
     const slice = options.timerSlice ?? TIMEOUT_SLICE;
     if (!(slice >= 1)) throw new InvalidInputError('timerSlice', `must be a number of users ≥ 1 (or Infinity), got ${String(slice)}`);
     this.timeoutSliceMin = slice;
+    this.perTick = this.config.turns === 'per_tick';
+    const endOfTick = options.endOfTick ?? scheduleImmediate;
+    if (typeof endOfTick !== 'function') throw new InvalidInputError('endOfTick', `must be a function that schedules a callback, got ${typeof endOfTick}`);
+    this.endOfTick = endOfTick;
     this.restore(options.snapshot);
     this.turnBase = this.streamId;
   }
@@ -590,7 +615,9 @@ export class PresenceEngine {
    * and at most one emission per listening user, holding every change the batch
    * made (latest state per user). Input errors still throw from the call that
    * caused them; inputs applied before it stay applied. Calls from inside a turn
-   * (e.g. a subscriber) run as part of the current batch or turn queue.
+   * (e.g. a subscriber) run as part of the current batch or turn queue; with
+   * `presence.turns: per_tick`, a batch made while the tick's turn is open
+   * joins it and commits with it at the end of the tick.
    */
   batch<T>(fn: () => T): T {
     this.ensureRunning();
@@ -823,6 +850,7 @@ export class PresenceEngine {
 
   /** Serialisable state at the current log position. */
   snapshot(): EngineSnapshot {
+    this.closeTick(); // per-tick turns: the snapshot's position must cover every input it holds
     const users: [UserId, UserRecord, number][] = [];
     for (let i = 0; i < this.userIds.length; i++) {
       const id = this.userIds[i] as UserId;
@@ -959,6 +987,7 @@ export class PresenceEngine {
   /** Stop timers and complete every stream. The engine refuses further inputs. */
   stop(): void {
     if (this.stopped) return;
+    this.closeTick(); // per-tick turns: commit the inputs this tick brought
     this.stopped = true;
     this.wheel.stop();
     this.drainHandle?.cancel();
@@ -977,6 +1006,11 @@ export class PresenceEngine {
     }
     if (this.processing) {
       this.mailbox.push(job);
+      return;
+    }
+    if (this.perTick) {
+      this.openTick();
+      this.runJob(job);
       return;
     }
     this.processing = true;
@@ -1003,6 +1037,11 @@ export class PresenceEngine {
       this.mailbox.push(() => this.step(userId, { ...event, now: this.clock.now() }));
       return;
     }
+    if (this.perTick) {
+      this.openTick();
+      this.stepSafely(userId, event);
+      return;
+    }
     this.processing = true;
     try {
       this.stepSafely(userId, event);
@@ -1021,6 +1060,36 @@ export class PresenceEngine {
       this.turnFailed(error);
     }
   }
+
+  /**
+   * `presence.turns: per_tick`: start a turn that stays open (inputs join it
+   * as in {@link batch}) until the end of the event-loop tick.
+   */
+  private openTick(): void {
+    this.processing = true;
+    this.batching = true;
+    this.tickOpen = true;
+    this.endOfTick(this.closeTick);
+  }
+
+  /**
+   * Commit the open per-tick turn (scheduled by {@link openTick}; also run
+   * by `snapshot` and `stop`, so neither sees inputs the log does not hold).
+   * A failure is logged, not thrown: this runs from the event loop.
+   */
+  private readonly closeTick = (): void => {
+    if (!this.tickOpen) return;
+    this.tickOpen = false;
+    this.batching = false;
+    try {
+      this.commit();
+      this.drainMailbox();
+    } catch (error) {
+      this.turnFailed(error);
+    } finally {
+      this.processing = false;
+    }
+  };
 
   /** Run the turns that were queued while one was running. */
   private drainMailbox(): void {

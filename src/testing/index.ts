@@ -23,6 +23,8 @@ export interface TestEngineOptions {
   rooms?: Record<string, readonly string[]>;
   clock?: SimulatedClock;
   log?: PresenceEngineOptions['log'];
+  /** Ends ticks for `presence.turns: per_tick` (e.g. a {@link ManualTicks}'s `schedule`); default `setImmediate`. */
+  endOfTick?: PresenceEngineOptions['endOfTick'];
 }
 
 export interface TestEngine {
@@ -42,9 +44,43 @@ export function createTestEngine(options: TestEngineOptions = {}): TestEngine {
     rc_presence: { per_user: { per_second: 1000, burst_count: 1000 } },
     ...options.config,
   });
-  const engine = new PresenceEngine({ config, clock, logger, ...(options.log ? { log: options.log } : {}) });
+  const engine = new PresenceEngine({
+    config,
+    clock,
+    logger,
+    ...(options.log ? { log: options.log } : {}),
+    ...(options.endOfTick ? { endOfTick: options.endOfTick } : {}),
+  });
   for (const [room, members] of Object.entries(options.rooms ?? {})) for (const m of members) engine.joinRoom(room, m);
   return { engine, clock, logger };
+}
+
+/**
+ * Event-loop ticks by hand, for engines with `presence.turns: per_tick`: pass
+ * `schedule` as the engine's `endOfTick`, make the inputs of a tick, then
+ * call `end()` to commit them (what `setImmediate` does in a running process).
+ */
+export class ManualTicks {
+  private pending: (() => void)[] = [];
+
+  /** The `endOfTick` option: remembers the callback until {@link end}. */
+  readonly schedule = (closeTurn: () => void): void => {
+    this.pending.push(closeTurn);
+  };
+
+  /** Callbacks waiting for the end of the tick. */
+  get waiting(): number {
+    return this.pending.length;
+  }
+
+  /** End the tick: run the waiting callbacks (and any they schedule) in order. */
+  end(): void {
+    while (this.pending.length > 0) {
+      const now = this.pending;
+      this.pending = [];
+      for (const f of now) f();
+    }
+  }
 }
 
 /** Subscribe to a user's sync stream and keep what arrives. */

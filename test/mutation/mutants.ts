@@ -260,4 +260,18 @@ export const MUTANTS: readonly Mutant[] = [
     find: 'if (notify) lastFed = now;',
     replace: '',
   },
+  {
+    id: 'per-tick-snapshot-skips-commit',
+    description: 'with per-tick turns, snapshot() does not commit the open tick: its records hold inputs its position does not cover (replayed twice on restore)',
+    file: 'src/engine.ts',
+    find: '    this.closeTick(); // per-tick turns: the snapshot',
+    replace: '    // per-tick turns: the snapshot',
+  },
+  {
+    id: 'per-tick-inputs-queue-behind-tick',
+    description: 'with per-tick turns, later inputs of a tick wait in the mailbox instead of joining its turn (each commits alone, re-stamped)',
+    file: 'src/engine.ts',
+    find: '    this.processing = true;\n    this.batching = true;\n    this.tickOpen = true;',
+    replace: '    this.processing = true;\n    this.tickOpen = true;',
+  },
 ];

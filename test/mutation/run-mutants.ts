@@ -32,6 +32,8 @@ const TESTS = [
   'test/property/replay.test.ts',
   'test/federation/engines.test.ts',
   'test/property/fold.test.ts',
+  'test/property/per-tick.test.ts',
+  'test/unit/per-tick-turns.test.ts',
 ];
 const SKIP = new Set(['node_modules', '.git', 'benchmarks/results', 'coverage', 'data']);
 const TIMEOUT_MS = Number(process.env.MUTANT_TIMEOUT_MS ?? 300_000);
