@@ -66,10 +66,15 @@ export interface EngineRig {
  * Engine for a workload: memberships from a snapshot, listeners online with an
  * open sync request and a subscribed sync stream.
  */
-export function buildEngine(w: Workload, opts: { log?: EventLog; listen?: boolean; onlineListeners?: boolean } = {}): EngineRig {
+export function buildEngine(
+  w: Workload,
+  opts: { log?: EventLog; listen?: boolean; onlineListeners?: boolean; endOfTick?: (closeTurn: () => void) => void } = {},
+): EngineRig {
   const clock = new SimulatedClock();
   const engine = new PresenceEngine({
-    config: benchConfig(),
+    // with `endOfTick`, the engine commits per tick (`presence.turns: per_tick`) and the caller ends the ticks
+    config: opts.endOfTick !== undefined ? benchConfig({ presence: { turns: 'per_tick' } }) : benchConfig(),
+    ...(opts.endOfTick !== undefined ? { endOfTick: opts.endOfTick } : {}),
     clock,
     logger: silentLogger,
     snapshot: membershipSnapshot(w),

@@ -41,6 +41,7 @@ const FULL: Job[] = [
   { jobs: 'ingest', heapMb: 4096 },
   { jobs: 'latency', heapMb: 4096 },
   { jobs: 'latency:small-young-gen', heapMb: 4096, flags: SMALL_YOUNG_GEN },
+  { jobs: 'latency:per-tick', heapMb: 4096 },
   { jobs: 'large-room', heapMb: 4096 },
   { jobs: 'storm', heapMb: 4096 },
   { jobs: 'all-users-router', heapMb: 4096 },
@@ -59,7 +60,7 @@ const FULL: Job[] = [
 // Quick: five processes (memory in its own, so its heap deltas stay meaningful; the machine probe's 128 MB of arrays in its own).
 const QUICK: Job[] = [
   { jobs: 'machine', heapMb: 4096 },
-  { jobs: 'ingest,latency,large-room,storm', heapMb: 4096 },
+  { jobs: 'ingest,latency,latency:per-tick,large-room,storm', heapMb: 4096 },
   { jobs: 'all-users-router,federation,replay,get-new-events,growth:1000,growth:10000,room-size', heapMb: 4096 },
   { jobs: 'memory:10000,memory:100000', heapMb: 4096 },
   { jobs: 'latency:small-young-gen', heapMb: 4096, flags: SMALL_YOUNG_GEN },
@@ -184,7 +185,8 @@ function charts(results: readonly ScenarioResult[]): string {
   ];
   const latDefault = results.find((r) => r.scenario === 'latency')?.series?.latency ?? [];
   const latTuned = (results.find((r) => r.scenario === 'latency-small-young-gen')?.series?.latency ?? []).map((s) => ({ ...s, name: `${s.name}, --max-semi-space-size=2` }));
-  const lat = latDefault.length + latTuned.length > 0 ? [...latDefault, ...latTuned] : undefined;
+  const latTick = (results.find((r) => r.scenario === 'latency-per-tick')?.series?.latency ?? []).map((s) => ({ ...s, name: `${s.name}, per-tick turns` }));
+  const lat = latDefault.length + latTuned.length + latTick.length > 0 ? [...latDefault, ...latTuned, ...latTick] : undefined;
   if (lat !== undefined) panels.push({ title: 'Input → emission latency (50% of max ingest)', xLabel: 'percentile', yLabel: 'ms', logY: true, series: lat, refs: [{ y: 2, label: 'p99 target 2 ms' }] });
   const rs = results.find((r) => r.scenario === 'room-size')?.series?.roomSize;
   if (rs !== undefined) panels.push({ title: 'Cost vs room size (20% listening)', xLabel: 'room members', yLabel: 'µs per change · ns per delivery', logX: true, logY: true, series: rs });

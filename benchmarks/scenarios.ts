@@ -11,6 +11,7 @@ import { ALL_USERS } from '../src/router/presence-router.js';
 import { InMemoryEventLog } from '../src/log/event-log.js';
 import { silentLogger } from '../src/logger.js';
 import { SimulatedClock } from '../src/testing/simulated-clock.js';
+import { ManualTicks } from '../src/testing/index.js';
 import { seededRandom } from '../src/testing/random.js';
 import { generateWorkload, roomStats, userId, roomId, SERVER, type Workload, type WorkloadSpec } from './workload.js';
 import {
@@ -201,9 +202,16 @@ function weightedPercentile(values: Float64Array, weights: Float64Array, p: numb
 // ───────────────────────────── latency ─────────────────────────────
 
 export async function latency(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>> {
-  const spec = steadySpec(ctx.quick, ctx.quick ? 60_000 : 200_000);
+  // `latency` commits after each input (`presence.turns: per_input`, the
+  // default); `latency:per-tick` runs the same traffic with per-tick turns;
+  // `latency:small-young-gen` is the per-input run in a process started with a
+  // 2 MB young generation (benchmarks/run.ts passes the flag).
+  const perTick = ctx.arg === 'per-tick';
+  const tuned = ctx.arg === 'small-young-gen';
+  const spec = steadySpec(ctx.quick, ctx.quick ? 60_000 : perTick ? 400_000 : 200_000);
   const w = generateWorkload(spec);
-  const rig = buildEngine(w);
+  const ticks = new ManualTicks();
+  const rig = perTick ? buildEngine(w, { endOfTick: ticks.schedule }) : buildEngine(w);
   // Warm up to the workload's steady state (each user has had a few inputs), so
   // the maximum below is measured on the same kind of traffic as the paced run.
   const warm = ctx.quick ? 15_000 : 50_000;
@@ -218,59 +226,120 @@ export async function latency(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>
     emitted++;
   };
   ctx.progress('max ingest (1 input per turn)');
-  // The maximum is measured with the same sink as the paced run. The clock moves
-  // with every input (1 ms each), so the 1 ms steps between the slices of a
-  // timer tick interleave with inputs as they would on a real clock.
-  const maxRun = timed(20_000, ctx.quick ? 500 : 2_000, (a, b) => drive(rig, w, warm + a, warm + b, undefined, 1), 32);
+  // The maximum is measured with the same sink as the paced run, one input per
+  // turn in both modes (per tick: each input in a tick of its own). The clock
+  // moves with every input (1 ms each), so the 1 ms steps between the slices of
+  // a timer tick interleave with inputs as they would on a real clock.
+  const one = perTick
+    ? (a: number, b: number) => {
+        for (let k = a; k < b; k++) {
+          drive(rig, w, k, k + 1, undefined, 1);
+          ticks.end();
+        }
+      }
+    : (a: number, b: number) => drive(rig, w, a, b, undefined, 1);
+  const maxRun = timed(20_000, ctx.quick ? 500 : 2_000, (a, b) => one(warm + a, warm + b), 32);
   const max = (maxRun.done / maxRun.wallMs) * 1000; // pacing is in wall-clock time
   let at = warm + maxRun.done;
+  const durationMs = ctx.quick ? 1_000 : 5_000;
+
+  /**
+   * Open-loop pacing at `rate`: input i is due at t0 + i/rate, and latency
+   * counts from that intended time. Per input: each input is its own turn,
+   * started when it is due (or when the previous one ends). Per tick: the
+   * inputs that became due while the engine was busy arrive in the same
+   * event-loop tick (as requests queued on their sockets are read in one poll
+   * phase), each as its own call, and the tick then ends; every emission of
+   * the tick is given the latency of the tick's oldest input (an upper bound).
+   */
+  const paced = (rate: number, ms: number) => {
+    const gap = 1000 / rate;
+    const capacity = Math.ceil((rate * ms) / 1000) + 16;
+    const latencies = new Float64Array(capacity);
+    const weights = new Float64Array(capacity);
+    const t0 = now();
+    let i = 0; // inputs sent
+    let turns = 0;
+    let n = 0;
+    let most = 0;
+    const end = w.ops.length;
+    while (at < end && i < capacity) {
+      const intended = t0 + i * gap;
+      if (intended - t0 > ms) break;
+      waitUntil(intended); // open loop: latency counts from the intended send time
+      emitted = 0;
+      let m = 1;
+      if (perTick) {
+        const arrived = now();
+        while (i + m < capacity && at + m < end && t0 + (i + m) * gap <= arrived && (i + m) * gap <= ms) m++;
+        drive(rig, w, at, at + m, undefined, 1); // m separate calls, one per input
+        ticks.end();
+      } else {
+        drive(rig, w, at, at + 1, undefined, 1);
+      }
+      latencies[turns] = now() - intended;
+      weights[turns] = emitted;
+      n += emitted;
+      if (m > most) most = m;
+      at += m;
+      i += m;
+      turns++;
+    }
+    const q = (p: number) => weightedPercentile(latencies.subarray(0, turns), weights.subarray(0, turns), p);
+    return { inputs: i, turns, emissions: n, most, q };
+  };
+
   const rate = max / 2;
   ctx.progress(`paced at ${rate.toFixed(0)} inputs/s (50% of max)`);
-  const durationMs = ctx.quick ? 1_000 : 5_000;
-  const gap = 1000 / rate;
-  const capacity = Math.ceil((rate * durationMs) / 1000) + 16;
-  const inputLatency = new Float64Array(capacity);
-  const inputEmissions = new Float64Array(capacity);
-  const t0 = now();
-  let i = 0;
-  let n = 0;
-  const end = w.ops.length;
-  while (at < end && i < capacity) {
-    const intended = t0 + i * gap;
-    if (intended - t0 > durationMs) break;
-    waitUntil(intended); // open-loop pacing: latency counts from the intended send time
-    emitted = 0;
-    drive(rig, w, at, at + 1, undefined, 1);
-    inputLatency[i] = now() - intended;
-    inputEmissions[i] = emitted;
-    n += emitted;
-    at++;
-    i++;
+  const half = paced(rate, durationMs);
+  // Per tick, also at the full one-input-per-turn maximum: under load, the
+  // inputs that queue up share turns, so the engine keeps up where one turn
+  // per input would fall behind without bound.
+  let full: ReturnType<typeof paced> | undefined;
+  if (perTick) {
+    ctx.progress(`paced at ${max.toFixed(0)} inputs/s (100% of max)`);
+    full = paced(max, ctx.quick ? 500 : 2_000);
   }
   rig.sink = null;
-  const ms = (p: number) => weightedPercentile(inputLatency.subarray(0, i), inputEmissions.subarray(0, i), p);
-  const worst = ms(1);
   rig.engine.stop();
-  // `latency:small-young-gen` is the same run in a process started with a 2 MB
-  // young generation (benchmarks/run.ts passes the flag): shorter, more
-  // frequent minor GCs, the deployment setting docs/performance.md discusses.
-  const tuned = ctx.arg === 'small-young-gen';
-  const k = tuned ? 'latency.young2' : 'latency';
-  const note = tuned ? ', --max-semi-space-size=2' : '';
+  const k = perTick ? 'latency.tick' : tuned ? 'latency.young2' : 'latency';
+  const note = perTick ? ', per-tick turns' : tuned ? ', --max-semi-space-size=2' : '';
+  const metrics: Metric[] = [
+    { key: `${k}.max`, label: `max ingest for pacing (1 input/turn${note})`, value: max, unit: 'inputs/s', better: 'higher' },
+    { key: `${k}.p50`, label: `p50 input → emission${note}`, value: half.q(0.5), unit: 'ms', better: 'lower' },
+    { key: `${k}.p99`, label: `p99 input → emission${note}`, value: half.q(0.99), unit: 'ms', better: 'lower', target: 2 },
+    { key: `${k}.p999`, label: `p99.9 input → emission${note}`, value: half.q(0.999), unit: 'ms', better: 'lower' },
+    { key: `${k}.max.sample`, label: `max input → emission${note}`, value: half.q(1), unit: 'ms', better: 'lower' },
+  ];
+  if (perTick) {
+    metrics.push({ key: `${k}.inputsPerTurn`, label: 'inputs per turn at 50% of max (mean, per-tick turns)', value: half.inputs / Math.max(1, half.turns), unit: 'inputs', better: 'lower' });
+  }
+  if (full !== undefined) {
+    metrics.push(
+      { key: `${k}.full.p99`, label: 'p99 input → emission at 100% of max, per-tick turns', value: full.q(0.99), unit: 'ms', better: 'lower' },
+      { key: `${k}.full.inputsPerTurn`, label: 'inputs per turn at 100% of max (mean, per-tick turns)', value: full.inputs / Math.max(1, full.turns), unit: 'inputs', better: 'lower' },
+    );
+  }
   return {
-    scenario: tuned ? 'latency-small-young-gen' : 'latency',
-    title: tuned
-      ? 'Input-to-emission latency at 50% of max ingest, Node started with --max-semi-space-size=2'
-      : 'Input-to-emission latency at 50% of max ingest (steady-state workload)',
-    params: { ...spec, maxIngest: max, paced: rate, inputs: i, emissions: n, ...(tuned ? { v8Flags: '--max-semi-space-size=2' } : {}) },
-    metrics: [
-      { key: `${k}.max`, label: `max ingest for pacing (1 input/turn${note})`, value: max, unit: 'inputs/s', better: 'higher' },
-      { key: `${k}.p50`, label: `p50 input → emission${note}`, value: ms(0.5), unit: 'ms', better: 'lower' },
-      { key: `${k}.p99`, label: `p99 input → emission${note}`, value: ms(0.99), unit: 'ms', better: 'lower', target: 2 },
-      { key: `${k}.p999`, label: `p99.9 input → emission${note}`, value: ms(0.999), unit: 'ms', better: 'lower' },
-      { key: `${k}.max.sample`, label: `max input → emission${note}`, value: worst, unit: 'ms', better: 'lower' },
-    ],
-    series: { latency: [{ name: 'engine', x: [50, 90, 99, 99.9], y: [ms(0.5), ms(0.9), ms(0.99), ms(0.999)] }] },
+    scenario: perTick ? 'latency-per-tick' : tuned ? 'latency-small-young-gen' : 'latency',
+    title: perTick
+      ? 'Input-to-emission latency at 50% of max ingest, presence.turns: per_tick'
+      : tuned
+        ? 'Input-to-emission latency at 50% of max ingest, Node started with --max-semi-space-size=2'
+        : 'Input-to-emission latency at 50% of max ingest (steady-state workload)',
+    params: {
+      ...spec,
+      maxIngest: max,
+      paced: rate,
+      inputs: half.inputs,
+      turns: half.turns,
+      mostInputsPerTurn: half.most,
+      emissions: half.emissions,
+      ...(perTick ? { turnsMode: 'per_tick' } : {}),
+      ...(tuned ? { v8Flags: '--max-semi-space-size=2' } : {}),
+    },
+    metrics,
+    series: { latency: [{ name: 'engine', x: [50, 90, 99, 99.9], y: [half.q(0.5), half.q(0.9), half.q(0.99), half.q(0.999)] }] },
   };
 }
 

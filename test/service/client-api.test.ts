@@ -318,6 +318,32 @@ describe('/sync', () => {
   });
 });
 
+describe('/sync with presence.turns: per_tick (the example config)', () => {
+  const perTick = () => testConfig({ top: { presence: { enabled: true, turns: 'per_tick' } } });
+
+  it('a PUT commits at the end of its tick: a waiting long-poll is woken with it', async () => {
+    const { url, service } = await startService(perTick());
+    expect(service.engine.config.turns).toBe('per_tick');
+    const { next_batch } = await sync(url, ALICE);
+    const pending = http(url, 'GET', clientPath(`/sync?since=${next_batch}&timeout=10000`), { token: tok(ALICE) });
+    await waitFor(() => service.engine.stats.openSyncStreams >= 1, 5_000, 'the long-poll to subscribe');
+    await http(url, 'PUT', presencePath(BOB), { token: tok(BOB), json: { presence: 'online', status_msg: 'ticked' } });
+    const r = await pending;
+    expect(r.status).toBe(200);
+    expect(senders(r.body as SyncBody)).toEqual([BOB]);
+    expect((r.body as SyncBody).presence?.events[0]?.content).toMatchObject({ presence: 'online', status_msg: 'ticked' });
+  });
+
+  it('incremental sync right after a PUT sees the change', async () => {
+    const { url } = await startService(perTick());
+    const first = await sync(url, ALICE);
+    await http(url, 'PUT', presencePath(BOB), { token: tok(BOB), json: { presence: 'unavailable' } });
+    const next = await sync(url, ALICE, `?since=${first.next_batch}`);
+    expect(senders(next)).toEqual([BOB]);
+    expect(next.presence?.events[0]?.content).toMatchObject({ presence: 'unavailable' });
+  });
+});
+
 describe('admin membership endpoint', () => {
   const memberPath = (room: string, user: string) => `/_presence/admin/v1/rooms/${encodeURIComponent(room)}/members/${encodeURIComponent(user)}`;
 
