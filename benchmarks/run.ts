@@ -42,6 +42,7 @@ const FULL: Job[] = [
   { jobs: 'latency', heapMb: 4096 },
   { jobs: 'latency:small-young-gen', heapMb: 4096, flags: SMALL_YOUNG_GEN },
   { jobs: 'latency:per-tick', heapMb: 4096 },
+  { jobs: 'latency:per-tick+small-young-gen', heapMb: 4096, flags: SMALL_YOUNG_GEN },
   { jobs: 'large-room', heapMb: 4096 },
   { jobs: 'storm', heapMb: 4096 },
   { jobs: 'all-users-router', heapMb: 4096 },
@@ -63,7 +64,7 @@ const QUICK: Job[] = [
   { jobs: 'ingest,latency,latency:per-tick,large-room,storm', heapMb: 4096 },
   { jobs: 'all-users-router,federation,replay,get-new-events,growth:1000,growth:10000,room-size', heapMb: 4096 },
   { jobs: 'memory:10000,memory:100000', heapMb: 4096 },
-  { jobs: 'latency:small-young-gen', heapMb: 4096, flags: SMALL_YOUNG_GEN },
+  { jobs: 'latency:small-young-gen,latency:per-tick+small-young-gen', heapMb: 4096, flags: SMALL_YOUNG_GEN },
 ];
 
 function selected(): Job[] {
@@ -186,7 +187,12 @@ function charts(results: readonly ScenarioResult[]): string {
   const latDefault = results.find((r) => r.scenario === 'latency')?.series?.latency ?? [];
   const latTuned = (results.find((r) => r.scenario === 'latency-small-young-gen')?.series?.latency ?? []).map((s) => ({ ...s, name: `${s.name}, --max-semi-space-size=2` }));
   const latTick = (results.find((r) => r.scenario === 'latency-per-tick')?.series?.latency ?? []).map((s) => ({ ...s, name: `${s.name}, per-tick turns` }));
-  const lat = latDefault.length + latTuned.length + latTick.length > 0 ? [...latDefault, ...latTuned, ...latTick] : undefined;
+  const latTickTuned = (results.find((r) => r.scenario === 'latency-per-tick-small-young-gen')?.series?.latency ?? []).map((s) => ({
+    ...s,
+    name: `${s.name}, per-tick turns, --max-semi-space-size=2`,
+  }));
+  const latAll = [...latDefault, ...latTuned, ...latTick, ...latTickTuned];
+  const lat = latAll.length > 0 ? latAll : undefined;
   if (lat !== undefined) panels.push({ title: 'Input → emission latency (50% of max ingest)', xLabel: 'percentile', yLabel: 'ms', logY: true, series: lat, refs: [{ y: 2, label: 'p99 target 2 ms' }] });
   const rs = results.find((r) => r.scenario === 'room-size')?.series?.roomSize;
   if (rs !== undefined) panels.push({ title: 'Cost vs room size (20% listening)', xLabel: 'room members', yLabel: 'µs per change · ns per delivery', logX: true, logY: true, series: rs });

@@ -389,7 +389,20 @@ export class PresenceService {
         deviceId: user.deviceId,
       });
     }
+    await this.committed();
     sendJson(c.res, 200, {});
+  }
+
+  /**
+   * With `presence.turns: per_tick`, wait for the end of the tick, where the
+   * engine appends this request's inputs to its log: the reply then means
+   * what it means with per-input turns, that the log holds them. The engine
+   * scheduled its commit when the tick's first input arrived, so a
+   * `setImmediate` scheduled now runs after it.
+   */
+  private async committed(): Promise<void> {
+    if (this.engine.config.turns !== 'per_tick') return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   private async sync(c: RequestContext): Promise<void> {
@@ -525,6 +538,7 @@ export class PresenceService {
       this.engine.receiveFederationEdu(auth.origin, edu.data.content);
     }
     this.metrics.inboundTransaction(auth.origin, 'accepted');
+    await this.committed();
     sendJson(c.res, 200, { pdus: {} });
   }
 
@@ -538,6 +552,7 @@ export class PresenceService {
     const body = MembershipBodySchema.safeParse(parseJsonBody(await readBody(c.req, this.settings.maxBodyBytes)));
     if (!body.success) throw new MatrixHttpError(400, 'M_BAD_JSON', body.error.issues[0]?.message ?? 'invalid body');
     this.engine.setMembership(room.data, user, body.data.membership);
+    await this.committed();
     sendJson(c.res, 200, { room_id: room.data, user_id: user, membership: body.data.membership });
   }
 

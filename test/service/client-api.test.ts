@@ -3,7 +3,7 @@
  * /sync with long-polling, admin membership, /metrics, and every error case of
  * issue 7 in Matrix's `{errcode, error}` shape.
  */
-import { request } from 'node:http';
+import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -332,6 +332,28 @@ describe('/sync with presence.turns: per_tick (the example config)', () => {
     expect(r.status).toBe(200);
     expect(senders(r.body as SyncBody)).toEqual([BOB]);
     expect((r.body as SyncBody).presence?.events[0]?.content).toMatchObject({ presence: 'online', status_msg: 'ticked' });
+  });
+
+  it('a PUT is answered only after its tick committed it to the log', async () => {
+    const { url, service } = await startService(perTick());
+    const order: string[] = [];
+    const log = service.engine.log;
+    const append = log.append.bind(log);
+    log.append = (events) => {
+      order.push('append');
+      return append(events);
+    };
+    const server = (service as unknown as { server: Server }).server;
+    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+      const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse;
+      res.writeHead = ((...a: unknown[]) => {
+        order.push('reply');
+        return writeHead(...a);
+      }) as typeof res.writeHead;
+    });
+    const put = await http(url, 'PUT', presencePath(BOB), { token: tok(BOB), json: { presence: 'online' } });
+    expect(put.status).toBe(200);
+    expect(order).toEqual(['append', 'reply']);
   });
 
   it('incremental sync right after a PUT sees the change', async () => {
