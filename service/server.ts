@@ -182,7 +182,10 @@ export class PresenceService {
     const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger });
     // Attach federation first, so presence sent on the preloaded joins goes out.
     const service = new PresenceService(engine, loaded, options, logger);
-    for (const room of loaded.settings.rooms) for (const m of room.members) engine.joinRoom(room.roomId, m);
+    // One turn, committed before `create` resolves (also with per-tick turns, where a batch made outside a tick commits at once).
+    engine.batch(() => {
+      for (const room of loaded.settings.rooms) for (const m of room.members) engine.joinRoom(room.roomId, m);
+    });
     return service;
   }
 
