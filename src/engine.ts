@@ -109,6 +109,9 @@ export interface PresenceEngineOptions {
    * event-loop tick, where the engine commits every input the tick brought
    * (default `setImmediate`, which runs after the I/O callbacks of this
    * iteration of the event loop). Tests pass their own to end ticks by hand.
+   * It must call `closeTurn` once, soon: until it does, the tick's inputs
+   * are applied and readable but not committed (no log append, no emission),
+   * except by `snapshot()` or `stop()`, which commit the open tick first.
    */
   readonly endOfTick?: (closeTurn: () => void) => void;
 }
