@@ -12,22 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { PresenceBatch, PresenceEngine, UserPresenceState } from '../../src/index.js';
 import { createTestEngine, flushMicrotasks } from '../../src/testing/index.js';
 import { fcParams } from '../support/fc.js';
-import { Driver, EXCLUDED_ROOM, LOCAL_USERS, PROPERTY_CONFIG, anyCommand, commands } from './engine-commands.js';
-
-/** What a client is told about: a change of any of these is always notified (spec §2.3). */
-function notified(s: UserPresenceState | undefined) {
-  if (s === undefined) return { state: 'offline', statusMsg: null, currentlyActive: undefined };
-  return { state: s.state, statusMsg: s.statusMsg, currentlyActive: s.state === 'online' ? s.currentlyActive : undefined };
-}
-
-function visibleTo(engine: PresenceEngine, user: string): Set<string> {
-  const out = new Set<string>([user]);
-  for (const room of engine.getRoomsForUser(user)) {
-    if (room === EXCLUDED_ROOM) continue;
-    for (const m of engine.getRoomMembers(room)) out.add(m);
-  }
-  return out;
-}
+import { Driver, LOCAL_USERS, PROPERTY_CONFIG, anyCommand, commands, notified, visibleTo } from './engine-commands.js';
 
 function subscribeAll(engine: PresenceEngine, onBatch: (user: string, batch: PresenceBatch) => void) {
   return LOCAL_USERS.map((u) => engine.syncStream(u).subscribe((b) => onBatch(u, b)));

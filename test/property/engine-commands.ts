@@ -5,7 +5,7 @@
  * calls, time passing).
  */
 import fc from 'fast-check';
-import type { PresenceEngine, SyncHandle } from '../../src/index.js';
+import type { PresenceEngine, SyncHandle, UserPresenceState } from '../../src/index.js';
 import type { SimulatedClock } from '../../src/testing/index.js';
 
 export const SERVER = 'test.local';
@@ -140,4 +140,34 @@ export class Driver {
   syncing(user: string): boolean {
     return this.open.some((s) => s.user === user);
   }
+}
+
+/** What a client is told about: a change of any of these is always notified (spec §2.3). */
+export function notified(s: UserPresenceState | undefined) {
+  if (s === undefined) return { state: 'offline', statusMsg: null, currentlyActive: undefined };
+  return { state: s.state, statusMsg: s.statusMsg, currentlyActive: s.state === 'online' ? s.currentlyActive : undefined };
+}
+
+/** A local user and everyone sharing a room with them (the excluded room does not count). */
+export function visibleTo(engine: PresenceEngine, user: string): Set<string> {
+  const out = new Set<string>([user]);
+  for (const room of engine.getRoomsForUser(user)) {
+    if (room === EXCLUDED_ROOM) continue;
+    for (const m of engine.getRoomMembers(room)) out.add(m);
+  }
+  return out;
+}
+
+/**
+ * What the event-sourcing laws compare between engines: every user's record,
+ * the stream token and the room memberships (seen from the rooms and from
+ * each user's list of rooms, a second index of the same memberships).
+ */
+export function observable(engine: PresenceEngine) {
+  return {
+    token: engine.currentToken,
+    users: ALL_USERS_IN_TEST.map((u) => engine.getUserRecord(u)),
+    rooms: ROOMS.map((r) => engine.getRoomMembers(r).sort()),
+    roomsOfUser: ALL_USERS_IN_TEST.map((u) => engine.getRoomsForUser(u).sort()),
+  };
 }

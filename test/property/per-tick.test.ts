@@ -1,7 +1,8 @@
 /**
  * `presence.turns: per_tick` changes when the engine commits, never what it
  * decides. For any input sequence cut into ticks anywhere:
- * - every user's record, the stream token and the memberships equal those of
+ * - every user's record, the stream token and the memberships (from the rooms
+ *   and from each user's list of rooms) equal those of
  *   an engine committing after each input, and replaying the per-tick
  *   engine's log gives them again;
  * - the delivery contract holds: one state per user per batch, each current
@@ -12,33 +13,10 @@ import { describe, expect, it } from 'vitest';
 import { PresenceEngine, type PresenceBatch, type UserPresenceState } from '../../src/index.js';
 import { createTestEngine, flushMicrotasks, InMemoryEventLog, ManualTicks, MemoryLogger, SimulatedClock } from '../../src/testing/index.js';
 import { fcParams } from '../support/fc.js';
-import { ALL_USERS_IN_TEST, Driver, EXCLUDED_ROOM, LOCAL_USERS, ROOMS, commands, propertyConfig } from './engine-commands.js';
+import { Driver, LOCAL_USERS, commands, notified, observable, propertyConfig, visibleTo } from './engine-commands.js';
 
 function perTick(config: ReturnType<typeof propertyConfig>) {
   return { ...config, presence: { ...config.presence, turns: 'per_tick' } };
-}
-
-function observable(engine: PresenceEngine) {
-  return {
-    token: engine.currentToken,
-    users: ALL_USERS_IN_TEST.map((u) => engine.getUserRecord(u)),
-    rooms: ROOMS.map((r) => engine.getRoomMembers(r).sort()),
-  };
-}
-
-function visibleTo(engine: PresenceEngine, user: string): Set<string> {
-  const out = new Set<string>([user]);
-  for (const room of engine.getRoomsForUser(user)) {
-    if (room === EXCLUDED_ROOM) continue;
-    for (const m of engine.getRoomMembers(room)) out.add(m);
-  }
-  return out;
-}
-
-/** What a client is told about (as in delivery.test.ts). */
-function notified(s: UserPresenceState | undefined) {
-  if (s === undefined) return { state: 'offline', statusMsg: null, currentlyActive: undefined };
-  return { state: s.state, statusMsg: s.statusMsg, currentlyActive: s.state === 'online' ? s.currentlyActive : undefined };
 }
 
 /** Where ticks end: after command i when `cuts[i % cuts.length]` (and always after the last). */

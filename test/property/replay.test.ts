@@ -10,17 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { PresenceEngine, type EngineSnapshot } from '../../src/index.js';
 import { createTestEngine, InMemoryEventLog, MemoryLogger, SimulatedClock } from '../../src/testing/index.js';
 import { fcParams } from '../support/fc.js';
-import { ALL_USERS_IN_TEST, Driver, propertyConfig, ROOMS, commands } from './engine-commands.js';
-
-function observable(engine: PresenceEngine) {
-  return {
-    token: engine.currentToken,
-    users: ALL_USERS_IN_TEST.map((u) => engine.getUserRecord(u)),
-    rooms: ROOMS.map((r) => engine.getRoomMembers(r).sort()),
-    // each user's own list of rooms is a second index of the same memberships
-    roomsOfUser: ALL_USERS_IN_TEST.map((u) => engine.getRoomsForUser(u).sort()),
-  };
-}
+import { Driver, observable, propertyConfig, commands } from './engine-commands.js';
 
 describe('replay', () => {
   it('a fresh engine over the same log has the same state for every user and the same token', () => {
