@@ -1014,6 +1014,7 @@ export class PresenceEngine {
     if (this.perTick) {
       this.openTick();
       this.runJob(job);
+      this.scheduleTickEnd();
       return;
     }
     this.processing = true;
@@ -1043,6 +1044,7 @@ export class PresenceEngine {
     if (this.perTick) {
       this.openTick();
       this.stepSafely(userId, event);
+      this.scheduleTickEnd();
       return;
     }
     this.processing = true;
@@ -1072,7 +1074,22 @@ export class PresenceEngine {
     this.processing = true;
     this.batching = true;
     this.tickOpen = true;
-    this.endOfTick(this.closeTick);
+  }
+
+  /**
+   * Have `endOfTick` close the turn just opened (after its first input ran,
+   * so an `endOfTick` that calls back at once commits that input, as a turn
+   * per input would). If `endOfTick` throws, the turn is committed now and
+   * the error logged: the input was accepted, and the engine must not stay
+   * inside a turn nobody will close.
+   */
+  private scheduleTickEnd(): void {
+    try {
+      this.endOfTick(this.closeTick);
+    } catch (error) {
+      this.logger.error('presence engine: endOfTick threw; committing the turn at once', { error: error instanceof Error ? error.message : String(error) });
+      this.closeTick();
+    }
   }
 
   /**

@@ -164,6 +164,40 @@ describe('per-tick turns', () => {
     expect(carol.batches.at(-1)?.events.map((s) => s.userId)).toEqual([ALICE, BOB]);
   });
 
+  it('an endOfTick that calls back at once commits each input before the call returns', () => {
+    const { engine } = createTestEngine({ config: PER_TICK, endOfTick: (close) => close(), rooms: { [ROOM]: [ALICE, CAROL] } });
+    const carol = recordSyncStream(engine, CAROL);
+    engine.setPresence(ALICE, { presence: 'online' });
+    expect(carol.batches).toHaveLength(1);
+    engine.setPresence(ALICE, { presence: 'unavailable' });
+    expect(carol.batches).toHaveLength(2);
+    expect(carol.batches[1]?.events[0]).toMatchObject({ userId: ALICE, state: 'unavailable' });
+  });
+
+  it('an endOfTick that throws: the input is committed at once, the error logged, and the engine goes on', () => {
+    let fail = true;
+    const ticks = new ManualTicks();
+    const { engine, logger } = createTestEngine({
+      config: PER_TICK,
+      endOfTick: (close) => {
+        if (fail) throw new Error('scheduler down');
+        ticks.schedule(close);
+      },
+    });
+    engine.joinRoom(ROOM, ALICE);
+    engine.joinRoom(ROOM, CAROL);
+    const carol = recordSyncStream(engine, CAROL);
+    engine.setPresence(ALICE, { presence: 'online' });
+    expect(carol.batches.at(-1)?.events.map((s) => s.userId)).toEqual([ALICE]);
+    expect(logger.entries.some((e) => e.level === 'error' && e.message.includes('endOfTick threw'))).toBe(true);
+    fail = false;
+    const before = carol.batches.length;
+    engine.setPresence(ALICE, { presence: 'unavailable' });
+    expect(carol.batches).toHaveLength(before);
+    ticks.end();
+    expect(carol.batches).toHaveLength(before + 1);
+  });
+
   it('per_input (the default) commits every input before it returns', () => {
     const { engine } = createTestEngine({ rooms: { [ROOM]: [ALICE, CAROL] } });
     const carol = recordSyncStream(engine, CAROL);
