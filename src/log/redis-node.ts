@@ -181,6 +181,8 @@ export class RedisPresenceNode {
   static async start(options: RedisPresenceNodeOptions): Promise<RedisPresenceNode> {
     const config = isParsed(options.config) ? options.config : parseConfig(options.config);
     if (config.log.kind !== 'redis') throw new ConfigError('log.kind', 'a RedisPresenceNode needs log: { kind: redis, url, partitions }');
+    // A tick still open when a partition is handed over or the node stops would be appended after its partitions stopped being writable.
+    if (config.turns !== 'per_input') throw new ConfigError('presence.turns', 'a RedisPresenceNode commits after each input: remove presence.turns or set it to per_input');
     const url = config.log.url;
     const redis = options.connect?.(url) ?? new Redis(url, { lazyConnect: true, enableAutoPipelining: true });
     redis.on('error', () => {}); // reported below once connected; start-up failures surface as LogError

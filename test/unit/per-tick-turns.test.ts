@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InvalidInputError, PresenceEngine, type LogEntry, type PresenceEvent } from '../../src/index.js';
 import { presenceConfig } from '../../src/config.js';
 import { InMemoryEventLog } from '../../src/log/event-log.js';
+import { RedisPresenceNode } from '../../src/log/redis-node.js';
 import { ManualTicks, MemoryLogger, SimulatedClock, createTestEngine, recordSyncStream } from '../../src/testing/index.js';
 
 const ALICE = '@alice:test.local';
@@ -203,6 +204,11 @@ describe('per-tick turns', () => {
     const carol = recordSyncStream(engine, CAROL);
     engine.setPresence(ALICE, { presence: 'online' });
     expect(carol.batches).toHaveLength(1);
+  });
+
+  it('a RedisPresenceNode refuses per-tick turns (before connecting)', async () => {
+    const config = { server_name: 'test.local', presence: { turns: 'per_tick' as const }, log: { kind: 'redis' as const, url: 'redis://127.0.0.1:1' } };
+    await expect(RedisPresenceNode.start({ config })).rejects.toThrow(/presence\.turns/);
   });
 
   it('rejects a bad turns value and a bad endOfTick', () => {
