@@ -1,0 +1,141 @@
+/**
+ * Federation routing: which remote servers hear of a local change. A change
+ * of a local user goes to every server with a member in one of the user's
+ * rooms that share presence, plus the servers of remote users a presence
+ * router names for it; keep-alive pings go to the same servers; a join sends
+ * presence to a server that gains its first member in the room (spec §3.8).
+ * Only a user's owner federates their changes (distributed mode), and
+ * nothing is sent unless presence is tracked. Remote users' presence is never
+ * forwarded to third servers.
+ */
+import { serverNameOf, type ServerName, type UserId } from '../domain/ids.js';
+import type { UserPresenceState } from '../domain/presence.js';
+import type { FederationOutbound } from '../federation/outbound.js';
+import type { RoutedStates } from '../router/presence-router.js';
+import type { Room, RoomIndex } from './room-index.js';
+import type { UserDirectory } from './user-directory.js';
+
+const WEEK_MS = 7 * 86_400_000;
+
+/** A turn's local changes with somewhere to go: each state and its destination servers. */
+export interface OutboundChanges {
+  readonly states: UserPresenceState[];
+  readonly destinations: Map<UserPresenceState, Set<ServerName>>;
+}
+
+export class FederationRouting {
+  constructor(
+    private readonly users: UserDirectory,
+    private readonly rooms: RoomIndex,
+    private readonly outbound: FederationOutbound,
+    private readonly owned: (userId: UserId) => boolean,
+    private readonly tracked: () => boolean,
+  ) {}
+
+  /**
+   * The local, owned users among the first `count` of `changed` and the servers
+   * sharing a room with each. With `all`, every such user is listed (a router
+   * may add destinations); otherwise only those with a destination.
+   */
+  localChanges(changed: readonly number[], count: number, all: boolean): OutboundChanges | null {
+    if (!all && !this.rooms.hasRemoteMembers) return null;
+    let out: OutboundChanges | null = null;
+    for (let c = 0; c < count; c++) {
+      const u = changed[c] as number;
+      if (!this.users.isMineAt(u) || !this.owned(this.users.idAt(u))) continue;
+      const servers = this.rooms.serversSharingWith(u);
+      if (servers === undefined && !all) continue;
+      const state = this.users.stateAt(u);
+      out ??= { states: [], destinations: new Map() };
+      out.states.push(state);
+      if (servers !== undefined) out.destinations.set(state, servers);
+    }
+    return out;
+  }
+
+  /** Add the servers of remote recipients a router named for these local states. */
+  addRouted(changes: OutboundChanges, routed: RoutedStates): void {
+    const local = new Set(changes.states);
+    for (const [recipient, states] of routed) {
+      if (this.users.isMine(recipient)) continue;
+      const server = serverNameOf(recipient);
+      for (const s of states) {
+        if (!local.has(s)) continue; // remote users' presence is never forwarded to third servers
+        let d = changes.destinations.get(s);
+        if (d === undefined) changes.destinations.set(s, (d = new Set()));
+        d.add(server);
+      }
+    }
+  }
+
+  /** Queue each state's current value for its destinations. */
+  send(changes: OutboundChanges): void {
+    if (!this.tracked()) return;
+    for (const s of changes.states) {
+      const d = changes.destinations.get(s);
+      if (d !== undefined && d.size > 0) this.outbound.enqueue(d, [this.currentOf(s.userId)]);
+    }
+  }
+
+  /** Keep-alive pings: every server sharing a room with each user (router recipients are added by the caller). */
+  pings(states: readonly UserPresenceState[]): OutboundChanges {
+    const destinations = new Map<UserPresenceState, Set<ServerName>>();
+    for (const s of states) {
+      const i = this.users.find(s.userId);
+      if (i !== undefined) destinations.set(s, this.rooms.serversSharingWith(i) ?? new Set());
+    }
+    return { states: [...states], destinations };
+  }
+
+  /** Spec §3.8.4: presence on a live join, for servers gaining their first member and for local joiners. */
+  joined(user: number, room: Room, now: number): void {
+    if (!this.tracked() || room.excluded || !room.members.has(user)) return;
+    const uid = this.users.idAt(user);
+    if (!this.owned(uid)) return; // the joiner's owner records the join and federates it
+    if (this.users.isMineAt(user)) {
+      if (room.remote.size > 0) this.outbound.enqueue(room.remote.keys(), [this.users.stateAt(user)]);
+      return;
+    }
+    const server = serverNameOf(uid);
+    if (room.remote.get(server) !== 1) return; // the server already had a member
+    const states: UserPresenceState[] = [];
+    for (const m of room.members) {
+      if (!this.users.isMineAt(m)) continue;
+      const s = this.users.stateAt(m);
+      // "Offline for over 7 days": since the later of last activity and the last send.
+      const stale = s.state === 'offline' && now - Math.max(s.lastActiveTs, s.lastFederationUpdateTs) >= WEEK_MS && s.statusMsg === null;
+      if (!stale) states.push(s);
+    }
+    this.outbound.enqueue([server], states);
+  }
+
+  /**
+   * `send_local_online_presence_to` for remote targets: each target's server
+   * gets the non-offline local users the target shares a room with (one send
+   * per server).
+   */
+  onlineTo(targets: readonly UserId[]): void {
+    if (!this.tracked()) return;
+    const byServer = new Map<ServerName, Set<number>>();
+    for (const u of targets) {
+      const server = serverNameOf(u);
+      let set = byServer.get(server);
+      if (set === undefined) byServer.set(server, (set = new Set()));
+      const i = this.users.find(u);
+      if (i !== undefined) this.rooms.coMembers(i, set);
+    }
+    for (const [server, members] of byServer) {
+      const states: UserPresenceState[] = [];
+      for (const m of members) {
+        if (!this.users.isMineAt(m)) continue;
+        const s = this.users.stateAt(m);
+        if (s.state !== 'offline') states.push(s);
+      }
+      this.outbound.enqueue([server], states);
+    }
+  }
+
+  private currentOf(userId: UserId): UserPresenceState {
+    return this.users.stateAt(this.users.indexOf(userId));
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * Push fan-out: who is woken by a turn's changes. Each listening user (one
+ * with an open sync stream) has a {@link SyncNotifier}; each room keeps the
+ * subset of its members who listen, and a turn's changed members of a room
+ * form one {@link RoomSegment} handed to every listener of that room: one push
+ * per (room, listener) per turn, however many members changed. A user's own
+ * changes and router interest (`interestIndex`) are offered one by one. At the
+ * end of the turn {@link PushFanOut.flush} makes each woken notifier emit once.
+ *
+ * Users and rooms are dense indexes owned by the engine; this part reads the
+ * memberships through {@link PushTopology} and owns only what listens.
+ */
+import type { Subscriber } from 'rxjs';
+import type { UserId } from '../src/domain/ids.js';
+import type { UserPresenceState } from '../src/domain/presence.js';
+import { EMPTY_INTEREST, RoomSegment, SyncNotifier, type CachedInterest, type PresenceBatch } from './sync-notifier.js';
+
+/** The router's "every user" interest. */
+const ALL = 'ALL' as const satisfies CachedInterest;
+
+/** A room as the fan-out sees it: its index, whether it shares presence, its members. */
+export interface PushRoom {
+  readonly index: number;
+  readonly excluded: boolean;
+  readonly members: ReadonlySet<number>;
+}
+
+/** The memberships the fan-out reads (the engine's room index). */
+export interface PushTopology {
+  roomsOf(user: number): readonly PushRoom[];
+}
+
+/** What listens to one room. */
+class RoomListeners {
+  /** Members with an open stream. */
+  readonly listening = new Set<number>();
+  /** Their notifiers as an array (built on first use after `listening` changes): fan-out walks it. */
+  listeners: SyncNotifier[] | null = null;
+  /** This turn's changed members, shared by the room's listeners. */
+  segment: RoomSegment | null = null;
+}
+
+export class PushFanOut {
+  /** Per-room listening state by room index (undefined until a member listens). */
+  private readonly byRoom: (RoomListeners | undefined)[] = [];
+  /** Listening users whose router interest names a user: target → notifiers. */
+  private readonly interestIndex = new Map<UserId, Set<SyncNotifier>>();
+  private readonly allUsersListeners = new Set<SyncNotifier>();
+  private listeningUsers = 0;
+  /** Notifiers to flush this turn (the first `dirtyCount`); two arrays take turns and keep their capacity. */
+  private dirty: (SyncNotifier | undefined)[] = [];
+  private dirtySpare: (SyncNotifier | undefined)[] = [];
+  private dirtyCount = 0;
+  /** Rooms with a non-empty segment this turn (the first `dirtyRoomCount`). */
+  private readonly dirtyRooms: (RoomListeners | undefined)[] = [];
+  private dirtyRoomCount = 0;
+
+  /**
+   * @param notifiers the notifier of each listening user, by user index (a
+   *   column the engine keeps dense; read on every change).
+   */
+  constructor(
+    private readonly topology: PushTopology,
+    private readonly notifiers: (SyncNotifier | undefined)[],
+  ) {}
+
+  /** Users with at least one open stream. */
+  get listening(): number {
+    return this.listeningUsers;
+  }
+
+  notifierAt(user: number): SyncNotifier | undefined {
+    return this.notifiers[user];
+  }
+
+  /** Every listening user's notifier. */
+  *allNotifiers(): IterableIterator<SyncNotifier> {
+    for (const n of this.notifiers) if (n !== undefined) yield n;
+  }
+
+  /** A subscriber opened a stream of `userId` (index `user`); returns the notifier when it is new. */
+  open(userId: UserId, user: number, s: Subscriber<PresenceBatch>): SyncNotifier | null {
+    let n = this.notifiers[user];
+    let created: SyncNotifier | null = null;
+    if (n === undefined) {
+      created = n = new SyncNotifier(userId, user);
+      this.notifiers[user] = n;
+      for (const room of this.topology.roomsOf(user)) this.startListening(room.index, user);
+      this.listeningUsers++;
+    }
+    n.addSubscriber(s);
+    return created;
+  }
+
+  /** A subscriber left; the notifier goes when its last subscriber does. */
+  close(user: number, s: Subscriber<PresenceBatch>): void {
+    const n = this.notifiers[user];
+    if (n === undefined) return;
+    n.removeSubscriber(s);
+    if (n.subscriberCount > 0) return;
+    this.setInterest(n, EMPTY_INTEREST);
+    this.notifiers[user] = undefined;
+    for (const room of this.topology.roomsOf(user)) this.stopListening(room.index, user);
+    this.listeningUsers--;
+  }
+
+  /** User `user` joined the room with index `room` (listening there if they listen at all). */
+  joined(user: number, room: number): void {
+    if (this.notifiers[user] !== undefined) this.startListening(room, user);
+  }
+
+  left(user: number, room: number): void {
+    this.stopListening(room, user);
+  }
+
+  /** Cache a listener's router interest and index it by the users it names. */
+  setInterest(n: SyncNotifier, interest: CachedInterest): void {
+    if (n.interest === ALL) this.allUsersListeners.delete(n);
+    else for (const u of n.interest) this.interestIndex.get(u)?.delete(n);
+    n.interest = interest;
+    if (interest === ALL) this.allUsersListeners.add(n);
+    else
+      for (const u of interest) {
+        let set = this.interestIndex.get(u);
+        if (set === undefined) this.interestIndex.set(u, (set = new Set()));
+        set.add(n);
+      }
+  }
+
+  /**
+   * Wake the listeners concerned by the first `count` users of `changed`: the
+   * user's own stream, their rooms' listeners (through the room's segment) and
+   * listeners whose router interest names them. ALL_USERS listeners are served
+   * by the router's answer instead ({@link offer}).
+   */
+  changed(changed: readonly number[], count: number, idAt: (user: number) => UserId): void {
+    const notifiers = this.notifiers;
+    const byRoom = this.byRoom;
+    const indexed = this.interestIndex.size > 0;
+    for (let c = 0; c < count; c++) {
+      const u = changed[c] as number;
+      const own = notifiers[u];
+      if (own !== undefined && own.interest !== ALL) this.offer(own, u);
+      for (const room of this.topology.roomsOf(u)) {
+        if (room.excluded) continue;
+        const rl = byRoom[room.index];
+        if (rl === undefined || rl.listening.size === 0) continue;
+        const segment = (rl.segment ??= new RoomSegment());
+        if (segment.size === 0) this.dirtyRooms[this.dirtyRoomCount++] = rl;
+        segment.add(u);
+      }
+      if (indexed) {
+        const interested = this.interestIndex.get(idAt(u));
+        if (interested !== undefined) for (const n of interested) this.offer(n, u);
+      }
+    }
+    // One push per (room, listener): the listener reads the room's changes from its shared segment.
+    for (let r = 0; r < this.dirtyRoomCount; r++) {
+      const rl = this.dirtyRooms[r] as RoomListeners;
+      const segment = rl.segment as RoomSegment;
+      const listeners = this.listenersOf(rl);
+      for (let k = 0; k < listeners.length; k++) {
+        const n = listeners[k] as SyncNotifier;
+        if (n.interest === ALL) continue;
+        this.markDirty(n);
+        n.addSegment(segment);
+      }
+    }
+  }
+
+  /** A live join of user `user` into `room`: its listeners see the joiner, the joiner sees every member. */
+  joinedLive(user: number, room: PushRoom): void {
+    if (room.excluded || !room.members.has(user)) return;
+    const rl = this.byRoom[room.index];
+    if (rl !== undefined) for (const n of this.listenersOf(rl)) if (n.index !== user && n.interest !== ALL) this.offer(n, user);
+    const own = this.notifiers[user];
+    if (own !== undefined && own.interest !== ALL) for (const m of room.members) this.offer(own, m);
+  }
+
+  /** Offer the current state of user `changed` to notifier `n` at this turn's flush. */
+  offer(n: SyncNotifier, changed: number): void {
+    this.markDirty(n);
+    n.offer(changed);
+  }
+
+  /**
+   * Emit every woken notifier's batch, at stream `token`, and clear the turn's segments.
+   * @returns deliveries made (events × subscribers).
+   */
+  flush(stateOf: (user: number) => UserPresenceState, token: number, userCount: number): number {
+    let deliveries = 0;
+    if (this.dirtyCount > 0) {
+      // Swap lists first: a notifier marked while this one is emitted lands in the other.
+      const dirty = this.dirty;
+      const count = this.dirtyCount;
+      this.dirty = this.dirtySpare;
+      this.dirtySpare = dirty;
+      this.dirtyCount = 0;
+      for (let k = 0; k < count; k++) {
+        const n = dirty[k] as SyncNotifier;
+        dirty[k] = undefined; // a closed stream's notifier must not linger here
+        n.dirty = false;
+        deliveries += n.flush(stateOf, token, userCount);
+      }
+    }
+    if (this.dirtyRoomCount > 0) {
+      for (let r = 0; r < this.dirtyRoomCount; r++) {
+        (this.dirtyRooms[r] as RoomListeners).segment?.clear();
+        this.dirtyRooms[r] = undefined;
+      }
+      this.dirtyRoomCount = 0;
+    }
+    return deliveries;
+  }
+
+  /** Complete every open stream (the engine stopped). */
+  completeAll(): void {
+    for (const n of this.notifiers) if (n !== undefined) for (const s of n.subscriberList()) s.complete();
+  }
+
+  private markDirty(n: SyncNotifier): void {
+    if (!n.dirty) {
+      n.dirty = true;
+      this.dirty[this.dirtyCount++] = n;
+    }
+  }
+
+  /** The room's listening members' notifiers (cached until `listening` changes). */
+  private listenersOf(rl: RoomListeners): readonly SyncNotifier[] {
+    let list = rl.listeners;
+    if (list === null) {
+      list = [];
+      for (const m of rl.listening) {
+        const n = this.notifiers[m];
+        if (n !== undefined) list.push(n);
+      }
+      rl.listeners = list;
+    }
+    return list;
+  }
+
+  private startListening(room: number, user: number): void {
+    while (this.byRoom.length <= room) this.byRoom.push(undefined); // dense: a hole would make it a dictionary
+    const rl = (this.byRoom[room] ??= new RoomListeners());
+    rl.listening.add(user);
+    rl.listeners = null;
+  }
+
+  private stopListening(room: number, user: number): void {
+    const rl = this.byRoom[room];
+    if (rl !== undefined && rl.listening.delete(user)) rl.listeners = null;
+  }
+}
