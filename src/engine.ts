@@ -6,7 +6,7 @@
  * (src/engine/federation-routing.ts) → flush. docs/architecture.md follows one
  * update through these parts.
  */
-import { Observable, Subject, type Subscriber, type Subscription } from 'rxjs';
+import { Observable, Subject, type Subscription } from 'rxjs';
 import { PresenceActorSystem } from '../machines/actor-system.js';
 import type { PresenceMachineEvent } from '../machines/presence-machine.js';
 import { ChangeIndex } from '../streams/change-index.js';
@@ -14,15 +14,18 @@ import { PushFanOut } from '../streams/push-fanout.js';
 import { syncStreamObservable, type PresenceBatch, type SyncNotifier } from '../streams/sync-notifier.js';
 import { systemClock, type Clock } from './clock.js';
 import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
-import type { LogEntry, MembershipEvent, PresenceEvent } from './domain/events.js';
-import { diffRecords, evolveUser } from './domain/evolve.js';
+import type { LogEntry, PresenceEvent } from './domain/events.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
-import { DEFAULT_DEVICE, parseRoomId, parseUserId, type DeviceId, type RoomId, type ServerName, type UserId } from './domain/ids.js';
-import { defaultRecord, dormantRecord, isDefaultRecord, isDormant, type RuleConfig, type UserPresenceState, type UserRecord } from './domain/presence.js';
+import { DEFAULT_DEVICE, parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } from './domain/ids.js';
+import { type RuleConfig, type UserPresenceState, type UserRecord } from './domain/presence.js';
 import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
-import { CommandParser, statusMessage, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
-import { FederationRouting, type OutboundChanges } from './engine/federation-routing.js';
+import { CommandParser, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
+import { Delivery } from './engine/delivery.js';
+import { Memberships } from './engine/memberships.js';
+import { PresenceSteps } from './engine/presence-steps.js';
+import { StreamPosition } from './engine/stream-position.js';
+import { FederationRouting } from './engine/federation-routing.js';
 import { restoreState, takeSnapshot, type ReplayState } from './engine/replay.js';
 import { RoomIndex } from './engine/room-index.js';
 import { SyncReader } from './engine/sync-reader.js';
@@ -45,7 +48,7 @@ import type { PresenceInputEvent } from './inputs.js';
 import { InMemoryEventLog, type EventLog } from './log/event-log.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { RateLimiter } from './rate-limit.js';
-import { ALL_USERS, PresenceRouter, type Interest, type PresenceRouterCallbacks, type RoutedStates } from './router/presence-router.js';
+import { PresenceRouter, type PresenceRouterCallbacks } from './router/presence-router.js';
 import { TimerWheel } from './timer-wheel.js';
 
 export type { PresenceBatch } from '../streams/sync-notifier.js';
@@ -90,6 +93,8 @@ export class PresenceEngine {
   private readonly turn = new TurnBuffer();
   private readonly federation: FederationOutbound;
   private readonly routing: FederationRouting;
+  private readonly delivery: Delivery;
+  private readonly memberships: Memberships;
   private readonly commands: CommandParser;
   private readonly limiter: RateLimiter;
   private readonly fullRequests = new Map<UserId, number>();
@@ -97,11 +102,9 @@ export class PresenceEngine {
   private readonly committed = new Subject<readonly LogEntry[]>();
   private readonly closeHooks: (() => void | Promise<void>)[] = [];
   private readonly owned: (userId: UserId) => boolean;
-  private streamId = 0;
+  private readonly stream = new StreamPosition();
+  private readonly steps: PresenceSteps;
   private stopped = false;
-  /** A user's record for their actor's first step (one function for all steps). */
-  private readonly restoreRecord = (userId: UserId): UserRecord => this.recordOf(userId);
-  private readonly stateOf = (i: number): UserPresenceState => this.users.stateAt(i);
   private readonly idAt = (i: number): UserId => this.users.idAt(i);
 
   constructor(options: PresenceEngineOptions) {
@@ -119,23 +122,52 @@ export class PresenceEngine {
     this.users = new UserDirectory(config.serverName);
     this.rooms = new RoomIndex(this.users, config.excludeRoomsFromPresence);
     this.push = new PushFanOut(this.rooms, this.users.column<SyncNotifier>());
-    this.reader = new SyncReader(this.users, this.rooms, this.changes);
     const slice = options.timerSlice ?? DEFAULT_TIMER_SLICE;
     if (!(slice >= 1)) throw new InvalidInputError('timerSlice', `must be a number of users ≥ 1 (or Infinity), got ${String(slice)}`);
     const users = this.users;
     this.slices = new TimerSlices(this.clock, slice, {
       run: (job) => this.turns.run(job),
-      reexamine: (user, at) => this.reexamine(user, at),
+      reexamine: (user, at) => this.steps.reexamine(user, at),
       get userCount() {
         return users.size;
       },
     });
     this.wheel = new TimerWheel(this.clock, config.timerPeriod, this.slices.onTimers);
+    this.steps = new PresenceSteps({
+      users,
+      actors: this.actors,
+      turn: this.turn,
+      changes: this.changes,
+      stream: this.stream,
+      wheel: this.wheel,
+      slices: this.slices,
+      rules: this.rules,
+      tracked: () => this.config.enabled === true,
+      owned: (id) => this.owned(id),
+      counters: this.counters,
+    });
     this.limiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
     this.owned = options.owns ?? (() => true);
     this.federation = new FederationOutbound(config.serverName, config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
     this.routing = new FederationRouting(this.users, this.rooms, this.federation, this.owned, () => this.tracked);
+    const engine = this;
+    this.delivery = new Delivery(this.users, this.push, this.routing, this.router, this.federation, {
+      run: (job) => this.turns.run(job),
+      now: () => this.clock.now(),
+      get tracked() {
+        return engine.tracked;
+      },
+      get token() {
+        return engine.stream.id;
+      },
+    });
+    this.memberships = new Memberships(this.users, this.rooms, this.push, this.changes, this.stream, this.turn, (u) => this.delivery.refreshUser(u));
+    this.reader = new SyncReader(this.users, this.rooms, this.changes, {
+      router: this.router,
+      fullRequests: this.fullRequests,
+      interestAnswered: (id, interest) => this.delivery.cacheInterest(id, interest),
+    });
     this.commands = new CommandParser({
       serverName: config.serverName,
       busyEnabled: config.busyEnabled,
@@ -146,14 +178,14 @@ export class PresenceEngine {
     const endOfTick = options.endOfTick ?? scheduleImmediate;
     if (typeof endOfTick !== 'function') throw new InvalidInputError('endOfTick', `must be a function that schedules a callback, got ${typeof endOfTick}`);
     this.turns = new Turns<PresenceMachineEvent>(
-      { step: (id, event) => this.step(id, event), commit: () => this.commit(), now: () => this.clock.now() },
+      { step: (id, event) => this.steps.step(id, event), commit: () => this.commit(), now: () => this.clock.now() },
       this.logger,
       config.turns === 'per_tick',
       endOfTick,
     );
     const after = options.snapshot?.position ?? 0;
-    this.streamId = restoreState(this.replayState(), options.snapshot, this.log.read(after));
-    this.turn.base = this.streamId;
+    this.stream.advanceTo(restoreState(this.replayState(), options.snapshot, this.log.read(after)));
+    this.turn.base = this.stream.id;
   }
 
   // ───────────────────────────── queries ─────────────────────────────
@@ -163,12 +195,13 @@ export class PresenceEngine {
     this.counters.liveActors = this.actors.size;
     this.counters.dormantRecords = this.users.storedCount - this.actors.size;
     this.counters.openSyncStreams = this.push.listening;
+    this.counters.deliveries = this.delivery.deliveries;
     return this.counters;
   }
 
   /** The current presence stream token. */
   get currentToken(): StreamToken {
-    return this.streamId;
+    return this.stream.id;
   }
 
   /** Whether presence is tracked from client and federation inputs. */
@@ -183,12 +216,12 @@ export class PresenceEngine {
 
   /** A user's current presence (the default offline state for unknown users). */
   getUserPresence(userId: string): UserPresenceState {
-    return this.recordOf(this.parsed(() => parseUserId(userId))).presence;
+    return this.steps.recordOf(this.parsed(() => parseUserId(userId))).presence;
   }
 
   /** A user's full record (presence, devices, in-flight syncs). */
   getUserRecord(userId: string): UserRecord {
-    return this.recordOf(this.parsed(() => parseUserId(userId)));
+    return this.steps.recordOf(this.parsed(() => parseUserId(userId)));
   }
 
   /**
@@ -204,7 +237,7 @@ export class PresenceEngine {
     if (requester !== target && !this.shareRoom(requester, target)) {
       throw new ForbiddenError(`${requester} may not see the presence of ${target}: they share no joined room`);
     }
-    return formatPresence(this.recordOf(target).presence, this.clock.now(), { busy: this.config.busyWireValue });
+    return formatPresence(this.steps.recordOf(target).presence, this.clock.now(), { busy: this.config.busyWireValue });
   }
 
   /** Joined members of a room. */
@@ -365,8 +398,8 @@ export class PresenceEngine {
   syncStream(userId: string): Observable<PresenceBatch> {
     const id = this.parsed(() => parseUserId(userId));
     return syncStreamObservable(
-      (s) => this.openStream(id, s),
-      (s) => this.closeStream(id, s),
+      (s) => this.delivery.open(id, s),
+      (s) => this.delivery.close(id, s),
     );
   }
 
@@ -382,33 +415,8 @@ export class PresenceEngine {
       throw new InvalidInputError('since', 'a stream token is a non-negative integer returned by this engine');
     }
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidInputError('options', 'expected an object { includeOffline? }');
-    const nextToken = this.streamId;
-    if (this.config.enabled === false) return { events: [], nextToken, full: false };
-    let from = since ?? null;
-    let includeOffline = options?.includeOffline ?? this.config.includeOfflineUsersOnSync;
-    const requested = this.fullRequests.get(id);
-    if (from !== null && requested !== undefined && from <= requested) {
-      from = null;
-      includeOffline = false;
-    }
-    if (from !== null && from === nextToken) return { events: [], nextToken, full: false };
-    if (from !== null && (from > nextToken || !this.changes.covers(from))) {
-      from = null; // too old (or from another engine): answer in full, offline transitions included
-      includeOffline = true;
-    }
-    const interest = await this.router.interestedUsers(id);
-    this.cacheInterest(id, interest);
-    if (interest === ALL_USERS) {
-      const candidates: UserPresenceState[] = [];
-      // Presence changes only: joins make users newly visible through rooms, which ALL_USERS readers bypass.
-      if (from !== null) for (const i of this.reader.presenceChangedSince(from)) candidates.push(this.users.stateAt(i));
-      else for (const s of this.users.storedStates()) if (includeOffline || s.state !== 'offline') candidates.push(s);
-      const routed = await this.router.usersForStates(candidates);
-      return { events: [...(routed.get(id) ?? [])], nextToken, full: from === null };
-    }
-    const self = this.users.indexOf(id);
-    if (from === null) return { events: this.reader.initial(self, interest, includeOffline), nextToken, full: true };
-    return { events: this.reader.changedAndVisible(self, from, interest), nextToken, full: false };
+    if (this.config.enabled === false) return { events: [], nextToken: this.stream.id, full: false };
+    return this.reader.read(id, since ?? null, options?.includeOffline ?? this.config.includeOfflineUsersOnSync, this.stream.id);
   }
 
   // ───────────────────────────── module API ─────────────────────────────
@@ -416,23 +424,17 @@ export class PresenceEngine {
   /** Register presence router callbacks for a module (the module API's `registerPresenceRouterCallbacks`). */
   registerPresenceRouter(moduleName: string, callbacks: PresenceRouterCallbacks): void {
     this.router.register(moduleName, callbacks);
-    for (const n of this.push.allNotifiers()) this.refreshInterest(n);
+    this.delivery.refreshAll();
   }
 
   /** `set_presence_for_users`: set state and status message for local or remote users, always notified. */
   setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void {
     this.ensureRunning();
-    if (typeof users !== 'object' || users === null) throw this.rejected(new InvalidInputError('users', 'expected an object of user id → { presence, statusMsg? }'));
     if (this.config.enabled === false) return;
-    const parsed = this.parsed(() =>
-      Object.entries(users).map(([u, v]) => {
-        const update = (typeof v === 'object' && v !== null ? v : {}) as { presence?: unknown; statusMsg?: unknown };
-        return [this.commands.user(u), this.commands.presence(update.presence), statusMessage(update.statusMsg)] as const;
-      }),
-    );
+    const parsed = this.parsed(() => this.commands.moduleUpdates(users));
     this.turns.run(() => {
       const now = this.clock.now();
-      for (const [id, presence, statusMsg] of parsed) this.step(id, { type: 'module.set', now, presence, statusMsg });
+      for (const [id, presence, statusMsg] of parsed) this.steps.step(id, { type: 'module.set', now, presence, statusMsg });
     });
   }
 
@@ -444,14 +446,13 @@ export class PresenceEngine {
    */
   sendLocalOnlinePresenceTo(userIds: readonly string[]): void {
     this.ensureRunning();
-    if (!Array.isArray(userIds)) throw this.rejected(new InvalidInputError('userIds', 'expected an array of user ids'));
-    const ids = userIds.map((u) => this.parsed(() => parseUserId(u)));
+    const ids = this.parsed(() => this.commands.userList(userIds));
     if (this.config.enabled === false) return;
     const local = ids.filter((u) => this.users.isMine(u));
     const remote = ids.filter((u) => !this.users.isMine(u));
     this.turns.run(() => {
       if (local.length > 0) {
-        const event = { type: 'presence.full_requested' as const, userIds: local, streamId: ++this.streamId, at: this.clock.now() };
+        const event = { type: 'presence.full_requested' as const, userIds: local, streamId: this.stream.next(), at: this.clock.now() };
         this.turn.addEvent(event);
         for (const u of local) this.fullRequests.set(u, event.streamId - 1);
         this.turn.addFullRequests(local);
@@ -482,7 +483,7 @@ export class PresenceEngine {
     if (lastPerUser.size > 0) {
       this.turns.run(() => {
         const now = this.clock.now();
-        for (const [userId, update] of lastPerUser) this.step(userId, { type: 'remote.update', now, update });
+        for (const [userId, update] of lastPerUser) this.steps.step(userId, { type: 'remote.update', now, update });
       });
     }
     return { applied: lastPerUser.size, dropped: dropped.length };
@@ -513,7 +514,7 @@ export class PresenceEngine {
   /** Serialisable state at the current log position (an open per-tick turn is committed first). */
   snapshot(): EngineSnapshot {
     this.turns.closeTick();
-    return takeSnapshot(this.replayState(), this.log.position, this.streamId);
+    return takeSnapshot(this.replayState(), this.log.position, this.stream.id);
   }
 
   /** End in-flight syncs restored from a log (their requests died with the old process). */
@@ -544,8 +545,8 @@ export class PresenceEngine {
 
   /** Distributed mode: re-arm the timers of `userIds` from their records (no other effect). */
   rearmTimers(userIds: Iterable<UserId>): void {
-    if (this.config.enabled !== true || this.stopped) return;
-    for (const id of userIds) this.wheel.schedule(this.users.indexOf(id), nextDeadline(this.recordOf(id), this.users.isMine(id), this.rules));
+    if (this.stopped) return;
+    for (const id of userIds) this.steps.rearm(id);
   }
 
   /** Stop, run the {@link onClose} hooks (e.g. a final snapshot), then flush and close the log. */
@@ -629,93 +630,28 @@ export class PresenceEngine {
     };
   }
 
-  private execMembership(c: { readonly roomId: RoomId; readonly userId: UserId; readonly membership: 'join' | 'leave' | 'ban' }): void {
-    this.turns.run(() => {
-      if ((c.membership === 'join') === this.rooms.isJoined(c.roomId, c.userId)) return; // no change
-      const at = this.clock.now();
-      const event: MembershipEvent =
-        c.membership === 'join'
-          ? { type: 'room.membership', roomId: c.roomId, userId: c.userId, membership: 'join', at, streamId: ++this.streamId }
-          : { type: 'room.membership', roomId: c.roomId, userId: c.userId, membership: c.membership, at };
-      this.turn.addEvent(event);
-      this.applyMembership(event);
-    });
+  private execMembership(c: MembershipCommand): void {
+    this.turns.run(() => this.memberships.change(c.roomId, c.userId, c.membership, this.clock.now()));
   }
 
   /** End every in-flight sync of `userIds` now, so their devices time out normally. */
   private endSyncs(userIds: readonly UserId[]): void {
-    const open: [UserId, DeviceId, number][] = [];
-    for (const id of userIds) for (const [d, n] of Object.entries(this.recordOf(id).syncs)) open.push([id, d as DeviceId, n]);
+    const open = this.steps.openSyncs(userIds);
     if (open.length === 0) return;
     this.turns.run(() => {
       const now = this.clock.now();
-      for (const [id, d, n] of open) for (let k = 0; k < n; k++) this.step(id, { type: 'sync.end', now, deviceId: d });
+      for (const [id, d, n] of open) for (let k = 0; k < n; k++) this.steps.step(id, { type: 'sync.end', now, deviceId: d });
     });
-  }
-
-  /** Drive one user's actor with one event and record the consequences in the turn. */
-  private step(userId: UserId, event: PresenceMachineEvent): void {
-    const idx = this.users.indexOf(userId);
-    // a re-examination still queued from a timer tick comes first (see TimerSlices)
-    if (event.type !== 'timeout' && this.slices.isQueued(idx)) this.slices.runQueued(idx);
-    const mine = this.users.isMineAt(idx);
-    const { before, after, outcome } = this.actors.send(userId, mine, this.restoreRecord, event);
-    let streamId: number | undefined;
-    if (outcome.notify) streamId = this.recordNotified(idx);
-    else if (outcome.ping && mine) this.turn.addPing(after.presence);
-    const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
-    if (ev !== null) this.turn.addEvent(ev);
-    if (this.config.enabled === true) this.wheel.schedule(idx, nextDeadline(after, mine, this.rules));
-    if (isDormant(after)) this.makeDormant(userId, idx, after);
-    else if (after !== before) this.users.storePresence(idx, after.presence);
-  }
-
-  /** A timer re-examination of user `user` at tick time `at` (the owner's live or stored users only). */
-  private reexamine(user: number, at: number): void {
-    const id = this.users.idAt(user);
-    if ((this.actors.has(id) || this.users.presenceAt[user] !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now: at });
-  }
-
-  /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */
-  private recordNotified(idx: number): number {
-    const lastStreamId = this.users.lastStreamId;
-    this.turn.notified(idx, lastStreamId[idx] as number);
-    const streamId = ++this.streamId;
-    lastStreamId[idx] = streamId;
-    this.changes.add(streamId, idx);
-    this.counters.updates++;
-    return streamId;
-  }
-
-  /** Drop a dormant user's actor; keep their presence unless it is the default. */
-  private makeDormant(userId: UserId, idx: number, record: UserRecord): void {
-    this.actors.release(userId);
-    this.users.storePresence(idx, isDefaultRecord(record) ? undefined : record.presence);
   }
 
   private applyForeign(e: PresenceEvent): void {
     switch (e.type) {
-      case 'user.step': {
-        const idx = this.users.indexOf(e.userId);
-        const after = evolveUser(this.recordOf(e.userId), e);
-        if (isDormant(after)) this.makeDormant(e.userId, idx, after);
-        else {
-          this.users.storePresence(idx, after.presence);
-          this.actors.spawn(e.userId, this.users.isMineAt(idx), after);
-        }
-        if (e.streamId !== undefined) this.recordNotified(idx);
-        return;
-      }
-      case 'room.membership': {
-        if ((e.membership === 'join') === this.rooms.isJoined(e.roomId, e.userId)) return;
-        const { roomId, userId, membership, at } = e;
-        this.applyMembership(
-          membership === 'join' ? { type: 'room.membership', roomId, userId, membership, at, streamId: ++this.streamId } : { type: 'room.membership', roomId, userId, membership, at },
-        );
-        return;
-      }
+      case 'user.step':
+        return this.steps.applyLogged(e);
+      case 'room.membership':
+        return this.memberships.replicated(e);
       case 'presence.full_requested': {
-        const streamId = ++this.streamId;
+        const streamId = this.stream.next();
         for (const u of e.userIds) this.fullRequests.set(u, streamId - 1);
         this.turn.addFullRequests(e.userIds);
         return;
@@ -723,28 +659,7 @@ export class PresenceEngine {
     }
   }
 
-  /** A live membership change: room index, who listens there, the change index, and the turn's joins. */
-  private applyMembership(e: MembershipEvent): void {
-    const room = this.rooms.roomFor(e.roomId);
-    const u = this.users.indexOf(e.userId);
-    if (e.membership === 'join') {
-      if (!this.rooms.join(u, room)) return;
-      this.push.joined(u, room.index);
-      if (e.streamId !== undefined) {
-        this.streamId = Math.max(this.streamId, e.streamId);
-        this.changes.add(e.streamId, u, room.index);
-      }
-      this.turn.addJoin(u, room);
-    } else {
-      if (!this.rooms.leave(u, room)) return;
-      this.push.left(u, room.index);
-    }
-    // A router's interest may depend on the listener's rooms (e.g. users_to_rooms): re-ask it.
-    const listener = this.push.notifierAt(u);
-    if (listener !== undefined) this.refreshInterest(listener);
-  }
-
-  /** End of a turn: append to the log, fan out, route to federation, flush. */
+  /** End of a turn: append to the log, then deliver (push, routers, federation) and flush. */
   private commit(): void {
     const events = this.turn.takeEvents();
     if (events !== null) {
@@ -756,110 +671,18 @@ export class PresenceEngine {
     const joins = this.turn.takeJoins();
     const pings = this.turn.takePings();
     const full = this.turn.takeFullRequests();
-    this.turn.base = this.streamId;
-    if (count > 0) this.deliverChanges(changed, count);
-    if (joins.length > 0) {
-      const now = this.clock.now();
-      for (const [user, room] of joins) {
-        this.push.joinedLive(user, room);
-        this.routing.joined(user, room, now);
-      }
-    }
-    if (pings.length > 0) this.federatePings(pings);
+    this.turn.base = this.stream.id;
+    if (count > 0) this.delivery.changes(changed, count);
+    if (joins.length > 0) this.delivery.joins(joins);
+    if (pings.length > 0) this.delivery.pings(pings);
     for (const u of full) this.pushFull(u);
-    this.flush();
-  }
-
-  /** This turn's notified changes: push to listeners, ask the routers, queue federation. */
-  private deliverChanges(changed: readonly number[], count: number): void {
-    this.push.changed(changed, count, this.idAt);
-    const routing = this.router.active;
-    const outbound = this.routing.localChanges(changed, count, routing);
-    if (!routing) {
-      if (outbound !== null) this.routing.send(outbound);
-      return;
-    }
-    const states = new Array<UserPresenceState>(count);
-    for (let c = 0; c < count; c++) states[c] = this.users.stateAt(changed[c] as number);
-    const routed = this.router.usersForStates(states);
-    const out = outbound ?? { states: [], destinations: new Map() };
-    if (routed instanceof Promise) void routed.then((r) => this.turns.run(() => this.deliverRouted(r, out, true)));
-    else this.deliverRouted(routed, out, false);
-  }
-
-  /** Router results: ALL_USERS listeners get their states; remote recipients' servers become destinations. */
-  private deliverRouted(routed: RoutedStates, out: OutboundChanges, late: boolean): void {
-    for (const [recipient, states] of routed) {
-      if (!this.users.isMine(recipient)) continue;
-      const i = this.users.find(recipient);
-      const n = i === undefined ? undefined : this.push.notifierAt(i);
-      if (n !== undefined && n.interest === ALL_USERS) for (const s of states) this.push.offer(n, this.users.indexOf(s.userId));
-    }
-    this.routing.addRouted(out, routed);
-    this.routing.send(out);
-    if (late) this.flush();
-  }
-
-  /** Keep-alive pings go to every server sharing a room, and to router recipients' servers. */
-  private federatePings(states: readonly UserPresenceState[]): void {
-    if (!this.tracked) return;
-    const out = this.routing.pings(states);
-    if (!this.router.active) return this.routing.send(out);
-    const addRouted = (r: RoutedStates) => {
-      this.routing.addRouted(out, r);
-      this.routing.send(out);
-    };
-    const routed = this.router.usersForStates(states);
-    if (routed instanceof Promise) void routed.then((r) => this.turns.run(() => addRouted(r)));
-    else addRouted(routed);
+    this.delivery.flush();
   }
 
   /** A full-presence request for a listening user: push everything they would read in full. */
   private pushFull(userId: UserId): void {
-    const i = this.users.find(userId);
-    const n = i === undefined ? undefined : this.push.notifierAt(i);
-    if (n === undefined) return;
-    void this.getNewEvents(userId, null, { includeOffline: false }).then((r) => {
-      if (r.events.length === 0) return;
-      this.turns.run(() => {
-        for (const s of r.events) this.push.offer(n, this.users.indexOf(s.userId));
-      });
-    });
-  }
-
-  private flush(): void {
-    this.counters.deliveries += this.push.flush(this.stateOf, this.streamId, this.users.size);
-    this.federation.flush(this.clock.now());
-  }
-
-  private openStream(userId: UserId, s: Subscriber<PresenceBatch>): void {
-    const created = this.push.open(userId, this.users.indexOf(userId), s);
-    if (created !== null) this.refreshInterest(created);
-  }
-
-  private closeStream(userId: UserId, s: Subscriber<PresenceBatch>): void {
-    const i = this.users.find(userId);
-    if (i !== undefined) this.push.close(i, s);
-  }
-
-  private refreshInterest(n: SyncNotifier): void {
-    if (!this.router.active) return;
-    const r = this.router.interestedUsers(n.userId);
-    if (r instanceof Promise) void r.then((v) => this.cacheInterest(n.userId, v));
-    else this.push.setInterest(n, r);
-  }
-
-  private cacheInterest(userId: UserId, interest: Interest): void {
-    const i = this.users.find(userId);
-    const n = i === undefined ? undefined : this.push.notifierAt(i);
-    if (n !== undefined) this.push.setInterest(n, interest);
-  }
-
-  private recordOf(userId: UserId): UserRecord {
-    const live = this.actors.record(userId);
-    if (live !== undefined) return live;
-    const p = this.users.storedPresence(userId);
-    return p === undefined ? defaultRecord(userId) : dormantRecord(p);
+    if (!this.delivery.isListening(userId)) return;
+    void this.getNewEvents(userId, null, { includeOffline: false }).then((r) => this.delivery.offerLater(userId, r.events));
   }
 
   private replayState(): ReplayState {

@@ -103,6 +103,21 @@ export class CommandParser {
     return { type: 'room.membership', roomId: room, userId: user, membership };
   }
 
+  /** `set_presence_for_users` arguments: user id → { presence, statusMsg? }. */
+  moduleUpdates(users: unknown): (readonly [UserId, PresenceValue, string | null])[] {
+    const entries = Object.entries(objectArg(users, 'of user id → { presence, statusMsg? }'));
+    return entries.map(([u, v]) => {
+      const update = objectArg(v, `{ presence, statusMsg? } for ${u}`);
+      return [this.user(u), this.presence(update['presence']), statusMessage(update['statusMsg'])] as const;
+    });
+  }
+
+  /** A list of user ids (local or remote). */
+  userList(userIds: unknown, field = 'userIds'): UserId[] {
+    if (!Array.isArray(userIds)) throw new InvalidInputError(field, `expected an array of user ids, got ${describe(userIds)}`);
+    return userIds.map((u: unknown) => this.user(u));
+  }
+
   /** An `ingest` input event (`PresenceInputEvent`), validated with its schema once. */
   event(raw: unknown): PresenceCommand {
     const r = PresenceInputEventSchema.safeParse(raw);

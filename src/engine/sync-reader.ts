@@ -7,8 +7,18 @@
 import type { ChangeIndex } from '../../streams/change-index.js';
 import type { UserId } from '../domain/ids.js';
 import type { UserPresenceState } from '../domain/presence.js';
+import { ALL_USERS, type Interest, type PresenceRouter } from '../router/presence-router.js';
 import type { RoomIndex, Room } from './room-index.js';
+import type { NewEvents } from './types.js';
 import type { UserDirectory } from './user-directory.js';
+
+export interface SyncReaderHost {
+  readonly router: PresenceRouter;
+  /** Users with a pending full-presence request → the token it applies before. */
+  readonly fullRequests: ReadonlyMap<UserId, number>;
+  /** A reader's interest was asked: the push side caches it. */
+  interestAnswered(userId: UserId, interest: Interest): void;
+}
 
 export class SyncReader {
   /** Per user index: `gen` once answered in this read, `-gen` once found not visible. */
@@ -23,10 +33,48 @@ export class SyncReader {
     private readonly users: UserDirectory,
     private readonly rooms: RoomIndex,
     private readonly changes: ChangeIndex,
+    private readonly host: SyncReaderHost,
   ) {}
 
+  /**
+   * Presence for a sync of user `id` at stream token `token`: no `since` →
+   * everyone the user is interested in (offline excluded unless
+   * `includeOffline`); a token → the latest state of each interested user
+   * changed since it, offline transitions included, plus members of newly
+   * shared rooms; the current token → nothing. A token older than the change
+   * index (or a pending full-presence request) gets a full answer.
+   */
+  async read(id: UserId, since: number | null, includeOfflineOnInitial: boolean, token: number): Promise<NewEvents> {
+    let from = since;
+    let includeOffline = includeOfflineOnInitial;
+    const requested = this.host.fullRequests.get(id);
+    if (from !== null && requested !== undefined && from <= requested) {
+      from = null;
+      includeOffline = false;
+    }
+    if (from !== null && from === token) return { events: [], nextToken: token, full: false };
+    if (from !== null && (from > token || !this.changes.covers(from))) {
+      from = null; // too old (or from another engine): answer in full, offline transitions included
+      includeOffline = true;
+    }
+    const router = this.host.router;
+    const interest = await router.interestedUsers(id);
+    this.host.interestAnswered(id, interest);
+    if (interest === ALL_USERS) {
+      const candidates: UserPresenceState[] = [];
+      // Presence changes only: joins make users newly visible through rooms, which ALL_USERS readers bypass.
+      if (from !== null) for (const i of this.presenceChangedSince(from)) candidates.push(this.users.stateAt(i));
+      else for (const s of this.users.storedStates()) if (includeOffline || s.state !== 'offline') candidates.push(s);
+      const routed = await router.usersForStates(candidates);
+      return { events: [...(routed.get(id) ?? [])], nextToken: token, full: from === null };
+    }
+    const self = this.users.indexOf(id);
+    if (from === null) return { events: this.initial(self, interest, includeOffline), nextToken: token, full: true };
+    return { events: this.changedAndVisible(self, from, interest), nextToken: token, full: false };
+  }
+
   /** Everyone reader `self` can see through rooms or `interest`, for an initial sync. */
-  initial(self: number, interest: ReadonlySet<UserId>, includeOffline: boolean): UserPresenceState[] {
+  private initial(self: number, interest: ReadonlySet<UserId>, includeOffline: boolean): UserPresenceState[] {
     const seen = this.rooms.coMembers(self);
     for (const u of interest) seen.add(this.users.indexOf(u));
     const out: UserPresenceState[] = [];
@@ -38,7 +86,7 @@ export class SyncReader {
   }
 
   /** Users whose presence changed since `from` (room joins are not presence changes), for ALL_USERS readers. */
-  presenceChangedSince(from: number): Set<number> {
+  private presenceChangedSince(from: number): Set<number> {
     const out = new Set<number>();
     this.changes.forEachSince(from, (user, room) => {
       if (room < 0) out.add(user);
@@ -58,7 +106,7 @@ export class SyncReader {
    * depends only on the present), and the reader's rooms (or their members)
    * are marked once per read when that costs less than the walk.
    */
-  changedAndVisible(self: number, from: number, interest: ReadonlySet<UserId>): UserPresenceState[] {
+  private changedAndVisible(self: number, from: number, interest: ReadonlySet<UserId>): UserPresenceState[] {
     const changes = this.changes;
     const first = changes.firstAfter(from);
     const end = changes.length;

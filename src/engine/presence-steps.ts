@@ -1,0 +1,142 @@
+/**
+ * One user's step: the user's actor (machines/) receives an event, and the
+ * consequences are recorded in the turn: a notified change gets the next
+ * stream id and enters the change index, the difference of the record is the
+ * step's log event, the user's next deadline is filed on the timer wheel, and
+ * a user who became dormant (offline, no devices, no syncs) drops their actor
+ * and keeps only their presence in the user directory.
+ */
+import type { PresenceActorSystem } from '../../machines/actor-system.js';
+import type { PresenceMachineEvent } from '../../machines/presence-machine.js';
+import type { ChangeIndex } from '../../streams/change-index.js';
+import type { UserStepEvent } from '../domain/events.js';
+import { diffRecords, evolveUser } from '../domain/evolve.js';
+import type { DeviceId, UserId } from '../domain/ids.js';
+import { defaultRecord, dormantRecord, isDefaultRecord, isDormant, type RuleConfig, type UserRecord } from '../domain/presence.js';
+import { nextDeadline } from '../domain/rules.js';
+import type { TimerWheel } from '../timer-wheel.js';
+import type { StreamPosition } from './stream-position.js';
+import type { TimerSlices } from './timer-slices.js';
+import type { TurnBuffer } from './turn-buffer.js';
+import type { UserDirectory } from './user-directory.js';
+
+export interface StepContext {
+  readonly users: UserDirectory;
+  readonly actors: PresenceActorSystem;
+  readonly turn: TurnBuffer;
+  readonly changes: ChangeIndex;
+  readonly stream: StreamPosition;
+  readonly wheel: TimerWheel;
+  readonly slices: TimerSlices;
+  readonly rules: RuleConfig;
+  /** Presence is tracked (`presence.enabled: true`): timers are armed. */
+  readonly tracked: () => boolean;
+  /** Distributed mode: this process owns the user (runs their timers). */
+  readonly owned: (userId: UserId) => boolean;
+  /** Counts notified changes. */
+  readonly counters: { updates: number };
+}
+
+export class PresenceSteps {
+  private readonly users: UserDirectory;
+  private readonly actors: PresenceActorSystem;
+  private readonly turn: TurnBuffer;
+  private readonly changes: ChangeIndex;
+  private readonly stream: StreamPosition;
+  private readonly wheel: TimerWheel;
+  private readonly slices: TimerSlices;
+  private readonly rules: RuleConfig;
+  private readonly tracked: () => boolean;
+  private readonly owned: (userId: UserId) => boolean;
+  private readonly counters: { updates: number };
+  /** A user's record for their actor's first step (one function for all steps). */
+  private readonly restoreRecord = (userId: UserId): UserRecord => this.recordOf(userId);
+
+  constructor(ctx: StepContext) {
+    this.users = ctx.users;
+    this.actors = ctx.actors;
+    this.turn = ctx.turn;
+    this.changes = ctx.changes;
+    this.stream = ctx.stream;
+    this.wheel = ctx.wheel;
+    this.slices = ctx.slices;
+    this.rules = ctx.rules;
+    this.tracked = ctx.tracked;
+    this.owned = ctx.owned;
+    this.counters = ctx.counters;
+  }
+
+  /** Drive one user's actor with one event and record the consequences in the turn. */
+  step(userId: UserId, event: PresenceMachineEvent): void {
+    const { users, turn } = this;
+    const idx = users.indexOf(userId);
+    // a re-examination still queued from a timer tick comes first (see TimerSlices)
+    if (event.type !== 'timeout' && this.slices.isQueued(idx)) this.slices.runQueued(idx);
+    const mine = users.isMineAt(idx);
+    const { before, after, outcome } = this.actors.send(userId, mine, this.restoreRecord, event);
+    let streamId: number | undefined;
+    if (outcome.notify) streamId = this.notified(idx);
+    else if (outcome.ping && mine) turn.addPing(after.presence);
+    const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
+    if (ev !== null) turn.addEvent(ev);
+    if (this.tracked()) this.wheel.schedule(idx, nextDeadline(after, mine, this.rules));
+    if (isDormant(after)) this.makeDormant(userId, idx, after);
+    else if (after !== before) users.storePresence(idx, after.presence);
+  }
+
+  /** A timer re-examination of user `user` at tick time `at` (the owner's live or stored users only). */
+  reexamine(user: number, at: number): void {
+    const id = this.users.idAt(user);
+    if ((this.actors.has(id) || this.users.presenceAt[user] !== undefined) && this.owned(id)) this.step(id, { type: 'timeout', now: at });
+  }
+
+  /** Distributed mode: a step logged by the user's owner, applied to the record as logged (no timers, no log event). */
+  applyLogged(e: UserStepEvent): void {
+    const idx = this.users.indexOf(e.userId);
+    const after = evolveUser(this.recordOf(e.userId), e);
+    if (isDormant(after)) this.makeDormant(e.userId, idx, after);
+    else {
+      this.users.storePresence(idx, after.presence);
+      this.actors.spawn(e.userId, this.users.isMineAt(idx), after);
+    }
+    if (e.streamId !== undefined) this.notified(idx);
+  }
+
+  /** Re-arm a user's timers from their record (when tracked). */
+  rearm(userId: UserId): void {
+    if (!this.tracked()) return;
+    this.wheel.schedule(this.users.indexOf(userId), nextDeadline(this.recordOf(userId), this.users.isMine(userId), this.rules));
+  }
+
+  /** Each in-flight sync of `userIds`: (user, device, count). */
+  openSyncs(userIds: Iterable<UserId>): [UserId, DeviceId, number][] {
+    const open: [UserId, DeviceId, number][] = [];
+    for (const id of userIds) for (const [d, n] of Object.entries(this.recordOf(id).syncs)) open.push([id, d as DeviceId, n]);
+    return open;
+  }
+
+  /** A user's current record: their actor's, else the stored presence of a dormant user, else the default. */
+  recordOf(userId: UserId): UserRecord {
+    const live = this.actors.record(userId);
+    if (live !== undefined) return live;
+    const p = this.users.storedPresence(userId);
+    return p === undefined ? defaultRecord(userId) : dormantRecord(p);
+  }
+
+  /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */
+  private notified(idx: number): number {
+    const lastStreamId = this.users.lastStreamId;
+    this.turn.notified(idx, lastStreamId[idx] as number);
+    const streamId = this.stream.next();
+    lastStreamId[idx] = streamId;
+    this.changes.add(streamId, idx);
+    this.counters.updates++;
+    return streamId;
+  }
+
+  /** Drop a dormant user's actor; keep their presence unless it is the default. */
+  private makeDormant(userId: UserId, idx: number, record: UserRecord): void {
+    this.actors.release(userId);
+    this.users.storePresence(idx, isDefaultRecord(record) ? undefined : record.presence);
+  }
+}
