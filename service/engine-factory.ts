@@ -5,7 +5,7 @@
  * relative to the config file's directory.
  */
 import type { Clock, Logger, PresenceEngine } from '../src/index.js';
-import { createPresenceEngineFromConfig } from '../src/load.js';
+import { createPresenceEngineFromConfig } from '../src/hosting/load.js';
 
 export interface EngineFactoryOptions {
   readonly raw: Record<string, unknown>;

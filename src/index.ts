@@ -52,15 +52,15 @@ export type { PresenceModuleApi, PresenceRouterCallbacksInput, ModulePresenceUpd
 export { loadPresenceModules } from './router/load-modules.js';
 export type { LoadedPresenceModule, LoadPresenceModulesOptions, PresenceModuleKind } from './router/load-modules.js';
 export type { RoomsAndUsersRoutingModule, RoomsAndUsersResult, RoutingDestinations } from './router/routing-modules.js';
-export { createPresenceEngineFromConfig } from './load.js';
-export type { CreateFromConfigOptions } from './load.js';
+export { createPresenceEngineFromConfig } from './hosting/load.js';
+export type { CreateFromConfigOptions } from './hosting/load.js';
 
 export { InMemoryEventLog, type InMemoryEventLogOptions } from './log/event-log.js';
 export type { EventLog } from './log/event-log.js';
 export { FileEventLog, MAX_RECORD_BYTES } from './log/file-log.js';
 export type { FileEventLogOptions, FsyncPolicy, RecoveryReport, SnapshotInfo, DiskUsage } from './log/file-log.js';
-export { openDurableEngine } from './log/durable.js';
-export type { DurableEngine, DurableEngineOptions, DurableRecovery } from './log/durable.js';
+export { openDurableEngine } from './hosting/durable.js';
+export type { DurableEngine, DurableEngineOptions, DurableRecovery } from './hosting/durable.js';
 export { systemClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { consoleLogger, silentLogger, MemoryLogger } from './logger.js';

@@ -15,7 +15,6 @@
  * send on a link until it is brought back up. A send to an unknown or stopped
  * engine fails too.
  */
-import type { PresenceEngine } from '../engine.js';
 import type { ServerName } from '../domain/ids.js';
 import { FederationError } from '../errors.js';
 import type { PresenceEdu } from './edu.js';
@@ -45,7 +44,11 @@ export interface LoopbackStats {
 }
 
 /** The engine surface the loopback needs. */
-export type LoopbackPeer = Pick<PresenceEngine, 'config' | 'receiveFederationEdu' | 'attachFederationTransport'>;
+export interface LoopbackPeer {
+  readonly config: { readonly serverName: ServerName };
+  receiveFederationEdu(origin: string, content: unknown): unknown;
+  attachFederationTransport(transport: FederationTransport, options?: FederationTransportOptions): FederationLink;
+}
 
 interface Held {
   readonly send: LoopbackSend;

@@ -46,7 +46,7 @@ import {
 import { join } from 'node:path';
 import { Observable } from 'rxjs';
 import type { LogEntry, PresenceEvent } from '../domain/events.js';
-import type { EngineSnapshot } from '../engine.js';
+import type { EngineSnapshot } from '../domain/snapshot.js';
 import { LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import { crc32 } from './crc32.js';

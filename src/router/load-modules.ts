@@ -23,7 +23,7 @@ import { createRequire, isBuiltin } from 'node:module';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ModuleEntry, PresenceConfig } from '../config.js';
-import type { PresenceEngine } from '../engine.js';
+import type { PresenceModuleHost } from './module-host.js';
 import { ConfigError, ModuleError } from '../errors.js';
 import { createModuleApi, moduleLogger, type PresenceModuleApi } from './module-api.js';
 import { describeThrown, type PresenceRouterCallbacks } from './presence-router.js';
@@ -61,7 +61,7 @@ interface ModuleClass {
  *   `presence.presence_router.config`, …).
  */
 export async function loadPresenceModules(
-  engine: PresenceEngine,
+  engine: PresenceModuleHost,
   config: Pick<PresenceConfig, 'modules' | 'presenceRouter' | 'routingModules'> = engine.config,
   options: LoadPresenceModulesOptions = {},
 ): Promise<LoadedPresenceModule[]> {
@@ -84,7 +84,7 @@ export async function loadPresenceModules(
 }
 
 async function construct(
-  engine: PresenceEngine,
+  engine: PresenceModuleHost,
   kind: PresenceModuleKind,
   path: string,
   entry: ModuleEntry,
@@ -118,7 +118,7 @@ async function construct(
 }
 
 /** The legacy class interface: register the instance's methods (both or neither). */
-function registerClassRouter(engine: PresenceEngine, m: LoadedPresenceModule): void {
+function registerClassRouter(engine: PresenceModuleHost, m: LoadedPresenceModule): void {
   const inst = m.instance as Record<string, unknown>;
   const forStates = inst['getUsersForStates'];
   const interested = inst['getInterestedUsers'];
@@ -148,7 +148,7 @@ function registerClassRouter(engine: PresenceEngine, m: LoadedPresenceModule): v
 }
 
 /** The rooms-and-users interface: adapt and register. */
-function registerRoutingModule(engine: PresenceEngine, m: LoadedPresenceModule): void {
+function registerRoutingModule(engine: PresenceModuleHost, m: LoadedPresenceModule): void {
   const inst = m.instance as Partial<RoomsAndUsersRoutingModule>;
   if (typeof inst.getRoomsAndUsersForStates !== 'function') {
     throw new ConfigError(`${m.path}.module`, `${m.name} does not implement getRoomsAndUsersForStates(states), which a routing module must`);

@@ -4,7 +4,7 @@
  * `ModuleApi`. One instance per loaded module, so registrations and log lines
  * carry the module's name.
  */
-import type { PresenceEngine } from '../engine.js';
+import type { PresenceModuleHost } from './module-host.js';
 import { ModuleError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ALL_USERS, type AllUsers, type PresenceRouterCallbacks } from './presence-router.js';
@@ -117,7 +117,7 @@ export function checkRouterCallbacks(moduleName: string, callbacks: unknown): Pr
 }
 
 /** Build the module API object handed to one module. */
-export function createModuleApi(engine: PresenceEngine, moduleName: string): PresenceModuleApi {
+export function createModuleApi(engine: PresenceModuleHost, moduleName: string): PresenceModuleApi {
   const logger = moduleLogger(engine.logger, moduleName);
   const clock = engine.clock;
   return Object.freeze({

@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstValueFrom, filter, take, timeout } from 'rxjs';
-import { NotOwnerError, RedisPresenceNode, type RedisPresenceNodeOptions } from '../../src/log/redis-node.js';
+import { NotOwnerError, RedisPresenceNode, type RedisPresenceNodeOptions } from '../../src/hosting/redis-node.js';
 import { compareStreamIds, decodeEntry, partitionOf, RedisKeys, routeEvent, withScripts } from '../../src/log/redis-partitions.js';
 import { silentLogger } from '../../src/logger.js';
 import type { RedisReplicator } from '../../src/log/redis-replicator.js';

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { presenceConfig, type PresenceConfig } from '../../src/config.js';
 import { PresenceEngine } from '../../src/engine.js';
 import { ConfigError } from '../../src/errors.js';
-import { openDurableEngine, type DurableEngine, type DurableEngineOptions } from '../../src/log/durable.js';
+import { openDurableEngine, type DurableEngine, type DurableEngineOptions } from '../../src/hosting/durable.js';
 import { InMemoryEventLog } from '../../src/log/event-log.js';
 import { MemoryLogger, silentLogger } from '../../src/logger.js';
 import { SimulatedClock } from '../../src/testing/simulated-clock.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InvalidInputError, PresenceEngine, type LogEntry, type PresenceEvent } from '../../src/index.js';
 import { presenceConfig } from '../../src/config.js';
 import { InMemoryEventLog } from '../../src/log/event-log.js';
-import { RedisPresenceNode } from '../../src/log/redis-node.js';
+import { RedisPresenceNode } from '../../src/hosting/redis-node.js';
 import { ManualTicks, MemoryLogger, SimulatedClock, createTestEngine, recordSyncStream } from '../../src/testing/index.js';
 
 const ALICE = '@alice:test.local';

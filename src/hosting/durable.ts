@@ -16,7 +16,7 @@ import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from '..
 import { PresenceEngine } from '../engine.js';
 import { ConfigError, LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
-import { FileEventLog, type FsyncPolicy, type RecoveryReport, type SnapshotInfo } from './file-log.js';
+import { FileEventLog, type FsyncPolicy, type RecoveryReport, type SnapshotInfo } from '../log/file-log.js';
 
 export interface DurableEngineOptions {
   /** A parsed config or a raw homeserver config object. Its `log:` section supplies the defaults below. */

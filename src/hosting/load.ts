@@ -5,14 +5,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
-import type { Clock } from './clock.js';
-import { parseConfig, parseConfigYaml, type HomeserverConfigInput, type PresenceConfig } from './config.js';
-import { PresenceEngine } from './engine.js';
-import { ConfigError } from './errors.js';
-import type { EventLog } from './log/event-log.js';
-import type { Logger } from './logger.js';
-import { loadPresenceModules } from './router/load-modules.js';
-import { openDurableEngine } from './log/durable.js';
+import type { Clock } from '../clock.js';
+import { parseConfig, parseConfigYaml, type HomeserverConfigInput, type PresenceConfig } from '../config.js';
+import { PresenceEngine } from '../engine.js';
+import { ConfigError } from '../errors.js';
+import type { EventLog } from '../log/event-log.js';
+import type { Logger } from '../logger.js';
+import { loadPresenceModules } from '../router/load-modules.js';
+import { openDurableEngine } from './durable.js';
 
 export interface CreateFromConfigOptions {
   /** A homeserver.yaml to read. Relative module paths resolve against its directory. */

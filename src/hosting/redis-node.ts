@@ -20,89 +20,37 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Subject, type Observable } from 'rxjs';
-import type { Clock } from '../clock.js';
-import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from '../config.js';
-import type { PresenceEvent, UserStepEvent } from '../domain/events.js';
-import { diffRecords } from '../domain/evolve.js';
-import { parseUserId, type RoomId, type UserId } from '../domain/ids.js';
-import { defaultRecord, type UserPresenceState } from '../domain/presence.js';
+import { parseConfig, type PresenceConfig } from '../config.js';
+import { parseUserId, type UserId } from '../domain/ids.js';
+import type { UserPresenceState } from '../domain/presence.js';
 import {
   PresenceEngine,
-  type EngineStats,
   type GetNewEventsOptions,
   type PresenceBatch,
   type SetPresenceInput,
   type SyncHandle,
   type UserSyncingInput,
 } from '../engine.js';
-import { ConfigError, InvalidInputError, LogError, PresenceError } from '../errors.js';
+import { ConfigError, InvalidInputError, LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
-import { RedisPartitionedLog, type RedisLogStats } from './redis-log.js';
-import { leaseHolder, partitionOf, RedisKeys, withScripts, type Checkpoint, type PresenceScripts } from './redis-partitions.js';
-import { RedisReplicator, type PartitionFold, type ReplicatorStats } from './redis-replicator.js';
+import { RedisPartitionedLog } from '../log/redis-log.js';
+import { leaseHolder, partitionOf, RedisKeys, withScripts, type PresenceScripts } from '../log/redis-partitions.js';
+import { RedisReplicator, type PartitionFold } from '../log/redis-replicator.js';
+import { PartitionLeases, type PartitionLeaseHost } from './partition-leases.js';
+import { correctionsTo, partitionCheckpoint } from './redis-checkpoint.js';
+import {
+  isParsedConfig,
+  NotOwnerError,
+  withTimeout,
+  type DistributedNewEvents,
+  type DistributedToken,
+  type OwnershipChange,
+  type RedisNodeStats,
+  type RedisPresenceNodeOptions,
+} from './redis-node-types.js';
 
-/** The user belongs to a partition this process does not own: route the request to `ownerOf(userId)`. */
-export class NotOwnerError extends PresenceError {
-  readonly code = 'NOT_OWNER' as const;
-  constructor(
-    readonly userId: string,
-    readonly partition: number,
-    readonly instanceId: string,
-  ) {
-    super(`${userId} (partition ${partition}) is not owned by presence process ${instanceId}; route the request to the owner (RedisPresenceNode.ownerOf)`);
-  }
-}
-
-export interface RedisPresenceNodeOptions {
-  /** A config whose `log` is `{ kind: redis, url, partitions, stream_prefix }`. */
-  readonly config: PresenceConfig | HomeserverConfigInput;
-  readonly clock?: Clock;
-  readonly logger?: Logger;
-  /** A readable name for this process; a random suffix makes each incarnation's instance id unique. */
-  readonly name?: string;
-  /** Writer lease time-to-live (ms): the failover bound is about this plus `renewIntervalMs`. Default 10 000. */
-  readonly leaseTtlMs?: number;
-  /** Lease renewal, heartbeat and balancing period (ms). Default `leaseTtlMs / 3`. */
-  readonly renewIntervalMs?: number;
-  /** Never own more than this many partitions (e.g. a read-only follower: 0). Default: no cap. */
-  readonly maxPartitions?: number;
-  /** Connect to Redis (default `new Redis(url)`); the node also duplicates it for its blocking reader. */
-  readonly connect?: (url: string) => Redis;
-  /** Give up start-up when Redis does not answer within this many ms. Default 10 000. */
-  readonly connectTimeoutMs?: number;
-  /** Compact an owned partition after this many events logged here since its last checkpoint (0: never). Default 100 000. */
-  readonly compactEvery?: number;
-}
-
-/** A sync token of a distributed process: `<instance id>~<engine token>`. Tokens of another process (or incarnation) get a full answer. */
-export type DistributedToken = string;
-
-export interface DistributedNewEvents {
-  readonly events: UserPresenceState[];
-  readonly nextToken: DistributedToken;
-  readonly full: boolean;
-}
-
-export interface OwnershipChange {
-  readonly partition: number;
-  /** `acquired`: replayed and running the partition's users; `released`: handed over on purpose; `lost`: the lease expired or was fenced. */
-  readonly change: 'acquired' | 'released' | 'lost';
-}
-
-export interface RedisNodeStats {
-  readonly instanceId: string;
-  readonly ownedPartitions: readonly number[];
-  readonly liveNodes: number;
-  readonly log: Readonly<RedisLogStats>;
-  readonly replicator: Readonly<ReplicatorStats>;
-  readonly engine: Readonly<EngineStats>;
-}
-
-interface Lease {
-  readonly value: string;
-  /** Local time (performance.now) at which the last successful renewal was *sent*. */
-  renewedAt: number;
-}
+export { NotOwnerError } from './redis-node-types.js';
+export type { DistributedNewEvents, DistributedToken, OwnershipChange, RedisNodeStats, RedisPresenceNodeOptions } from './redis-node-types.js';
 
 export class RedisPresenceNode {
   readonly engine: PresenceEngine;
@@ -118,18 +66,10 @@ export class RedisPresenceNode {
   private readonly logger: Logger;
   private readonly maxPartitions: number;
   private readonly compactEvery: number;
-  /** Leases held (possibly still replaying). */
-  private readonly leases = new Map<number, Lease>();
-  /** Partitions replayed and running here: their users are owned. */
-  private readonly ready = new Set<number>();
-  private readonly acquiring = new Set<number>();
+  private readonly leaseSet: PartitionLeases;
   private readonly ownership = new Subject<OwnershipChange>();
   private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
-  private renewing: Promise<void> | undefined;
   private stopping = false;
-  private liveNodes = 1;
-  private readonly offset: number;
 
   private constructor(options: RedisPresenceNodeOptions, config: PresenceConfig, redis: Redis) {
     if (config.log.kind !== 'redis') throw new ConfigError('log.kind', 'a RedisPresenceNode needs log: { kind: redis, url, partitions }');
@@ -142,15 +82,15 @@ export class RedisPresenceNode {
     if (this.renewIntervalMs >= this.leaseTtlMs) throw new ConfigError('renewIntervalMs', 'must be less than leaseTtlMs');
     this.maxPartitions = options.maxPartitions ?? Infinity;
     this.compactEvery = options.compactEvery ?? 100_000;
-    this.offset = partitionOf(this.instanceId, this.partitions);
     this.redis = withScripts(redis);
     this.blocking = redis.duplicate();
+    this.leaseSet = new PartitionLeases(this.leaseHost(), { partitions: this.partitions, leaseTtlMs: this.leaseTtlMs, maxPartitions: this.maxPartitions });
     this.log = new RedisPartitionedLog({
       redis: this.redis,
       keys: this.keys,
-      writerFor: (p) => (this.ready.has(p) ? this.leases.get(p)?.value : undefined),
+      writerFor: (p) => this.leaseSet.writerFor(p),
       onFenced: (p, writer) => {
-        if (this.leases.get(p)?.value === writer) this.lose(p, 'an append was fenced');
+        if (this.leaseSet.leases.get(p)?.value === writer) this.leaseSet.lose(p, 'an append was fenced');
       },
       logger: this.logger,
     });
@@ -179,7 +119,7 @@ export class RedisPresenceNode {
    * @throws ConfigError for a non-redis `log`; LogError when Redis cannot be reached.
    */
   static async start(options: RedisPresenceNodeOptions): Promise<RedisPresenceNode> {
-    const config = isParsed(options.config) ? options.config : parseConfig(options.config);
+    const config = isParsedConfig(options.config) ? options.config : parseConfig(options.config);
     if (config.log.kind !== 'redis') throw new ConfigError('log.kind', 'a RedisPresenceNode needs log: { kind: redis, url, partitions }');
     // A tick still open when a partition is handed over or the node stops would be appended after its partitions stopped being writable.
     if (config.turns !== 'per_input') throw new ConfigError('presence.turns', 'a RedisPresenceNode commits after each input: remove presence.turns or set it to per_input');
@@ -207,8 +147,8 @@ export class RedisPresenceNode {
     node.blocking.on('error', onError);
     await node.replicator.catchUpAll();
     node.replicator.start();
-    await node.tick();
-    node.timer = setInterval(() => void node.tick(), node.renewIntervalMs);
+    await node.leaseSet.tick();
+    node.timer = setInterval(() => void node.leaseSet.tick(), node.renewIntervalMs);
     node.timer.unref?.();
     return node;
   }
@@ -227,7 +167,7 @@ export class RedisPresenceNode {
 
   /** Partitions replayed and running here, ascending. */
   get ownedPartitions(): number[] {
-    return [...this.ready].sort((a, b) => a - b);
+    return [...this.leaseSet.ready].sort((a, b) => a - b);
   }
 
   /** Partition ownership changes of this process. */
@@ -250,7 +190,7 @@ export class RedisPresenceNode {
     return {
       instanceId: this.instanceId,
       ownedPartitions: this.ownedPartitions,
-      liveNodes: this.liveNodes,
+      liveNodes: this.leaseSet.liveNodes,
       log: this.log.stats,
       replicator: this.replicator.stats,
       engine: this.engine.stats,
@@ -272,13 +212,13 @@ export class RedisPresenceNode {
    */
   userSyncing(userId: string, input: UserSyncingInput = {}): SyncHandle {
     const p = this.requireOwner(userId);
-    const tenure = this.leases.get(p)?.value;
+    const tenure = this.leaseSet.leases.get(p)?.value;
     const handle = this.engine.userSyncing(userId, input);
     if (!handle.affectsPresence) return handle;
     return {
       affectsPresence: true,
       end: () => {
-        if (this.ready.has(p) && this.leases.get(p)?.value === tenure && !this.stopping) handle.end();
+        if (this.leaseSet.ready.has(p) && this.leaseSet.leases.get(p)?.value === tenure && !this.stopping) handle.end();
       },
     };
   }
@@ -388,20 +328,8 @@ export class RedisPresenceNode {
    */
   compact(p: number): Promise<string> {
     if (!this.holds(p) || this.stopping) throw new NotOwnerError(`partition ${p}`, p, this.instanceId);
-    const snap = this.engine.snapshot();
-    const now = this.engine.clock.now();
-    const records: [UserId, UserStepEvent][] = [];
-    for (const [id, record] of snap.users) {
-      if (this.partitionOf(id) !== p) continue;
-      const step = diffRecords(id, defaultRecord(id), record, now);
-      if (step !== null) records.push([id, step]);
-    }
-    const joined: [RoomId, UserId[]][] = [];
-    for (const [roomId, members] of snap.rooms) {
-      const mine = members.filter((m) => this.partitionOf(m) === p);
-      if (mine.length > 0) joined.push([roomId, mine]);
-    }
-    const checkpoint: Checkpoint = { records, joined };
+    const checkpoint = partitionCheckpoint(this.engine.snapshot(), p, this.partitions, this.engine.clock.now());
+    const records = checkpoint.records;
     const stream = this.keys.stream(p);
     return new Promise<string>((resolve, reject) => {
       const queued = this.log.appendCheckpoint(p, JSON.stringify({ checkpoint }), (id) => {
@@ -419,7 +347,7 @@ export class RedisPresenceNode {
 
   private autoCompact(): void {
     if (this.compactEvery <= 0) return;
-    for (const p of this.ready) {
+    for (const p of this.leaseSet.ready) {
       if (this.log.eventsSinceCheckpoint(p) >= this.compactEvery && this.holds(p)) {
         this.compact(p).catch((error: unknown) => this.logger.warn(`redis node: compaction of partition ${p} failed`, { error: String(error) }));
       }
@@ -437,10 +365,7 @@ export class RedisPresenceNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.timer !== undefined) clearInterval(this.timer);
-    await this.ticking?.catch(() => {});
-    await this.renewing;
-    const owned = [...this.leases];
-    this.ready.clear();
+    const owned = await this.leaseSet.stop();
     await this.log.flush();
     try {
       await Promise.all(owned.map(([p, l]) => this.redis.presenceRelease(this.keys.lease(p), l.value)));
@@ -449,7 +374,7 @@ export class RedisPresenceNode {
       this.logger.warn('redis node: could not release leases on stop; they will expire', { error: String(error) });
     }
     for (const [p] of owned) this.ownership.next({ partition: p, change: 'released' });
-    this.leases.clear();
+    this.leaseSet.clear();
     await this.replicator.stop();
     this.engine.stop();
     await this.log.close();
@@ -466,127 +391,46 @@ export class RedisPresenceNode {
     return p;
   }
 
-  /**
-   * Owned and the lease is certainly still valid: its last successful renewal was
-   * *sent* less than a TTL ago, so Redis cannot have expired it yet. After an
-   * event-loop stall longer than the TTL, inputs and timers stop here at once,
-   * before the next renewal says whether the lease survived.
-   */
   private holds(p: number): boolean {
-    if (!this.ready.has(p)) return false;
-    const lease = this.leases.get(p);
-    return lease !== undefined && performance.now() - lease.renewedAt < this.leaseTtlMs;
+    return this.leaseSet.holds(p);
   }
 
-  private tick(): Promise<void> {
-    // Renewals run on every tick, never behind a slow balancing step (a hand-over waits for a flush).
-    if (this.renewing === undefined && !this.stopping) {
-      this.renewing = this.renewAll()
-        .catch((error: unknown) => this.logger.warn('redis node: lease renewal failed; retrying', { error: String(error) }))
-        .finally(() => {
-          this.renewing = undefined;
-        });
-    }
-    if (this.ticking !== undefined || this.stopping) return this.ticking ?? Promise.resolve();
-    this.ticking = this.balance()
-      .catch((error: unknown) => this.logger.warn('redis node: lease upkeep failed; retrying', { error: String(error) }))
-      .finally(() => {
-        this.ticking = undefined;
-      });
-    return this.ticking;
-  }
-
-  private async balance(): Promise<void> {
-    const ttl = this.leaseTtlMs;
-    await this.renewing;
-    const [sec, usec] = (await this.redis.time()) as [string | number, string | number];
-    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    const nodes = this.keys.nodes;
-    // A read-only process (maxPartitions 0) does not register: it must not lower the others' targets.
-    const heartbeat = this.maxPartitions > 0 ? this.redis.zadd(nodes, now, this.instanceId) : Promise.resolve(0);
-    const [, , live] = await Promise.all([heartbeat, this.redis.zremrangebyscore(nodes, '-inf', now - ttl), this.redis.zcard(nodes)]);
-    if (this.stopping) return;
-    this.autoCompact();
-    this.liveNodes = Math.max(1, live);
-    const target = Math.min(this.maxPartitions, Math.ceil(this.partitions / this.liveNodes));
-    const held = this.leases.size;
-    if (held > target && this.liveNodes > 1) {
-      const extra = [...this.ready].sort((a, b) => b - a).slice(0, held - target);
-      for (const p of extra) await this.handOver(p);
-    } else if (held < target) {
-      await this.acquireFree(target - held);
-    }
-  }
-
-  private async renewAll(): Promise<void> {
-    const sentAt = performance.now();
-    const held = [...this.leases];
-    const results = await Promise.allSettled(held.map(([p, l]) => this.redis.presenceRenew(this.keys.lease(p), l.value, this.leaseTtlMs)));
-    results.forEach((r, i) => {
-      const [p, l] = held[i] as [number, Lease];
-      if (this.leases.get(p) !== l) return;
-      if (r.status === 'fulfilled') {
-        if (r.value === 1) {
-          // The lease survived a stretch in which this process did not trust it: timers skipped then are re-armed.
-          const wasStale = sentAt - l.renewedAt >= this.leaseTtlMs;
-          l.renewedAt = sentAt;
-          if (wasStale && this.ready.has(p)) this.engine.rearmTimers(this.usersOf(p));
-        } else this.lose(p, 'the lease was taken over');
-      } else if (performance.now() - l.renewedAt >= this.leaseTtlMs) {
-        this.lose(p, `the lease could not be renewed for ${this.leaseTtlMs} ms (${String(r.reason)})`);
-      }
-    });
-  }
-
-  private async acquireFree(want: number): Promise<void> {
-    const candidates: number[] = [];
-    for (let k = 0; k < this.partitions; k++) {
-      const p = (this.offset + k) % this.partitions;
-      if (!this.leases.has(p) && !this.acquiring.has(p)) candidates.push(p);
-    }
-    const exists = await Promise.all(candidates.map((p) => this.redis.exists(this.keys.lease(p))));
-    for (let i = 0; i < candidates.length && want > 0; i++) {
-      if (exists[i] !== 0 || this.stopping) continue;
-      const p = candidates[i] as number;
-      const sentAt = performance.now();
-      const value = await this.redis.presenceAcquire(this.keys.lease(p), this.keys.epoch(p), this.instanceId, this.leaseTtlMs);
-      if (value === null) continue;
-      want--;
-      const lease: Lease = { value, renewedAt: sentAt };
-      this.leases.set(p, lease);
-      this.acquiring.add(p);
-      void this.takeOver(p, lease).finally(() => this.acquiring.delete(p));
-    }
-  }
-
-  /** Replay the partition to its end (no other writer can append now), then run its users here. */
-  private async takeOver(p: number, lease: Lease): Promise<void> {
-    try {
-      await this.replicator.catchUp(p);
-    } catch (error) {
-      this.logger.warn(`redis node: could not replay partition ${p}; giving it up`, { error: String(error) });
-      this.leases.delete(p);
-      await this.redis.presenceRelease(this.keys.lease(p), lease.value).catch(() => {});
-      return;
-    }
-    if (this.leases.get(p) !== lease || this.stopping) return;
-    this.ready.add(p);
-    const users = this.usersOf(p);
-    this.engine.adopt(users);
-    this.logger.info(`redis node ${this.instanceId}: took over partition ${p} (${users.length} known users)`, { lease: lease.value });
-    this.ownership.next({ partition: p, change: 'acquired' });
-  }
-
-  /** Rebalancing: stop running the partition, write what it logged, release the lease for another process. */
-  private async handOver(p: number): Promise<void> {
-    const lease = this.leases.get(p);
-    if (lease === undefined) return;
-    this.ready.delete(p);
-    await this.log.flush();
-    this.leases.delete(p);
-    await this.redis.presenceRelease(this.keys.lease(p), lease.value);
-    this.logger.info(`redis node ${this.instanceId}: handed partition ${p} over`);
-    this.ownership.next({ partition: p, change: 'released' });
+  private leaseHost(): PartitionLeaseHost {
+    return {
+      redis: this.redis,
+      keys: this.keys,
+      instanceId: this.instanceId,
+      logger: this.logger,
+      replay: async (p) => {
+        try {
+          await this.replicator.catchUp(p);
+          return true;
+        } catch (error) {
+          this.logger.warn(`redis node: could not replay partition ${p}; giving it up`, { error: String(error) });
+          return false;
+        }
+      },
+      adopted: (p, lease) => {
+        const users = this.usersOf(p);
+        this.engine.adopt(users);
+        this.logger.info(`redis node ${this.instanceId}: took over partition ${p} (${users.length} known users)`, { lease: lease.value });
+        this.ownership.next({ partition: p, change: 'acquired' });
+      },
+      revalidated: (p) => this.engine.rearmTimers(this.usersOf(p)),
+      lost: (p, why, resync) => {
+        this.log.discard(p);
+        this.logger.warn(`redis node ${this.instanceId}: lost partition ${p}: ${why}`);
+        this.ownership.next({ partition: p, change: 'lost' });
+        // Changes made here that never reached the stream must not linger in this view.
+        if (resync) void this.replicator.resync(p, (fold) => this.correct(p, fold, 'loss'));
+      },
+      released: (p) => {
+        this.logger.info(`redis node ${this.instanceId}: handed partition ${p} over`);
+        this.ownership.next({ partition: p, change: 'released' });
+      },
+      flush: () => this.log.flush(),
+      upkeep: () => this.autoCompact(),
+    };
   }
 
   /** Users of partition `p` with a non-default record here. */
@@ -596,62 +440,12 @@ export class RedisPresenceNode {
     return users;
   }
 
-  private lose(p: number, why: string): void {
-    if (!this.leases.delete(p)) return;
-    const wasReady = this.ready.delete(p);
-    this.log.discard(p);
-    this.logger.warn(`redis node ${this.instanceId}: lost partition ${p}: ${why}`);
-    this.ownership.next({ partition: p, change: 'lost' });
-    // Changes made here that never reached the stream must not linger in this view.
-    if (wasReady && !this.stopping) void this.replicator.resync(p, (fold) => this.correct(p, fold, 'loss'));
-  }
-
   /** Make this engine's view of partition `p` equal to `fold`: after a loss, or on a foreign checkpoint. */
   private correct(p: number, fold: PartitionFold, why: 'loss' | 'checkpoint'): void {
-    if (this.stopping || this.ready.has(p)) return;
-    const snap = this.engine.snapshot();
-    const users = new Set<UserId>(fold.records.keys());
-    for (const [id] of snap.users) if (this.partitionOf(id) === p) users.add(id);
-    const now = Date.now();
-    const events: PresenceEvent[] = [];
-    for (const id of users) {
-      const d = diffRecords(id, this.engine.getUserRecord(id), fold.records.get(id) ?? defaultRecord(id), now);
-      // A presence correction is notified (it wakes local streams, like any change).
-      if (d !== null) events.push(d.presence !== undefined ? { ...d, streamId: 0 } : d);
-    }
-    const current = new Map<RoomId, Set<UserId>>();
-    for (const [roomId, members] of snap.rooms) {
-      const mine = members.filter((m) => this.partitionOf(m) === p);
-      if (mine.length > 0) current.set(roomId, new Set(mine));
-    }
-    for (const [roomId, members] of current) {
-      for (const m of members) if (!fold.joined.get(roomId)?.has(m)) events.push({ type: 'room.membership', roomId, userId: m, membership: 'leave', at: now });
-    }
-    for (const [roomId, members] of fold.joined) {
-      for (const m of members) if (!current.get(roomId)?.has(m)) events.push({ type: 'room.membership', roomId, userId: m, membership: 'join', at: now });
-    }
+    if (this.stopping || this.leaseSet.ready.has(p)) return;
+    const events = correctionsTo(fold, this.engine.snapshot(), p, this.partitions, (id) => this.engine.getUserRecord(id), Date.now());
     if (events.length === 0) return;
     if (why === 'loss') this.logger.warn(`redis node ${this.instanceId}: undid ${events.length} unwritten change(s) in partition ${p}`);
     this.engine.applyReplicated(events);
   }
-}
-
-function isParsed(c: PresenceConfig | HomeserverConfigInput): c is PresenceConfig {
-  return typeof (c as PresenceConfig).serverName === 'string' && (c as PresenceConfig).timers !== undefined;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }

@@ -1,0 +1,21 @@
+/**
+ * What presence modules need from the engine: the narrow surface the module
+ * API and the module loader use. The engine satisfies it; modules never see
+ * the engine class.
+ */
+import type { Clock } from '../clock.js';
+import type { PresenceConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { PresenceRouterCallbacks } from './presence-router.js';
+
+export interface PresenceModuleHost {
+  readonly config: Pick<PresenceConfig, 'serverName' | 'modules' | 'presenceRouter' | 'routingModules'>;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  isMine(userId: string): boolean;
+  registerPresenceRouter(moduleName: string, callbacks: PresenceRouterCallbacks): void;
+  sendLocalOnlinePresenceTo(userIds: readonly string[]): void;
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void;
+  getRoomsForUser(userId: string): string[];
+  getRoomMembers(roomId: string): string[];
+}
