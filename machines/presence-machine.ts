@@ -198,4 +198,3 @@ function followPresence() {
   return { offline: leaf('offline'), online: leaf('online'), unavailable: leaf('unavailable'), busy: leaf('busy') };
 }
 
-export type PresenceMachine = typeof presenceMachine;

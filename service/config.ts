@@ -68,7 +68,6 @@ export const ServiceSectionSchema = z.strictObject({
     })
     .default({ peers: [], request_timeout_ms: 10_000, initial_backoff_ms: 5_000, max_backoff_ms: 600_000, drop_after_ms: 3_600_000 }),
 });
-export type ServiceSection = z.infer<typeof ServiceSectionSchema>;
 
 /** The whole service config file: the engine's homeserver keys plus `service:`. */
 export const ServiceConfigFileSchema = HomeserverConfigSchema.extend({

@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
 import { DEFAULT_TIMERS, type PresenceTimers } from './domain/presence.js';
-import { isRetainCount } from './log/event-log.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
 
@@ -67,6 +66,11 @@ const RateSchema = z.strictObject({
 
 /** Default of `log.retain` for the in-memory log: entries kept readable (about 0.5 KB each). */
 export const DEFAULT_MEMORY_LOG_RETAIN = 10_000;
+
+/** A valid `retain`: a whole number of entries ≥ 0, or `Infinity` (keep every entry). */
+export function isRetainCount(value: unknown): value is number {
+  return typeof value === 'number' && (value === Infinity || (Number.isSafeInteger(value) && value >= 0));
+}
 
 export const LogConfigSchema = z.discriminatedUnion('kind', [
   z.strictObject({

@@ -16,7 +16,7 @@ import { systemClock, type Clock } from './clock.js';
 import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
 import type { LogEntry, PresenceEvent } from './domain/events.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
-import { DEFAULT_DEVICE, parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } from './domain/ids.js';
+import { parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } from './domain/ids.js';
 import { type RuleConfig, type UserPresenceState, type UserRecord } from './domain/presence.js';
 import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
@@ -726,4 +726,3 @@ export function createPresenceEngine(options: PresenceEngineOptions): PresenceEn
   return new PresenceEngine(options);
 }
 
-export { DEFAULT_DEVICE };

@@ -3,6 +3,7 @@
  * consecutive positions starting at 1. Implementations: {@link InMemoryEventLog}
  * (default); durable and distributed ones plug in behind the same interface.
  */
+import { isRetainCount } from '../config.js';
 import { Observable } from 'rxjs';
 import { LogError } from '../errors.js';
 import type { LogEntry, PresenceEvent } from '../domain/events.js';
@@ -32,10 +33,6 @@ export interface InMemoryEventLogOptions {
   readonly retain?: number;
 }
 
-/** A valid `retain`: a whole number of entries ≥ 0, or `Infinity` (keep every entry). */
-export function isRetainCount(value: unknown): value is number {
-  return typeof value === 'number' && (value === Infinity || (Number.isSafeInteger(value) && value >= 0));
-}
 
 // Set in InMemoryEventLog's static block: the reader's view of the log's private fields.
 let entryOf: (log: InMemoryEventLog, position: number) => LogEntry;
