@@ -1,36 +1,24 @@
 /**
  * Per-user actors for the presence machine, kept in our own index (never as
- * children of one parent: XState spawning slows down quadratically there).
+ * children of one parent). An actor here is the user's machine snapshot plus
+ * their current record, the outcome of their last event and their leaf state,
+ * not a full XState `Actor` object (whose per-actor overhead would not fit the
+ * memory budget of an online user). Dormant users (offline, no devices, no
+ * syncs) have no actor.
  *
- * An actor here is the user's machine snapshot plus the user's current record,
- * the outcome of their last event and their leaf state. It is not a full XState
- * `Actor` object (about 3.6 KB and observer machinery per user; architecture
- * guide, performance traps). Actors exist only for users who are not dormant
- * (offline with no devices and no open syncs); dormant users are compact
- * records kept by the engine, or nothing at all when they have the default
- * state.
- *
- * How an event is applied (the compiled path). The machine
- * (`presence-machine.ts`) has one shape: a region per origin (`local`,
- * `remote`) whose events each run one named action, and leaf states that
- * follow the combined presence through guarded eventless transitions
- * (`presenceIs(s)` → `s`). So a transition is always "run the named action,
- * then settle in the leaf named by the new record's presence". `send` does
- * exactly that: it runs the named action, looked up with `presenceStepFor` in
- * the handler table the machine's `on` is built from, and when the presence
- * moved it switches the actor to the snapshot XState itself computed for that
- * leaf (`getInitialSnapshot`, once per region and leaf, see `start`). The
- * snapshot's context is brought up to date when someone reads it
- * ({@link PresenceActorSystem.snapshot}), so a step allocates nothing beyond
- * the rules' new record. XState's interpreter (`machine.transition`: about
- * 15–20 µs and 13 KB of garbage per state change, measured) is therefore not on
- * the hot path; `interpretEveryEvent` runs it for every event instead, and a
- * property test (test/property/actor-shortcut.test.ts) checks that both give
- * equal snapshots (value, context and all), records and outcomes for any
- * sequence of events. A change to the machine's shape must keep that test
- * green, or extend this path.
+ * The machine (`presence-machine.ts`) defines every step: a region per origin
+ * whose events each run one named action, and leaf states that follow the
+ * combined presence through guarded eventless transitions. With
+ * `interpretEveryEvent`, every event runs through XState's pure `transition`.
+ * By default a compiled path applies the same definition: it runs the named
+ * action (looked up with `presenceStepFor` in the table the machine's `on` is
+ * built from) and, when the presence moved, switches the actor to the snapshot
+ * XState's `initialTransition` computed for that leaf. A property test
+ * (test/property/actor-shortcut.test.ts) pins the compiled path to the
+ * interpreted machine: equal snapshots, records and outcomes for any sequence
+ * of events. A change to the machine's shape must keep that test green.
  */
-import { createActor, type AnyActorScope, type SnapshotFrom } from 'xstate';
+import { initialTransition, transition, type SnapshotFrom } from 'xstate';
 import type { UserId } from '../src/domain/ids.js';
 import type { PresenceValue, RuleConfig, UserRecord } from '../src/domain/presence.js';
 import {
@@ -72,7 +60,6 @@ export interface ActorSystemOptions {
 
 export class PresenceActorSystem {
   private readonly actors = new Map<UserId, PresenceActor>();
-  private readonly scope: AnyActorScope;
   private readonly interpretAll: boolean;
   /** Reused context for running a named action outside the interpreter. */
   private readonly scratch: { record: UserRecord; isMine: boolean; rules: RuleConfig; outcome: StepOutcome };
@@ -91,18 +78,6 @@ export class PresenceActorSystem {
   ) {
     this.interpretAll = options.interpretEveryEvent === true;
     this.scratch = { record: undefined as unknown as UserRecord, isMine: true, rules, outcome: NO_CHANGE };
-    const self = createActor(presenceMachine, { input: { record: undefined as never, isMine: true, rules } });
-    this.scope = {
-      self,
-      id: 'presence-actor-system',
-      sessionId: 'presence-actor-system',
-      logger: () => {},
-      defer: () => {},
-      emit: () => {},
-      stopChild: () => {},
-      system: self.system,
-      actionExecutor: () => {},
-    } as unknown as AnyActorScope;
   }
 
   /** Number of live actors. */
@@ -143,18 +118,11 @@ export class PresenceActorSystem {
 
   /**
    * A new actor's snapshot depends on the record only through `isMine` and
-   * `record.presence.state`: starting the machine (init → local/remote → the
-   * leaf matching the presence) evaluates guards on those two and runs no
-   * actions. So `getInitialSnapshot` (about 15 µs) runs once per combination,
-   * and each actor starts with that snapshot (its context is filled in when
-   * read). Sharing the snapshot's other parts (`value`, `_nodes`, `tags`, …)
-   * between actors is safe because XState never mutates a snapshot (it already
-   * shares `_nodes` and `historyValue` between one actor's successive
-   * snapshots). The same snapshots serve as the target of every change of
-   * leaf: the property test checks they equal what `machine.transition` gives.
-   * Replay spawns every non-dormant user, so this is most of its start-up cost
-   * otherwise. A unit test checks a spawned actor's snapshot equals
-   * `getInitialSnapshot` for any record.
+   * `record.presence.state` (starting the machine evaluates guards on those
+   * two and runs no actions), so `initialTransition` runs once per
+   * combination and actors share its snapshot; their context is filled in
+   * when read. Sharing is safe because XState never mutates a snapshot. The
+   * same snapshots are the target of every change of leaf (property-tested).
    */
   private start(userId: UserId, isMine: boolean, record: UserRecord): PresenceActor {
     const leaf = record.presence.state;
@@ -169,7 +137,7 @@ export class PresenceActorSystem {
     const byState = this.initial[isMine ? 1 : 0];
     let template = byState.get(leaf);
     if (template === undefined) {
-      template = presenceMachine.getInitialSnapshot(this.scope, { record, isMine, rules: this.rules }) as PresenceSnapshot;
+      [template] = initialTransition(presenceMachine, { record, isMine, rules: this.rules });
       byState.set(leaf, template);
     }
     return template;
@@ -204,11 +172,11 @@ export class PresenceActorSystem {
     return { before, after, outcome };
   }
 
-  /** The reference path: XState's `machine.transition` on the actor's up-to-date snapshot. */
+  /** The reference path: XState's pure `transition` on the actor's up-to-date snapshot. */
   private interpret(actor: PresenceActor, event: PresenceMachineEvent): SendResult {
     const before = actor.record;
     this.counts.interpreted++;
-    const next = presenceMachine.transition(this.current(actor), event, this.scope) as PresenceSnapshot;
+    const [next] = transition(presenceMachine, this.current(actor), event);
     actor.snapshot = next;
     actor.record = next.context.record;
     actor.outcome = next.context.outcome;

@@ -6,14 +6,15 @@
  * steps, then folds it with a single `produce`); `diffRecords` produces the step
  * that turns one record into another. `evolveUser(a, diffRecords(a, b, …))` equals `b`.
  */
-import { produce, setAutoFreeze, type Draft } from 'immer';
+import { Immer, type Draft } from 'immer';
 import type { DeviceId, UserId } from './ids.js';
 import type { PresenceFields, UserStepEvent } from './events.js';
 import { defaultRecord, type DevicePresence, type UserPresenceState, type UserRecord } from './presence.js';
 
-// Records are never mutated outside immer; freezing every produced record would
-// only cost time on the hot path.
-setAutoFreeze(false);
+// The fold's own immer: records are never mutated outside it, and freezing
+// every produced record is a cost paid for nothing. A private instance leaves
+// the host application's global immer settings alone.
+const { produce } = new Immer({ autoFreeze: false });
 
 /** Apply one logged step to a draft of the user's record (the reducer, run inside immer's `produce`). */
 function applyStep(draft: Draft<UserRecord>, step: UserStepEvent): void {

@@ -183,3 +183,14 @@ describe('the state value follows presence', () => {
     actor.stop();
   });
 });
+
+describe('no hidden couplings', () => {
+  it("leaves the host application's global immer settings alone (the fold has its own instance)", async () => {
+    const { produce } = await import('immer');
+    await import('../../src/domain/evolve.js');
+    const made = produce({ a: { b: 1 } }, (d) => {
+      d.a.b = 2;
+    });
+    expect(Object.isFrozen(made)).toBe(true);
+  });
+});
