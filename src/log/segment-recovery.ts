@@ -63,7 +63,12 @@ export function recoverSegments(segments: readonly Segment[], onCorruption: OnCo
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i] as Segment;
     const buf = readSegmentFile(seg);
-    const scan = scanSegment(buf, seg.base);
+    let scan: SegmentScan;
+    try {
+      scan = scanSegment(buf, seg.base);
+    } catch (error) {
+      throw error instanceof LogError ? new LogError(`${seg.file}: ${error.message}`) : error;
+    }
     const ranges: DamagedRange[] = [];
     if (scan.headerDamage !== undefined) {
       ranges.push({ start: 0, end: Math.min(SEGMENT_HEADER, buf.length), firstLost: seg.base + 1, lostEntries: 0, reason: `segment header: ${scan.headerDamage}` });
@@ -164,6 +169,8 @@ export function recoverSegments(segments: readonly Segment[], onCorruption: OnCo
  */
 function rewrite({ seg, buf, scan, ranges }: Damaged): number {
   for (const r of ranges) if (r.end > r.start) writeFileDurably(quarantineName(seg, r), [buf.subarray(r.start, r.end)]);
+  // The quarantined bytes are durable before the segment that held them is replaced.
+  fsyncDir(dirname(seg.file));
   const parts: { first: number; bytes: Buffer }[] = scan.frames.map((f) => ({
     first: f.first,
     bytes: scan.format === SEGMENT_VERSION ? buf.subarray(f.start, f.end) : reencode(buf, f),

@@ -56,11 +56,13 @@ export function scanSegment(buf: Buffer, base: number, limit = buf.length): Segm
   if (typeof header === 'string') {
     headerDamage = header;
     const from = Math.min(SEGMENT_HEADER, limit);
-    format =
-      nextFrame(buf, from, limit, SEGMENT_VERSION, base + 1) === undefined &&
-      nextFrame(buf, from, limit, LEGACY_SEGMENT_VERSION, base + 1) !== undefined
-        ? LEGACY_SEGMENT_VERSION
-        : SEGMENT_VERSION;
+    const v2 = nextFrame(buf, from, limit, SEGMENT_VERSION, base + 1) !== undefined;
+    const v1 = !v2 && nextFrame(buf, from, limit, LEGACY_SEGMENT_VERSION, base + 1) !== undefined;
+    format = v1 ? LEGACY_SEGMENT_VERSION : SEGMENT_VERSION;
+    // An intact magic with an unknown version and no record this build can read: a newer format, not damage.
+    if (!v1 && !v2 && header.startsWith('unknown format version')) {
+      throw new LogError(`segment has ${header}; this build reads versions ${LEGACY_SEGMENT_VERSION} and ${SEGMENT_VERSION}: open the log with the build that wrote it`);
+    }
   } else {
     format = header;
   }

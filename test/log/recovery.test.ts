@@ -178,6 +178,18 @@ describe('recovery keeps every intact record', () => {
     expect(log.recovery.corruption).toHaveLength(1);
     expect(log.recovery.corruption[0]?.lostEntries).toBe(0);
   });
+
+  it('a segment in an unknown (newer) format is refused, not repaired', () => {
+    const d = dir();
+    const seg = join(d, 'segment-00000000000000000000.log');
+    const header = Buffer.alloc(16);
+    header.writeUInt32BE(0x50455347, 0);
+    header.writeUInt32LE(3, 4);
+    const bytes = Buffer.concat([header, Buffer.from('records of a future format')]);
+    writeFileSync(seg, bytes);
+    expect(() => openLog(d)).toThrow(/unknown format version 3; this build reads versions 1 and 2/);
+    expect(readFileSync(seg)).toEqual(bytes);
+  });
 });
 
 /** A segment in the first on-disk format (version 1, no sync markers), as older builds wrote it. */
