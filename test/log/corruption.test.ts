@@ -15,7 +15,8 @@
  * Which records are intact is decided from the bytes, independently of the
  * code under test: each record is found in its segment by its (unique) JSON
  * payload, framed as docs/durability.md says, and compared before and after.
- * Cases: CORRUPTION_RUNS, default 40; DEEP=1 (npm run test:deep) runs 300.
+ * Half the cases first rewrite the log in format 1 (no sync markers), as
+ * earlier builds wrote it. Cases: CORRUPTION_RUNS, default 40; DEEP=1 (npm run test:deep) runs 300.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,8 +32,9 @@ import { FC_SEED } from '../support/fc.js';
 import { tempDir } from './support.js';
 
 const RUNS = Number(process.env.CORRUPTION_RUNS ?? (process.env.DEEP ? 300 : 40));
-/** Frame bytes before the JSON payload: marker, length, CRC, first position, count. */
+/** Frame bytes before the JSON payload: marker, length, CRC, first position, count (format 1: no marker). */
 const FRAME_PREFIX = 24;
+const LEGACY_FRAME_PREFIX = 20;
 
 const event = (n: number, text: string): PresenceEvent => ({
   type: 'user.step',
@@ -65,6 +67,8 @@ const caseArb = fc.record({
   /** Where the two snapshots are taken (fractions of the appends). */
   snapshotsAt: fc.tuple(fc.double({ min: 0.1, max: 0.5, noNaN: true }), fc.double({ min: 0.5, max: 0.95, noNaN: true })),
   segmentBytes: fc.integer({ min: 600, max: 4000 }),
+  /** Rewrite the segments in format 1 (as earlier builds wrote them) before the damage. */
+  legacy: fc.boolean(),
   segmentDamage: fc.array(damageArb, { minLength: 0, maxLength: 4 }),
   /** Damage to one snapshot (the newest or the older), or none. */
   snapshotDamage: fc.option(fc.record({ which: fc.integer({ min: 0, max: 1 }), damage: fc.array(damageArb, { minLength: 1, maxLength: 2 }) })),
@@ -89,9 +93,23 @@ type CaseValue = {
   appends: { events: number; text: string }[];
   snapshotsAt: [number, number];
   segmentBytes: number;
+  legacy: boolean;
   segmentDamage: Damage[];
   snapshotDamage: { which: number; damage: Damage[] } | null;
 };
+
+/** Format 1 of a freshly written segment: version 1 in the header, each record without its 4-byte marker. */
+function toLegacy(file: string): void {
+  const buf = readFileSync(file);
+  const parts = [Buffer.from(buf.subarray(0, 16))];
+  parts[0]!.writeUInt32LE(1, 4);
+  for (let off = 16; off < buf.length; ) {
+    const end = off + 12 + buf.readUInt32LE(off + 4);
+    parts.push(buf.subarray(off + 4, end));
+    off = end;
+  }
+  writeFileSync(file, Buffer.concat(parts));
+}
 
 function apply(file: string, d: Damage): void {
   const buf = readFileSync(file);
@@ -102,7 +120,7 @@ function apply(file: string, d: Damage): void {
   writeFileSync(file, d.kind === 'truncate' ? buf.subarray(0, at) : buf);
 }
 
-const totals = { cases: 0, damageOps: 0, intactRecords: 0, damagedRecords: 0, recordsLost: 0, quarantineFiles: 0, tornTails: 0, snapshotFallbacks: 0 };
+const totals = { cases: 0, legacyCases: 0, damageOps: 0, intactRecords: 0, damagedRecords: 0, recordsLost: 0, quarantineFiles: 0, tornTails: 0, snapshotFallbacks: 0 };
 afterAll(() => {
   console.info(`corruption test: ${JSON.stringify(totals)}`);
 });
@@ -127,6 +145,9 @@ describe('corruption: every intact acknowledged record survives', () => {
 function check(dir: string, c: CaseValue): void {
   const { records } = write(dir, c);
   const segNames = readdirSync(dir).filter((n) => /^segment-\d{20}\.log$/.test(n)).sort();
+  if (c.legacy) for (const n of segNames) toLegacy(join(dir, n));
+  if (c.legacy) totals.legacyCases++;
+  const prefix = c.legacy ? LEGACY_FRAME_PREFIX : FRAME_PREFIX;
   const snapNames = readdirSync(dir).filter((n) => /\.snap$/.test(n)).sort();
   const before = new Map<string, Buffer>();
   for (const n of [...segNames, ...snapNames]) before.set(n, readFileSync(join(dir, n)));
@@ -137,7 +158,7 @@ function check(dir: string, c: CaseValue): void {
     for (const seg of segNames) {
       const at = (before.get(seg) as Buffer).indexOf(record.json);
       if (at < 0) continue;
-      located.push({ record, seg, start: at - FRAME_PREFIX, end: at + Buffer.byteLength(record.json) });
+      located.push({ record, seg, start: at - prefix, end: at + Buffer.byteLength(record.json) });
       break;
     }
   }
