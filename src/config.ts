@@ -85,6 +85,8 @@ export const LogConfigSchema = z.discriminatedUnion('kind', [
     path: z.string().min(1),
     fsync: z.enum(['always', 'batch', 'never']).default('batch'),
     snapshot_every: z.number().int().positive().default(100_000),
+    /** Damage other than a torn tail found on open: keep every intact record and start (`quarantine`), or refuse to start. */
+    on_corruption: z.enum(['quarantine', 'refuse']).default('quarantine'),
   }),
   z.strictObject({
     kind: z.literal('redis'),

@@ -75,6 +75,34 @@ export class LogError extends PresenceError {
   readonly code = 'LOG' as const;
 }
 
+/** One damaged place found in a log segment on open (see docs/durability.md, "Recovery"). */
+export interface LogCorruption {
+  /** The segment file. */
+  readonly file: string;
+  /** Damaged byte range `[startOffset, endOffset)` in the segment as found (empty when only entries are missing). */
+  readonly startOffset: number;
+  readonly endOffset: number;
+  readonly reason: string;
+  /** Entries in no intact record: positions `firstLost … lastLost` (none when `lostEntries` is 0). */
+  readonly lostEntries: number;
+  readonly firstLost: number | undefined;
+  readonly lastLost: number | undefined;
+  /** Where the damaged bytes were moved (unset when refused, or when no bytes were damaged). */
+  readonly quarantineFile: string | undefined;
+}
+
+/**
+ * The log has damage a crash cannot explain (not just a torn tail) and
+ * `log.on_corruption` is `refuse`: nothing on disk was changed.
+ */
+export class LogCorruptionError extends LogError {
+  readonly corruption: readonly LogCorruption[];
+  constructor(message: string, corruption: readonly LogCorruption[]) {
+    super(message);
+    this.corruption = corruption;
+  }
+}
+
 /** The engine was stopped; create a new one (or `replay` the log) to continue. */
 export class EngineStoppedError extends PresenceError {
   readonly code = 'ENGINE_STOPPED' as const;

@@ -28,11 +28,12 @@ export {
   RateLimitedError,
   ModuleError,
   LogError,
+  LogCorruptionError,
   EngineStoppedError,
   FederationError,
   isPresenceError,
 } from './errors.js';
-export type { PresenceErrorCode } from './errors.js';
+export type { PresenceErrorCode, LogCorruption } from './errors.js';
 
 export { UserIdSchema, RoomIdSchema, ServerNameSchema, DeviceIdSchema, parseUserId, parseRoomId, serverNameOf } from './domain/ids.js';
 export type { UserId, RoomId, ServerName, DeviceId } from './domain/ids.js';
@@ -58,7 +59,7 @@ export type { CreateFromConfigOptions } from './hosting/load.js';
 export { InMemoryEventLog, type InMemoryEventLogOptions } from './log/event-log.js';
 export type { EventLog } from './log/event-log.js';
 export { FileEventLog, MAX_RECORD_BYTES } from './log/file-log.js';
-export type { FileEventLogOptions, FsyncPolicy, RecoveryReport, SnapshotInfo, DiskUsage } from './log/file-log.js';
+export type { FileEventLogOptions, FsyncPolicy, RecoveryReport, SnapshotInfo, DiskUsage, CorruptionStats, OnCorruption } from './log/file-log.js';
 export { openDurableEngine } from './hosting/durable.js';
 export type { DurableEngine, DurableEngineOptions, DurableRecovery } from './hosting/durable.js';
 export { systemClock } from './clock.js';

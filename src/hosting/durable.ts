@@ -2,7 +2,8 @@
  * `openDurableEngine`: a {@link PresenceEngine} on a {@link FileEventLog}.
  *
  * Start-up: open the log (crash recovery: torn tail truncated, temp files
- * removed), load the newest usable snapshot (falling back to the previous one),
+ * removed, corruption quarantined or refused per `log.on_corruption`), load
+ * the newest usable snapshot (falling back to the previous one),
  * construct the engine from it (the engine folds the log tail and re-arms every
  * user's timers from the restored states, so stale states self-correct, spec
  * §2.11), then end the syncs that were in flight when the old process died.
@@ -16,7 +17,7 @@ import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from '..
 import { PresenceEngine } from '../engine.js';
 import { ConfigError, LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
-import { FileEventLog, type FsyncPolicy, type RecoveryReport, type SnapshotInfo } from '../log/file-log.js';
+import { FileEventLog, type FsyncPolicy, type OnCorruption, type RecoveryReport, type SnapshotInfo } from '../log/file-log.js';
 
 export interface DurableEngineOptions {
   /** A parsed config or a raw homeserver config object. Its `log:` section supplies the defaults below. */
@@ -33,6 +34,8 @@ export interface DurableEngineOptions {
   readonly segmentBytes?: number;
   /** `batch` policy: longest delay before an fsync (default 50 ms). */
   readonly batchIntervalMs?: number;
+  /** Overrides `log.on_corruption` (default `quarantine`: keep every intact record, move damage aside, start). */
+  readonly onCorruption?: OnCorruption;
   /** End syncs that were in flight at the crash (default true). */
   readonly endRestoredSyncs?: boolean;
 }
@@ -78,6 +81,7 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
 
   const log = FileEventLog.open(path, {
     fsync: options.fsync ?? fileConfig?.fsync ?? 'batch',
+    onCorruption: options.onCorruption ?? fileConfig?.on_corruption ?? 'quarantine',
     logger,
     ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
     ...(options.batchIntervalMs !== undefined ? { batchIntervalMs: options.batchIntervalMs } : {}),
@@ -94,7 +98,12 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
   }
   const replayedEntries = log.position - snapshotPosition;
   const recovery: DurableRecovery = { ...log.recovery, snapshotPosition, replayedEntries, restartMs: performance.now() - t0 };
-  if (recovery.truncatedBytes > 0 || recovery.corruptSnapshots.length > 0) {
+  if (recovery.corruption.length > 0) {
+    logger.error('durable engine: started on a log that had corrupt data (quarantined; see the errors above and docs/durability.md)', {
+      ...log.corruptionStats,
+      quarantineFiles: recovery.corruption.flatMap((c) => (c.quarantineFile !== undefined ? [c.quarantineFile] : [])),
+    });
+  } else if (recovery.truncatedBytes > 0 || recovery.corruptSnapshots.length > 0) {
     logger.warn('durable engine: recovered from damage', {
       truncatedBytes: recovery.truncatedBytes,
       corruptSnapshots: recovery.corruptSnapshots,

@@ -160,7 +160,7 @@ describe('FileEventLog: torn tails', () => {
       const { log: again, logger } = openLog(d);
       expect(again.position).toBe(5);
       expect(again.recovery.truncatedBytes).toBe(cut - before);
-      expect(logger.warnings().some((w) => w.includes('torn or corrupt record'))).toBe(true);
+      expect(logger.warnings().some((w) => w.includes('torn record at the end of'))).toBe(true);
       expect(statSync(seg).size).toBe(before);
       again.closeSync();
     }
@@ -191,16 +191,31 @@ describe('FileEventLog: torn tails', () => {
     expect(r.log.recovery.truncatedBytes).toBe(4096);
   });
 
-  it('refuses damage before the last segment (a crash cannot cause it)', () => {
+  it('reports damage before the last segment (a crash cannot cause it) and keeps the later segments', () => {
     const d = dir();
     const { log } = openLog(d, { segmentBytes: 512 });
     for (let i = 1; i <= 40; i++) log.append([step(i)]);
     log.closeSync();
     const first = join(d, segments(d)[0] as string);
     truncateSync(first, statSync(first).size - 5);
-    const { log: again } = openLog(d, { segmentBytes: 512 });
+    const { log: again, logger } = openLog(d, { segmentBytes: 512 });
     expect(again.position).toBe(40);
-    expect(() => [...again.read()]).toThrow(LogError);
+    expect(again.recovery.truncatedBytes).toBe(0);
+    expect(again.recovery.corruption).toHaveLength(1);
+    expect(again.recovery.corruption[0]?.lostEntries).toBe(1);
+    expect(logger.entries.filter((e) => e.level === 'error')).toHaveLength(1);
+    expect(positions(again)).toHaveLength(39);
+  });
+
+  it('a segment damaged while the log is open makes reads fail with a LogError', () => {
+    const d = dir();
+    const { log } = openLog(d, { segmentBytes: 512 });
+    for (let i = 1; i <= 40; i++) log.append([step(i)]);
+    const first = join(d, segments(d)[0] as string);
+    const bytes = readFileSync(first);
+    bytes[40] = (bytes[40] as number) ^ 1;
+    writeFileSync(first, bytes);
+    expect(() => [...log.read()]).toThrow(/damaged after the log was opened/);
   });
 
   it('removes temporary files left by an interrupted segment or snapshot creation', () => {

@@ -21,3 +21,28 @@ export function canonical(s: EngineSnapshot): unknown {
     fullRequests: byKey(s.fullRequests),
   };
 }
+
+/**
+ * Bundle a child-process fixture with esbuild (a dependency of tsx) into one
+ * file run by plain node: starting through `--import tsx` takes seconds.
+ * Returns the node arguments (tsx as a fallback).
+ */
+export async function bundledFixture(entry: string, outDir: string): Promise<string[]> {
+  try {
+    const esbuild = (await import('esbuild')) as typeof import('esbuild');
+    const outfile = join(outDir, 'fixture.mjs');
+    esbuild.buildSync({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      outfile,
+      logLevel: 'error',
+      banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    });
+    return [outfile];
+  } catch {
+    return ['--import', 'tsx', entry];
+  }
+}
