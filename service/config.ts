@@ -12,9 +12,16 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, HomeserverConfigSchema, configErrorFromZod, RoomIdSchema, ServerNameSchema, UserIdSchema, serverNameOf } from '../src/index.js';
+import { MAX_DURATION_MS } from '../src/config.js';
 import type { FederationTransportOptions, RoomId, ServerName, UserId } from '../src/index.js';
 
 const PortSchema = z.number().int().min(0).max(65_535);
+
+/** Milliseconds for a timer: Node's timers take at most 2^31−1 ms and fire after 1 ms when given more. */
+const MillisSchema = z
+  .number()
+  .int('must be a whole number of milliseconds')
+  .max(MAX_DURATION_MS, `must be at most ${MAX_DURATION_MS} ms (about 24.8 days, the longest timer Node supports)`);
 
 export const ServiceUserSchema = z.strictObject({
   user_id: UserIdSchema,
@@ -49,7 +56,7 @@ export const ServiceSectionSchema = z.strictObject({
   /** Largest accepted request body, in bytes (bigger bodies get 413). */
   max_body_bytes: z.number().int().positive().max(16 * 1024 * 1024).default(65_536),
   /** Upper bound for the `/sync` `timeout` parameter, in ms. */
-  max_sync_timeout_ms: z.number().int().nonnegative().default(60_000),
+  max_sync_timeout_ms: MillisSchema.nonnegative().default(60_000),
   /** Serve `/metrics` (Prometheus text format). */
   metrics: z.boolean().default(true),
   users: z.array(ServiceUserSchema).default([]),
@@ -58,13 +65,13 @@ export const ServiceSectionSchema = z.strictObject({
     .strictObject({
       peers: z.array(ServicePeerSchema).default([]),
       /** Per-request deadline for outbound transactions, in ms. */
-      request_timeout_ms: z.number().int().positive().default(10_000),
+      request_timeout_ms: MillisSchema.positive().default(10_000),
       /** First retry delay after a failed transaction; grows ×2 per consecutive failure. */
-      initial_backoff_ms: z.number().int().positive().default(5_000),
+      initial_backoff_ms: MillisSchema.positive().default(5_000),
       /** Longest retry delay. */
-      max_backoff_ms: z.number().int().positive().default(600_000),
+      max_backoff_ms: MillisSchema.positive().default(600_000),
       /** After a peer has been failing this long, its pending presence is dropped (presence is lossy). */
-      drop_after_ms: z.number().int().positive().default(3_600_000),
+      drop_after_ms: MillisSchema.positive().default(3_600_000),
     })
     .default({ peers: [], request_timeout_ms: 10_000, initial_backoff_ms: 5_000, max_backoff_ms: 600_000, drop_after_ms: 3_600_000 }),
 });
