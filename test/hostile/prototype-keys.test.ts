@@ -10,9 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError, PresenceEngine, type EngineSnapshot, type UserRecord } from '../../src/index.js';
 import { createTestEngine, InMemoryEventLog, MemoryLogger, SimulatedClock } from '../../src/testing/index.js';
 import { fcParams } from '../support/fc.js';
+import { PROTOTYPE_NAMES } from './fuzz-runs.js';
 
-/** Every own member name of Object.prototype, plus `__proto__` (an accessor on it, listed for clarity). */
-export const PROTOTYPE_NAMES: readonly string[] = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__'])];
 const USER = '@alice:test.local';
 const OTHER = '@bob:test.local';
 
