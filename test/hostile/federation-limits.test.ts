@@ -107,7 +107,8 @@ describe('federation endpoint limits', () => {
     expect(r.status).toBe(200);
     console.log(`longest event-loop block while a 500,000-item transaction was handled: ${longest.toFixed(1)} ms`);
     // Parsing 1 MB of JSON is the largest single piece left (a few ms); validation is sliced.
-    expect(longest).toBeLessThan(250);
+    // About 70 ms when measured alone, 4.8 s before the fix; the bound leaves room for a loaded CI machine.
+    expect(longest).toBeLessThan(1_000);
     expect(service.engine.stats.droppedInboundItems).toBeLessThanOrEqual(5_000);
     const metrics = (await http(url, 'GET', '/metrics')).text;
     expect(metrics).toMatch(/^presence_federation_inbound_limited_total\{origin="b\.test",limit="items"\} 494980$/m);
