@@ -12,9 +12,16 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, HomeserverConfigSchema, configErrorFromZod, RoomIdSchema, ServerNameSchema, UserIdSchema, serverNameOf } from '../src/index.js';
-import type { FederationTransportOptions, RoomId, ServerName, UserId } from '../src/index.js';
+import { MAX_DURATION_MS } from '../src/config.js';
+import type { FederationTransportOptions, InboundLimits, RoomId, ServerName, UserId } from '../src/index.js';
 
 const PortSchema = z.number().int().min(0).max(65_535);
+
+/** Milliseconds for a timer: Node's timers take at most 2^31−1 ms and fire after 1 ms when given more. */
+const MillisSchema = z
+  .number()
+  .int('must be a whole number of milliseconds')
+  .max(MAX_DURATION_MS, `must be at most ${MAX_DURATION_MS} ms (about 24.8 days, the longest timer Node supports)`);
 
 export const ServiceUserSchema = z.strictObject({
   user_id: UserIdSchema,
@@ -48,8 +55,12 @@ export const ServiceSectionSchema = z.strictObject({
   admin_token: z.string().min(16, 'the admin token must be at least 16 characters').optional(),
   /** Largest accepted request body, in bytes (bigger bodies get 413). */
   max_body_bytes: z.number().int().positive().max(16 * 1024 * 1024).default(65_536),
+  /** Deadline for a request's headers, and separately for its body, to arrive; later ones get 408. */
+  read_timeout_ms: MillisSchema.min(100, 'must be at least 100 ms').default(30_000),
+  /** Open client and federation connections at once; further connections are closed at once. */
+  max_connections: z.number().int().positive().max(1_000_000).default(4_096),
   /** Upper bound for the `/sync` `timeout` parameter, in ms. */
-  max_sync_timeout_ms: z.number().int().nonnegative().default(60_000),
+  max_sync_timeout_ms: MillisSchema.nonnegative().default(60_000),
   /** Serve `/metrics` (Prometheus text format). */
   metrics: z.boolean().default(true),
   users: z.array(ServiceUserSchema).default([]),
@@ -58,15 +69,36 @@ export const ServiceSectionSchema = z.strictObject({
     .strictObject({
       peers: z.array(ServicePeerSchema).default([]),
       /** Per-request deadline for outbound transactions, in ms. */
-      request_timeout_ms: z.number().int().positive().default(10_000),
+      request_timeout_ms: MillisSchema.positive().default(10_000),
       /** First retry delay after a failed transaction; grows ×2 per consecutive failure. */
-      initial_backoff_ms: z.number().int().positive().default(5_000),
+      initial_backoff_ms: MillisSchema.positive().default(5_000),
       /** Longest retry delay. */
-      max_backoff_ms: z.number().int().positive().default(600_000),
+      max_backoff_ms: MillisSchema.positive().default(600_000),
       /** After a peer has been failing this long, its pending presence is dropped (presence is lossy). */
-      drop_after_ms: z.number().int().positive().default(3_600_000),
+      drop_after_ms: MillisSchema.positive().default(3_600_000),
+      /** Largest inbound transaction body, in bytes (bigger ones get 413 before they are read). */
+      max_body_bytes: z.number().int().positive().max(16 * 1024 * 1024).default(1024 * 1024),
+      /** Inbound transactions one peer may have in flight at once; more get 429 before their body is read. */
+      max_in_flight_per_peer: z.number().int().positive().max(1_000).default(4),
+      /** Presence items examined per inbound transaction; the rest are dropped and counted. */
+      max_items_per_transaction: z.number().int().positive().max(1_000_000).default(5_000),
+      /** Remote users held per origin server; presence of further new users from it is refused (typed error, metric). */
+      max_remote_users_per_server: z.number().int().positive().max(100_000_000).default(100_000),
+      /** Remote users held in total over every origin. */
+      max_remote_users: z.number().int().positive().max(100_000_000).default(1_000_000),
     })
-    .default({ peers: [], request_timeout_ms: 10_000, initial_backoff_ms: 5_000, max_backoff_ms: 600_000, drop_after_ms: 3_600_000 }),
+    .default({
+      peers: [],
+      request_timeout_ms: 10_000,
+      initial_backoff_ms: 5_000,
+      max_backoff_ms: 600_000,
+      drop_after_ms: 3_600_000,
+      max_body_bytes: 1024 * 1024,
+      max_in_flight_per_peer: 4,
+      max_items_per_transaction: 5_000,
+      max_remote_users_per_server: 100_000,
+      max_remote_users: 1_000_000,
+    }),
 });
 
 /** The whole service config file: the engine's homeserver keys plus `service:`. */
@@ -93,6 +125,9 @@ export interface ServiceSettings {
   readonly adminToken: string | undefined;
   readonly maxBodyBytes: number;
   readonly maxSyncTimeoutMs: number;
+  /** `service.read_timeout_ms`: deadline for headers and for a body. */
+  readonly readTimeoutMs: number;
+  readonly maxConnections: number;
   readonly metrics: boolean;
   /** access token → user */
   readonly tokens: ReadonlyMap<string, ServiceUser>;
@@ -101,6 +136,12 @@ export interface ServiceSettings {
   readonly federationRequestTimeoutMs: number;
   /** Options for `engine.attachFederationTransport`. */
   readonly federationTransport: FederationTransportOptions;
+  /** Limits of the inbound federation endpoint. */
+  readonly federationInbound: {
+    readonly maxBodyBytes: number;
+    readonly maxInFlightPerPeer: number;
+    readonly limits: Required<InboundLimits>;
+  };
 }
 
 export interface LoadedServiceConfig {
@@ -148,6 +189,8 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
       adminToken: s.admin_token,
       maxBodyBytes: s.max_body_bytes,
       maxSyncTimeoutMs: s.max_sync_timeout_ms,
+      readTimeoutMs: s.read_timeout_ms,
+      maxConnections: s.max_connections,
       metrics: s.metrics,
       tokens,
       rooms: s.rooms.map((room) => ({ roomId: room.room_id, members: room.members })),
@@ -159,6 +202,16 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
         dropAfterMs: s.federation.drop_after_ms,
         // The engine's own deadline sits just above the HTTP request timeout.
         sendTimeoutMs: s.federation.request_timeout_ms + 1_000,
+      },
+      federationInbound: {
+        maxBodyBytes: s.federation.max_body_bytes,
+        maxInFlightPerPeer: s.federation.max_in_flight_per_peer,
+        limits: {
+          maxItemsPerTransaction: s.federation.max_items_per_transaction,
+          itemsPerSlice: 250,
+          maxRemoteUsersPerServer: s.federation.max_remote_users_per_server,
+          maxRemoteUsers: s.federation.max_remote_users,
+        },
       },
     },
   };

@@ -23,9 +23,27 @@ export function signRequest(secret: string, method: string, path: string, origin
   return createHmac('sha256', secret).update(`${method.toUpperCase()}\n${path}\n${origin}\n${destination}\n${body}`).digest('base64url');
 }
 
+/**
+ * The signature over the request line and headers alone (`hsig`): it lets the
+ * receiver authenticate the peer before reading the body. It covers the
+ * announced body length, so a body of another size is refused unread.
+ */
+export function signHeaders(secret: string, method: string, path: string, origin: string, destination: string, contentLength: number): string {
+  return createHmac('sha256', secret).update(`headers\n${method.toUpperCase()}\n${path}\n${origin}\n${destination}\n${contentLength}`).digest('base64url');
+}
+
+/** The whole `Authorization` header value of a transaction: origin, destination, header signature and body signature. */
+export function authorizationHeader(secret: string, method: string, path: string, origin: string, destination: string, body: string): string {
+  const hsig = signHeaders(secret, method, path, origin, destination, Buffer.byteLength(body));
+  const sig = signRequest(secret, method, path, origin, destination, body);
+  return `${AUTH_SCHEME} origin="${origin}",destination="${destination}",hsig="${hsig}",sig="${sig}"`;
+}
+
 export interface ParsedAuth {
   readonly origin: string;
   readonly destination: string;
+  /** Header signature; absent from peers of earlier versions (refused). */
+  readonly hsig: string | undefined;
   readonly sig: string;
 }
 
@@ -44,7 +62,7 @@ export function parseAuthHeader(header: string | undefined): ParsedAuth | undefi
   const destination = params.get('destination');
   const sig = params.get('sig');
   if (origin === undefined || destination === undefined || sig === undefined) return undefined;
-  return { origin, destination, sig };
+  return { origin, destination, hsig: params.get('hsig'), sig };
 }
 
 export function verifySignature(expected: string, given: string): boolean {
@@ -151,12 +169,11 @@ export class HttpFederationTransport implements FederationTransport {
     const txnId = `${this.txnPrefix}-${++this.txnCounter}`;
     const path = `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`;
     const body = JSON.stringify({ origin: this.options.serverName, origin_server_ts: this.now(), pdus: [], edus });
-    const sig = signRequest(peer.sharedSecret, 'PUT', path, this.options.serverName, destination, body);
     const res = await this.fetchFn(`${peer.url}${path}`, {
       method: 'PUT',
       headers: {
         'content-type': 'application/json',
-        authorization: `${AUTH_SCHEME} origin="${this.options.serverName}",destination="${destination}",sig="${sig}"`,
+        authorization: authorizationHeader(peer.sharedSecret, 'PUT', path, this.options.serverName, destination, body),
       },
       body,
       signal: AbortSignal.any([AbortSignal.timeout(this.options.requestTimeoutMs), this.aborter.signal]),

@@ -3,6 +3,7 @@
  * responses, bounded body reading and bearer-token extraction.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** A Matrix error response. Thrown by handlers, turned into `{errcode, error}` by the router. */
 export class MatrixHttpError extends Error {
@@ -37,16 +38,23 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function sendError(res: ServerResponse, error: MatrixHttpError, headers: Record<string, string> = {}): void {
-  sendJson(res, error.status, { errcode: error.errcode, error: error.message, ...error.extra }, headers);
+  // After a body that timed out or was too large the connection cannot be reused.
+  const close = error.status === 408 || error.status === 413 ? { connection: 'close' } : {};
+  sendJson(res, error.status, { errcode: error.errcode, error: error.message, ...error.extra }, { ...close, ...headers });
 }
 
-const BODY_TIMEOUT_MS = 30_000;
+/** Default deadline for a request body (and for request headers, see the server's `headersTimeout`). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** After a 408/413 answer, how long the client gets to read it before the connection is cut. */
+const CLOSE_GRACE_MS = 2_000;
 
 /**
- * Read a request body of at most `limit` bytes. Over the limit: 413 `M_TOO_LARGE`
- * (announced lengths are refused before reading; the rest is drained, up to a bound).
+ * Read a request body of at most `limit` bytes within `timeoutMs`. Over the
+ * limit: 413 `M_TOO_LARGE` (announced lengths are refused before reading; the
+ * rest is drained, up to a bound). A body that has not fully arrived in time
+ * (idle or trickling): 408, answered before the connection is closed.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<Buffer> {
   const announced = req.headers['content-length'];
   if (announced !== undefined && Number(announced) > limit) {
     return Promise.reject(new MatrixHttpError(413, 'M_TOO_LARGE', `request body too large: the limit is ${limit} bytes`));
@@ -55,16 +63,21 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
-    // A client trickling its body does not hold the request forever.
+    let timedOut = false;
+    // A client trickling its body does not hold the request forever: it gets
+    // a 408 (sent with `connection: close` by sendError), and the connection
+    // is cut shortly after in case the answer cannot be written.
     const timer = setTimeout(() => {
-      reject(new MatrixHttpError(408, 'M_UNKNOWN', `the request body was not received within ${BODY_TIMEOUT_MS} ms`));
-      req.destroy();
-    }, BODY_TIMEOUT_MS);
+      timedOut = true;
+      chunks.length = 0;
+      reject(new MatrixHttpError(408, 'M_UNKNOWN', `the request body was not received within ${timeoutMs} ms`));
+      setTimeout(() => req.destroy(), CLOSE_GRACE_MS).unref();
+    }, timeoutMs);
     timer.unref();
     req.once('close', () => clearTimeout(timer));
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (tooLarge) {
+      if (tooLarge || timedOut) {
         if (size > limit * 16) req.destroy(); // stop draining a client that keeps sending
         return;
       }
@@ -78,11 +91,31 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.on('end', () => {
       clearTimeout(timer);
-      if (!tooLarge) resolve(Buffer.concat(chunks));
+      if (!tooLarge && !timedOut) resolve(Buffer.concat(chunks));
     });
     req.on('error', (error) => reject(error));
     req.on('aborted', () => reject(new MatrixHttpError(400, 'M_UNKNOWN', 'request aborted')));
   });
+}
+
+/**
+ * Answer a request Node's HTTP parser refused (the server's `clientError`), in
+ * the Matrix error shape when the socket still allows it: 408 when the
+ * headers did not arrive within the server's `headersTimeout`, 431 for
+ * oversized headers, 400 for anything unparsable.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const [status, reason, errcode] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADER_TIMEOUT'
+      ? [408, 'Request Timeout', 'M_UNKNOWN']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'M_TOO_LARGE']
+        : [400, 'Bad Request', 'M_UNKNOWN'];
+  const message = status === 408 ? 'the request headers were not received in time' : `malformed HTTP request: ${reason}`;
+  const body = JSON.stringify({ errcode, error: message });
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  } else socket.destroy();
 }
 
 /**

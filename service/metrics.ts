@@ -8,6 +8,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { PresenceEngine } from '../src/index.js';
 import type { HttpFederationTransport } from './http-transport.js';
 
+/** The inbound federation limits counted by `presence_federation_inbound_limited_total`. */
+export type InboundLimitName = 'in_flight' | 'body_bytes' | 'items' | 'remote_users_per_server' | 'remote_users_total';
+
 export interface ServiceMetrics {
   readonly registry: Registry;
   /** Record one finished HTTP request. */
@@ -15,6 +18,8 @@ export interface ServiceMetrics {
   /** Count inbound federation items the service dropped before they reached the engine (e.g. non-object EDUs). */
   droppedInbound(count: number, reason: string): void;
   inboundTransaction(origin: string, result: 'accepted' | 'duplicate' | 'rejected'): void;
+  /** Count a federation limit hit (`limit`: which one; `count`: requests, items or users refused). */
+  inboundLimited(origin: string, limit: InboundLimitName, count: number): void;
   longPollsOpen: Gauge;
   /** Refresh the scrape-time counters and render the text exposition. */
   render(): Promise<string>;
@@ -165,6 +170,13 @@ export function createServiceMetrics(
     registers: [registry],
   });
 
+  const limited = new Counter({
+    name: 'presence_federation_inbound_limited_total',
+    help: 'Inbound federation limits hit, by origin and limit: in_flight and body_bytes count refused requests, items the presence items dropped past max_items_per_transaction, remote_users_* the items of new remote users refused by a cap.',
+    labelNames: ['origin', 'limit'],
+    registers: [registry],
+  });
+
   const requests = new Counter({
     name: 'presence_http_requests_total',
     help: 'HTTP requests by method, route and status.',
@@ -195,6 +207,9 @@ export function createServiceMetrics(
     },
     droppedInbound(count, reason) {
       dropped.inc({ reason }, count);
+    },
+    inboundLimited(origin, limit, count) {
+      limited.inc({ origin, limit }, count);
     },
     inboundTransaction(origin, result) {
       inbound.inc({ origin, result });

@@ -32,12 +32,12 @@ import {
   type NewEvents,
   type FederationTransport,
   type FederationLink,
-  FederationEduSchema,
 } from '../src/index.js';
 import { loadServiceConfigFile, parseServiceConfig, parseServiceConfigYaml, type LoadedServiceConfig, type ServiceSettings, type ServiceUser } from './config.js';
 import { createServiceEngine } from './engine-factory.js';
-import { CORS_HEADERS, MatrixHttpError, accessTokenOf, parseJsonBody, readBody, sendError, sendJson } from './http.js';
-import { HttpFederationTransport, parseAuthHeader, signRequest, verifySignature } from './http-transport.js';
+import { CORS_HEADERS, MatrixHttpError, accessTokenOf, answerClientError, parseJsonBody, readBody, sendError, sendJson } from './http.js';
+import { HttpFederationTransport, verifySignature } from './http-transport.js';
+import { FederationEndpoint } from './federation-endpoint.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 
 // ───────────────────────────── request schemas ─────────────────────────────
@@ -67,13 +67,6 @@ const MembershipBodySchema = z.strictObject({
   membership: z.enum(['join', 'leave', 'ban'], { error: 'membership must be join, leave or ban' }),
 });
 
-const TransactionSchema = z.object({
-  origin: z.string({ error: 'origin must be a string' }),
-  origin_server_ts: z.number({ error: 'origin_server_ts must be a number' }).optional(),
-  pdus: z.array(z.unknown(), { error: 'pdus must be an array' }).max(50, 'at most 50 PDUs per transaction').optional(),
-  edus: z.array(z.unknown(), { error: 'edus must be an array' }).max(100, 'at most 100 EDUs per transaction').optional(),
-});
-
 // ───────────────────────────── options ─────────────────────────────
 
 export interface PresenceServiceOptions {
@@ -99,7 +92,6 @@ export interface PresenceServiceOptions {
 }
 
 const SHUTDOWN_GRACE_MS = 2_000;
-const TXN_MEMORY = 1_000;
 
 interface Route {
   readonly name: string;
@@ -125,7 +117,7 @@ export class PresenceService {
   private readonly server: Server;
   private readonly routes: readonly Route[];
   private readonly waiters = new Set<() => void>();
-  private readonly seenTxns = new Map<string, true>();
+  private readonly federation: FederationEndpoint;
   private closing = false;
   private activeRequests = 0;
   private closed: Promise<void> | undefined;
@@ -154,16 +146,19 @@ export class PresenceService {
     this.link = engine.attachFederationTransport(this.transport, this.settings.federationTransport);
     this.metrics = createServiceMetrics(engine, http, { defaultMetrics: options.defaultMetrics ?? true, peers: [...this.settings.peers.keys()] });
     this.routes = this.buildRoutes();
-    this.server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
-      void this.handle(req, res);
-    });
+    this.federation = new FederationEndpoint({ engine, settings: this.settings, metrics: this.metrics, logger, committed: () => this.committed() });
+    // Headers get `read_timeout_ms` (408 from answerClientError); bodies get as long again (readBody).
+    const readTimeout = this.settings.readTimeoutMs;
+    this.server = createServer(
+      { requestTimeout: 0, headersTimeout: readTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(readTimeout / 4))) },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
+    this.server.maxConnections = this.settings.maxConnections;
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      // Unparsable HTTP: answer in the Matrix error shape when the socket still allows it.
-      const [status, reason] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request'];
-      const body = JSON.stringify({ errcode: status === 431 ? 'M_TOO_LARGE' : 'M_UNKNOWN', error: `malformed HTTP request: ${reason}` });
-      if (socket.writable) {
-        socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-      } else socket.destroy();
+      // Unparsable or late HTTP: answered in the Matrix error shape when the socket still allows it.
+      answerClientError(error, socket);
       this.logger.debug(`http: client error: ${error.message}`);
     });
   }
@@ -375,7 +370,7 @@ export class PresenceService {
     const user = this.authenticate(c);
     const target = parseUserParam(c.params[0]);
     if (target !== user.userId) throw new MatrixHttpError(403, 'M_FORBIDDEN', 'Can only set your own presence state');
-    const body = parseJsonBody(await readBody(c.req, this.settings.maxBodyBytes));
+    const body = parseJsonBody(await readBody(c.req, this.settings.maxBodyBytes, this.settings.readTimeoutMs));
     const parsed = PresenceBodySchema.safeParse(body);
     if (!parsed.success || Array.isArray(body)) throw new MatrixHttpError(400, 'M_BAD_JSON', 'Unable to parse state: the body must be a JSON object');
     const fields = parsed.data;
@@ -495,54 +490,9 @@ export class PresenceService {
 
   // ───────────────────────────── federation ─────────────────────────────
 
+  /** Authentication and limits: federation-endpoint.ts. */
   private async federationSend(c: RequestContext): Promise<void> {
-    const txnId = c.params[0] ?? '';
-    const header = c.req.headers.authorization;
-    const auth = parseAuthHeader(typeof header === 'string' ? header : undefined);
-    if (auth === undefined) throw new MatrixHttpError(401, 'M_UNAUTHORIZED', 'Missing or malformed X-Presence-HMAC Authorization header');
-    const peer = this.settings.peers.get(auth.origin as never);
-    if (peer === undefined) throw new MatrixHttpError(401, 'M_UNAUTHORIZED', `${auth.origin} is not a configured federation peer`);
-    if (auth.destination !== this.settings.serverName) throw new MatrixHttpError(401, 'M_UNAUTHORIZED', `this server is ${this.settings.serverName}, not ${auth.destination}`);
-    const bodyBytes = await readBody(c.req, Math.max(this.settings.maxBodyBytes, 1024 * 1024));
-    const rawPath = (c.req.url ?? '').split('?')[0] ?? '';
-    const expected = signRequest(peer.sharedSecret, 'PUT', rawPath, auth.origin, auth.destination, bodyBytes.toString('utf8'));
-    if (!verifySignature(expected, auth.sig)) {
-      this.metrics.inboundTransaction(auth.origin, 'rejected');
-      throw new MatrixHttpError(401, 'M_UNAUTHORIZED', 'Invalid signature');
-    }
-    const body = parseJsonBody(bodyBytes);
-    const txn = TransactionSchema.safeParse(body);
-    if (!txn.success) {
-      this.metrics.inboundTransaction(auth.origin, 'rejected');
-      throw new MatrixHttpError(400, 'M_BAD_JSON', txn.error.issues[0]?.message ?? 'invalid transaction');
-    }
-    if (txn.data.origin !== auth.origin) {
-      this.metrics.inboundTransaction(auth.origin, 'rejected');
-      throw new MatrixHttpError(403, 'M_FORBIDDEN', 'the transaction origin does not match the authenticated origin');
-    }
-    const key = `${auth.origin}\u0000${txnId}`;
-    if (this.seenTxns.has(key)) {
-      this.metrics.inboundTransaction(auth.origin, 'duplicate');
-      sendJson(c.res, 200, { pdus: {} });
-      return;
-    }
-    this.seenTxns.set(key, true);
-    if (this.seenTxns.size > TXN_MEMORY) {
-      const oldest = this.seenTxns.keys().next();
-      if (oldest.done !== true) this.seenTxns.delete(oldest.value);
-    }
-    for (const raw of txn.data.edus ?? []) {
-      const edu = FederationEduSchema.safeParse(raw);
-      if (!edu.success) {
-        this.metrics.droppedInbound(1, 'malformed_edu');
-        continue;
-      }
-      if (edu.data.edu_type !== 'm.presence') continue; // other EDU types are not handled by this service
-      this.engine.receiveFederationEdu(auth.origin, edu.data.content);
-    }
-    this.metrics.inboundTransaction(auth.origin, 'accepted');
-    await this.committed();
-    sendJson(c.res, 200, { pdus: {} });
+    await this.federation.handle(c.req, c.res, c.params[0] ?? '');
   }
 
   // ───────────────────────────── admin ─────────────────────────────
@@ -552,7 +502,7 @@ export class PresenceService {
     const room = RoomIdSchema.safeParse(c.params[0]);
     if (!room.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', `invalid room id: ${room.error.issues[0]?.message ?? ''}`);
     const user = parseUserParam(c.params[1]);
-    const body = MembershipBodySchema.safeParse(parseJsonBody(await readBody(c.req, this.settings.maxBodyBytes)));
+    const body = MembershipBodySchema.safeParse(parseJsonBody(await readBody(c.req, this.settings.maxBodyBytes, this.settings.readTimeoutMs)));
     if (!body.success) throw new MatrixHttpError(400, 'M_BAD_JSON', body.error.issues[0]?.message ?? 'invalid body');
     this.engine.setMembership(room.data, user, body.data.membership);
     await this.committed();

@@ -9,20 +9,45 @@ import { ConfigError } from './errors.js';
 import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
 import { DEFAULT_TIMERS, type PresenceTimers } from './domain/presence.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
+const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
 
-/** A Synapse duration: milliseconds as a number, or a string like `500ms`, `30s`, `5m`, `1h`, `7d`. */
-export const DurationSchema = z.union([
-  z.number().int('must be a whole number of milliseconds').nonnegative('must not be negative'),
-  z.string().transform((s, ctx) => {
-    const m = /^(\d+)(ms|s|m|h|d|w|y)?$/.exec(s.trim());
+/**
+ * The longest duration a config key may hold: Node's timers take at most
+ * 2^31−1 ms (about 24.8 days) and fire after 1 ms when given more.
+ */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+const shown = (s: string): string => JSON.stringify(s.length > 40 ? `${s.slice(0, 37)}...` : s);
+const LIMIT = `durations must be at most ${MAX_DURATION_MS} ms (about 24.8 days, the longest timer Node supports)`;
+
+/** A Synapse duration: milliseconds as a number, or a string like `500ms`, `30s`, `5m`, `1h`, `7d`; at most {@link MAX_DURATION_MS}. */
+export const DurationSchema = z
+  .union([z.number(), z.string()], { error: 'must be a duration: a number of milliseconds or a string like 30s, 5m, 1h' })
+  .transform((v, ctx) => {
+    if (typeof v === 'number') {
+      if (!Number.isInteger(v)) ctx.addIssue({ code: 'custom', message: `${v} must be a whole number of milliseconds` });
+      else if (v < 0) ctx.addIssue({ code: 'custom', message: `${v} must not be negative` });
+      else if (v > MAX_DURATION_MS) ctx.addIssue({ code: 'custom', message: `${v} ms is too long; ${LIMIT}` });
+      return v;
+    }
+    const m = /^(\d+)(ms|s|m|h|d|w|y)?$/.exec(v.trim());
     if (m === null) {
-      ctx.addIssue({ code: 'custom', message: `"${s}" is not a duration; write e.g. 30s, 5m, 1h or a number of ms` });
+      ctx.addIssue({ code: 'custom', message: `${shown(v)} is not a duration; write e.g. 30s, 5m, 1h or a number of ms` });
       return z.NEVER;
     }
-    return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
-  }),
-]);
+    const ms = Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
+    if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) {
+      ctx.addIssue({ code: 'custom', message: `${shown(v)} is ${Number.isFinite(ms) ? `${ms} ms` : 'too large to represent'}; ${LIMIT}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/**
+ * Largest `presence.change_index_size`: the index preallocates 16 bytes per
+ * entry, so this is 160 MB; beyond it start-up would fail to allocate.
+ */
+export const MAX_CHANGE_INDEX_SIZE = 10_000_000;
 
 export const ModuleEntrySchema = z.strictObject({
   module: z.string({ error: 'must be a module specifier string, e.g. ./routers/example.js#ExampleRouter' }).min(1),
@@ -48,7 +73,12 @@ const PresenceSectionSchema = z.strictObject({
   /** Deadline for each presence router callback. */
   router_timeout: DurationSchema.default(1_000),
   /** How many recent changes incremental sync can answer from memory before falling back to a full answer. */
-  change_index_size: z.number().int().min(16).default(100_000),
+  change_index_size: z
+    .number()
+    .int('must be a whole number of entries')
+    .min(16, 'must be at least 16')
+    .max(MAX_CHANGE_INDEX_SIZE, `must be at most ${MAX_CHANGE_INDEX_SIZE} (the index preallocates 16 bytes per entry)`)
+    .default(100_000),
   /**
    * When the engine commits (log append, fan-out, sync-stream emission,
    * federation): after each input (`per_input`), or once at the end of the
@@ -82,9 +112,9 @@ export const LogConfigSchema = z.discriminatedUnion('kind', [
   }),
   z.strictObject({
     kind: z.literal('file'),
-    path: z.string().min(1),
+    path: z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'must not contain a NUL character'),
     fsync: z.enum(['always', 'batch', 'never']).default('batch'),
-    snapshot_every: z.number().int().positive().default(100_000),
+    snapshot_every: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(100_000),
     /** Damage other than a torn tail found on open: keep every intact record and start (`quarantine`), or refuse to start. */
     on_corruption: z.enum(['quarantine', 'refuse']).default('quarantine'),
   }),

@@ -13,7 +13,8 @@ export type PresenceErrorCode =
   | 'LOG'
   | 'NOT_OWNER'
   | 'ENGINE_STOPPED'
-  | 'FEDERATION';
+  | 'FEDERATION'
+  | 'REMOTE_USER_LIMIT';
 
 export abstract class PresenceError extends Error {
   abstract readonly code: PresenceErrorCode;
@@ -118,6 +119,32 @@ export class FederationError extends PresenceError {
   constructor(destination: string, message: string, options?: { cause?: unknown }) {
     super(`federation send to ${destination} failed: ${message}`, options);
     this.destination = destination;
+  }
+}
+
+/**
+ * Inbound federation named a remote user this server does not hold yet while
+ * the cap on remote users (per origin server, or in total) is reached: the
+ * user's presence items are dropped until the count falls or the cap is raised.
+ */
+export class RemoteUserLimitError extends PresenceError {
+  readonly code = 'REMOTE_USER_LIMIT' as const;
+  readonly origin: string;
+  /** `server`: the origin's own cap; `total`: the cap over every origin. */
+  readonly scope: 'server' | 'total';
+  readonly limit: number;
+  /** New users refused in the transaction that hit the cap. */
+  readonly refused: number;
+  constructor(origin: string, scope: 'server' | 'total', limit: number, refused: number) {
+    super(
+      scope === 'server'
+        ? `${origin} already has ${limit} remote users here (the cap per server); ${refused} new user(s) refused. Raise service.federation.max_remote_users_per_server if this is expected`
+        : `this server already holds ${limit} remote users (the total cap); ${refused} new user(s) from ${origin} refused. Raise service.federation.max_remote_users if this is expected`,
+    );
+    this.origin = origin;
+    this.scope = scope;
+    this.limit = limit;
+    this.refused = refused;
   }
 }
 

@@ -31,6 +31,7 @@ export {
   LogCorruptionError,
   EngineStoppedError,
   FederationError,
+  RemoteUserLimitError,
   isPresenceError,
 } from './errors.js';
 export type { PresenceErrorCode, LogCorruption } from './errors.js';
@@ -77,7 +78,7 @@ export type {
   FederationLink,
   FederationOutboundStats,
 } from './federation/outbound.js';
-export { receiveTransactionEdus, FederationEduSchema } from './federation/inbound.js';
-export type { FederationReceiver, TransactionResult } from './federation/inbound.js';
+export { receiveTransactionEdus, FederationEduSchema, InboundFederation, InboundLimitsSchema } from './federation/inbound.js';
+export type { FederationReceiver, TransactionResult, BoundedTransactionResult, InboundLimits, InboundFederationOptions } from './federation/inbound.js';
 export { connectLoopback, LoopbackNetwork } from './federation/loopback.js';
 export type { LoopbackOptions, LoopbackSend, LoopbackStats, LoopbackPeer } from './federation/loopback.js';

@@ -9,7 +9,7 @@
 import { Immer, type Draft } from 'immer';
 import type { DeviceId, UserId } from './ids.js';
 import type { PresenceFields, UserStepEvent } from './events.js';
-import { defaultRecord, type DevicePresence, type UserPresenceState, type UserRecord } from './presence.js';
+import { defaultRecord, ownEntry, type DevicePresence, type UserPresenceState, type UserRecord } from './presence.js';
 
 // The fold's own immer: records are never mutated outside it, and freezing
 // every produced record is a cost paid for nothing. A private instance leaves
@@ -151,7 +151,7 @@ function devicesStep(
 ): Readonly<Record<DeviceId, DevicePresence | null>> | undefined {
   let removed = false;
   for (const k in prev) {
-    if (!(k in next)) {
+    if (!Object.hasOwn(next, k)) {
       removed = true;
       break;
     }
@@ -159,7 +159,7 @@ function devicesStep(
   if (!removed) {
     for (const k in next) {
       const d = next[k as DeviceId];
-      if (d !== undefined && !sameDevice(prev[k as DeviceId], d)) return next;
+      if (d !== undefined && !sameDevice(ownEntry(prev, k), d)) return next;
     }
     return undefined;
   }
@@ -179,13 +179,13 @@ function changedEntries<V>(
 ): Record<DeviceId, V | null> | undefined {
   let out: Record<DeviceId, V | null> | undefined;
   for (const k in prev) {
-    if (k in next) continue;
+    if (Object.hasOwn(next, k)) continue;
     if (out === undefined) out = { [k]: null };
     else out[k as DeviceId] = null;
   }
   for (const k in next) {
     const v = next[k as DeviceId];
-    if (v === undefined || same(prev[k as DeviceId], v)) continue;
+    if (v === undefined || same(ownEntry(prev, k), v)) continue;
     if (out === undefined) out = { [k]: v };
     else out[k as DeviceId] = v;
   }

@@ -111,6 +111,16 @@ export function isDormant(r: UserRecord): boolean {
   return r.presence.state === 'offline' && isEmpty(r.devices) && isEmpty(r.syncs);
 }
 
+/**
+ * `map[key]` when `map` has `key` as its own property, else undefined. Device
+ * ids are chosen by clients, so a plain read would find inherited members for
+ * ids such as `constructor` or `toString`; records may also come from JSON
+ * (snapshots, logs) with the usual prototype, so every keyed read goes here.
+ */
+export function ownEntry<V>(map: Readonly<Record<DeviceId, V>>, key: DeviceId | string): V | undefined {
+  return Object.hasOwn(map, key) ? map[key as DeviceId] : undefined;
+}
+
 export function isEmpty(o: object): boolean {
   for (const _ in o) return false;
   return true;

@@ -7,6 +7,7 @@ import type { DeviceId } from './ids.js';
 import {
   EMPTY_MAP,
   PRESENCE_PRIORITY,
+  ownEntry,
   samePresenceAs,
   type DevicePresence,
   type PresenceValue,
@@ -175,7 +176,7 @@ function withSyncCount(syncs: Readonly<Record<DeviceId, number>>, deviceId: Devi
 }
 
 function device(r: UserRecord, deviceId: DeviceId): DevicePresence {
-  return r.devices[deviceId] ?? { state: 'offline', lastActiveTs: 0, lastSyncTs: 0 };
+  return ownEntry(r.devices, deviceId) ?? { state: 'offline', lastActiveTs: 0, lastSyncTs: 0 };
 }
 
 /**
@@ -227,13 +228,13 @@ export function syncStarted(
   now: number,
   cfg: RuleConfig,
 ): UserRecord {
-  const syncs = withSyncCount(r.syncs, deviceId, (r.syncs[deviceId] ?? 0) + 1);
+  const syncs = withSyncCount(r.syncs, deviceId, (ownEntry(r.syncs, deviceId) ?? 0) + 1);
   return setState(withRecord(r.presence, r.devices, syncs), { deviceId, presence, statusMsg: null, isSync: true }, now, cfg);
 }
 
 /** Spec §2.6 exit: a sync request on a device finished. */
 export function syncEnded(r: UserRecord, deviceId: DeviceId, now: number): UserRecord {
-  const syncs = withSyncCount(r.syncs, deviceId, (r.syncs[deviceId] ?? 0) - 1);
+  const syncs = withSyncCount(r.syncs, deviceId, (ownEntry(r.syncs, deviceId) ?? 0) - 1);
   const old = device(r, deviceId);
   const p = r.presence;
   return withRecord(
@@ -278,7 +279,7 @@ export function localTimeout(r: UserRecord, now: number, cfg: RuleConfig): UserR
       changed = true;
     }
     let removed = false;
-    if ((r.syncs[id] ?? 0) === 0) {
+    if ((ownEntry(r.syncs, id) ?? 0) === 0) {
       const limit = d.state === 'busy' ? t.busyTimeout : t.syncOnlineTimeout;
       if (now - Math.max(d.lastSyncTs, d.lastActiveTs) > limit) removed = true;
     }
@@ -355,7 +356,7 @@ export function nextDeadline(r: UserRecord, isMine: boolean, cfg: RuleConfig): n
     const d = r.devices[key as DeviceId];
     if (d === undefined) continue;
     if (d.state === 'online') due = Math.min(due, d.lastActiveTs + t.idleTimeout + 1);
-    if ((r.syncs[key as DeviceId] ?? 0) === 0) {
+    if ((ownEntry(r.syncs, key) ?? 0) === 0) {
       const limit = d.state === 'busy' ? t.busyTimeout : t.syncOnlineTimeout;
       due = Math.min(due, Math.max(d.lastSyncTs, d.lastActiveTs) + limit + 1);
     }

@@ -13,6 +13,7 @@ import type { EventLog } from '../log/event-log.js';
 import type { Logger } from '../logger.js';
 import { loadPresenceModules } from '../router/load-modules.js';
 import { openDurableEngine } from './durable.js';
+import { checkLogDirectory } from '../log/log-path.js';
 
 export interface CreateFromConfigOptions {
   /** A homeserver.yaml to read. Relative module paths resolve against its directory. */
@@ -61,9 +62,11 @@ export async function createPresenceEngineFromConfig(options: CreateFromConfigOp
   let engine: PresenceEngine;
   if (options.log === undefined && config.log.kind === 'file') {
     // `log: { kind: file, path }`: a durable engine (snapshot + tail restored, periodic snapshots).
+    const path = resolvePath(dir, config.log.path);
+    checkLogDirectory(path);
     const durable = openDurableEngine({
       config,
-      path: resolvePath(dir, config.log.path),
+      path,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
     });

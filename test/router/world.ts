@@ -114,7 +114,7 @@ export interface Running {
  */
 export async function startWorld(world: World, callbacks: readonly PresenceRouterCallbacks[], options: { quietTimers?: boolean } = {}): Promise<Running> {
   // quietTimers: presence timeouts far beyond the test's horizon, so only router deadlines depend on time.
-  const quiet = { idle_timeout: '30d', sync_online_timeout: '30d', busy_timeout: '30d', federation_timeout: '60d', federation_ping_interval: '30d' };
+  const quiet = { idle_timeout: '20d', sync_online_timeout: '20d', busy_timeout: '20d', federation_timeout: '24d', federation_ping_interval: '20d' };
   const presence = { router_timeout: ROUTER_TIMEOUT, ...(options.quietTimers === true ? quiet : {}) };
   const { engine, clock } = createTestEngine({ serverName: 'hs.test', config: { presence } });
   callbacks.forEach((cb, i) => createModuleApi(engine, `m${i}`).registerPresenceRouterCallbacks(cb));

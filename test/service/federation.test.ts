@@ -4,7 +4,7 @@
  * authenticated with the per-peer shared secret.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { signRequest } from '../../service/http-transport.js';
+import { authorizationHeader } from '../../service/http-transport.js';
 import { closeAll, expectMatrixError, http, startService, waitFor, type Running, type SyncBody } from './helpers.js';
 
 afterEach(closeAll);
@@ -83,8 +83,7 @@ describe('federation between two services', () => {
     const path = '/_matrix/federation/v1/send/txn-1';
     const content = { push: [{ user_id: BOB, presence: 'online', last_active_ago: 10, currently_active: true }] };
     const txn = JSON.stringify({ origin: 'b.test', origin_server_ts: Date.now(), pdus: [], edus: [{ edu_type: 'm.presence', content }] });
-    const auth = (origin: string, secret: string, body: string, p = path, destination = 'a.test') =>
-      `X-Presence-HMAC origin="${origin}",destination="${destination}",sig="${signRequest(secret, 'PUT', p, origin, destination, body)}"`;
+    const auth = (origin: string, secret: string, body: string, p = path, destination = 'a.test') => authorizationHeader(secret, 'PUT', p, origin, destination, body);
     const send = (headers: Record<string, string>, body = txn, p = path) => http(a.url, 'PUT', p, { body, headers: { 'content-type': 'application/json', ...headers } });
 
     expectMatrixError(await send({}), 401, 'M_UNAUTHORIZED');
