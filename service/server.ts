@@ -3,8 +3,10 @@
  * presence engine (node:http, no framework). This file owns the lifecycle
  * (create, listen, close) and dispatch; the endpoints live in routes/:
  *
- * - routes/presence.ts: presence GET/PUT, /versions, /account/whoami
- * - routes/sync.ts: /sync (presence section, long-polling)
+ * - routes/account.ts: /login, /logout, /account/whoami
+ * - routes/client-config.ts: /versions, /capabilities, /pushrules/, filters
+ * - routes/presence.ts: presence GET/PUT
+ * - routes/sync.ts: /sync (presence and room membership, long-polling)
  * - routes/federation.ts: inbound `PUT /_matrix/federation/v1/send/{txnId}`
  *   (shared-secret HMAC, see http-transport.ts); outbound goes through
  *   `FederationSender` over `HttpFederationTransport`
@@ -19,17 +21,24 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { InvalidInputError, consoleLogger, type Clock, type Logger, type PresenceEngine, type FederationTransport, type FederationLink } from '../src/index.js';
 import { loadServiceConfigFile, parseServiceConfig, parseServiceConfigYaml, type LoadedServiceConfig, type ServiceSettings } from './config.js';
+import { Authenticator } from './auth.js';
 import { createServiceEngine } from './engine-factory.js';
 import { decodeParam, toMatrixError } from './errors.js';
 import { CORS_HEADERS, MatrixHttpError, sendError } from './http.js';
 import { HttpFederationTransport } from './http-transport.js';
+import { MembershipJournal } from './membership-journal.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
+import { PresenceRateLimits } from './presence-limits.js';
+import { RoomSync } from './room-sync.js';
+import { accountRoutes } from './routes/account.js';
 import { adminRoutes } from './routes/admin.js';
+import { clientConfigRoutes } from './routes/client-config.js';
 import { federationRoutes } from './routes/federation.js';
 import { opsRoutes } from './routes/ops.js';
 import { presenceRoutes } from './routes/presence.js';
 import type { Route, RouteHost } from './routes/route.js';
 import { syncRoutes } from './routes/sync.js';
+import { SessionStore } from './sessions.js';
 
 export { toMatrixError } from './errors.js';
 
@@ -67,6 +76,10 @@ export class PresenceService {
   private readonly link: FederationLink;
   readonly metrics: ServiceMetrics;
   readonly logger: Logger;
+  readonly auth: Authenticator;
+  private readonly limits: PresenceRateLimits;
+  private readonly journal: MembershipJournal;
+  private readonly roomSync: RoomSync;
   private readonly server: Server;
   private readonly routes: readonly Route[];
   private readonly waiters = new Set<() => void>();
@@ -77,7 +90,7 @@ export class PresenceService {
   private readonly listenHost: string;
   private readonly listenPort: number;
 
-  private constructor(engine: PresenceEngine, loaded: LoadedServiceConfig, options: PresenceServiceOptions, logger: Logger) {
+  private constructor(engine: PresenceEngine, loaded: LoadedServiceConfig, options: PresenceServiceOptions, logger: Logger, sessions: SessionStore) {
     this.engine = engine;
     this.settings = loaded.settings;
     this.logger = logger;
@@ -97,6 +110,11 @@ export class PresenceService {
     this.transport = options.transport ?? (http as HttpFederationTransport);
     this.link = engine.attachFederationTransport(this.transport, this.settings.federationTransport);
     this.metrics = createServiceMetrics(engine, http, { defaultMetrics: options.defaultMetrics ?? true, peers: [...this.settings.peers.keys()] });
+    this.auth = new Authenticator(this.settings, sessions);
+    this.limits = new PresenceRateLimits(this.settings.presenceRateLimit, engine.clock);
+    // Subscribed before the configured rooms are joined, so those joins are its first changes.
+    this.journal = new MembershipJournal(engine);
+    this.roomSync = new RoomSync(engine, this.settings.serverName, this.journal.epoch, engine.clock.now());
     this.routes = this.buildRoutes();
     this.server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
       void this.handle(req, res);
@@ -123,9 +141,16 @@ export class PresenceService {
       loaded = await loadServiceConfigFile(options.configPath);
       if (options.baseDir === undefined) baseDir = dirname(resolvePath(options.configPath));
     } else throw new InvalidInputError('options', 'give configPath, configText or config');
+    const { sessionsFile, maxSessionsPerUser } = loaded.settings;
+    const sessions = await SessionStore.open({ file: sessionsFile === undefined ? undefined : resolvePath(baseDir, sessionsFile), maxPerUser: maxSessionsPerUser, logger });
+    for (const account of loaded.settings.accounts.values()) {
+      if (account.password.kind === 'plain') {
+        logger.warn(`config: ${account.userId} has a plain-text password (service.users[].password); use password_hash (npm run hash-password) outside tests and demos`);
+      }
+    }
     const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger });
     // Attach federation first, so presence sent on the preloaded joins goes out.
-    const service = new PresenceService(engine, loaded, options, logger);
+    const service = new PresenceService(engine, loaded, options, logger, sessions);
     // One turn, committed before `create` resolves (also with per-tick turns, where a batch made outside a tick commits at once).
     engine.batch(() => {
       for (const room of loaded.settings.rooms) for (const m of room.members) engine.joinRoom(room.roomId, m);
@@ -184,6 +209,7 @@ export class PresenceService {
     await serverClosed;
     this.link.detach();
     if (this.transport instanceof HttpFederationTransport) this.transport.close();
+    this.journal.close();
     await this.engine.close();
   }
 
@@ -251,11 +277,15 @@ export class PresenceService {
       settings: this.settings,
       metrics: this.metrics,
       logger: this.logger,
+      auth: this.auth,
+      limits: this.limits,
+      journal: this.journal,
+      roomSync: this.roomSync,
       isClosing: () => this.closing,
       waitForWake: (ms, register) => this.waitForWake(ms, register),
       committed: () => this.committed(),
     };
-    return [...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
+    return [...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
   }
 
   /**

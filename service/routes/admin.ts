@@ -4,7 +4,6 @@
  */
 import { z } from 'zod';
 import { RoomIdSchema } from '../../src/index.js';
-import { authenticateAdmin } from '../auth.js';
 import { parseUserParam } from '../errors.js';
 import { MatrixHttpError, parseJsonBody, readBody, sendJson } from '../http.js';
 import type { RequestContext, Route, RouteHost } from './route.js';
@@ -20,10 +19,10 @@ function parseRoomParam(value: string | undefined): string {
 }
 
 export function adminRoutes(host: RouteHost): Route[] {
-  const { engine, settings } = host;
+  const { engine, settings, auth } = host;
 
   const setMembership = async (c: RequestContext): Promise<void> => {
-    authenticateAdmin(settings, c);
+    auth.authenticateAdmin(c);
     const room = parseRoomParam(c.params[0]);
     const user = parseUserParam(c.params[1]);
     const body = MembershipBodySchema.safeParse(parseJsonBody(await readBody(c.req, settings.maxBodyBytes)));
@@ -34,7 +33,7 @@ export function adminRoutes(host: RouteHost): Route[] {
   };
 
   const getMembers = async (c: RequestContext): Promise<void> => {
-    authenticateAdmin(settings, c);
+    auth.authenticateAdmin(c);
     const room = parseRoomParam(c.params[0]);
     sendJson(c.res, 200, { room_id: room, joined: engine.getRoomMembers(room) });
   };

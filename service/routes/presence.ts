@@ -1,34 +1,21 @@
 /**
  * Client API presence routes: `GET`/`PUT /presence/{userId}/status` (v3, r0
- * and the legacy api/v1 prefix), plus `/versions` and `/account/whoami`.
+ * and the legacy api/v1 prefix).
  */
 import { z } from 'zod';
 import { ForbiddenError } from '../../src/index.js';
-import { authenticate } from '../auth.js';
 import { parseUserParam } from '../errors.js';
 import { MatrixHttpError, parseJsonBody, readBody, sendJson } from '../http.js';
-import { CLIENT_PREFIX, type RequestContext, type Route, type RouteHost } from './route.js';
+import { type RequestContext, type Route, type RouteHost } from './route.js';
 
 /** `PUT /presence/{userId}/status` body: `presence` required, `status_msg` optional; any other key is refused (Synapse). */
 const PresenceBodySchema = z.record(z.string(), z.unknown());
 
 export function presenceRoutes(host: RouteHost): Route[] {
-  const { engine, settings } = host;
-
-  const versions = async (c: RequestContext): Promise<void> => {
-    sendJson(c.res, 200, {
-      versions: ['r0.0.1', 'r0.1.0', 'r0.2.0', 'r0.3.0', 'r0.4.0', 'r0.5.0', 'r0.6.0', 'r0.6.1', 'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11'],
-      unstable_features: { 'org.matrix.msc3026.busy_presence': engine.config.busyEnabled },
-    });
-  };
-
-  const whoami = async (c: RequestContext): Promise<void> => {
-    const user = authenticate(settings, c);
-    sendJson(c.res, 200, { user_id: user.userId, device_id: user.deviceId, is_guest: false });
-  };
+  const { engine, settings, auth, limits } = host;
 
   const getPresence = async (c: RequestContext): Promise<void> => {
-    const user = authenticate(settings, c);
+    const user = auth.authenticate(c);
     const target = parseUserParam(c.params[0]);
     if (engine.config.enabled === false) {
       sendJson(c.res, 200, { presence: 'offline' });
@@ -43,7 +30,7 @@ export function presenceRoutes(host: RouteHost): Route[] {
   };
 
   const putPresence = async (c: RequestContext): Promise<void> => {
-    const user = authenticate(settings, c);
+    const user = auth.authenticate(c);
     const target = parseUserParam(c.params[0]);
     if (target !== user.userId) throw new MatrixHttpError(403, 'M_FORBIDDEN', 'Can only set your own presence state');
     const body = parseJsonBody(await readBody(c.req, settings.maxBodyBytes));
@@ -57,6 +44,7 @@ export function presenceRoutes(host: RouteHost): Route[] {
     if ('status_msg' in fields && typeof fields.status_msg !== 'string') throw new MatrixHttpError(400, 'M_INVALID_PARAM', 'status_msg must be a string.');
     // Spec §2.12 / §3.7: when presence is not tracked the handler is skipped (even invalid states get 200).
     if (engine.config.enabled === true) {
+      limits.takeForSet(user.userId);
       engine.setPresence(user.userId, {
         presence: fields.presence,
         statusMsg: typeof fields.status_msg === 'string' ? fields.status_msg : undefined,
@@ -73,7 +61,5 @@ export function presenceRoutes(host: RouteHost): Route[] {
       pattern: new RegExp(`^/_matrix/client/(?:v3|r0|api/v1)/presence/([^/]+)/status$`),
       methods: { GET: getPresence, PUT: putPresence },
     },
-    { name: 'versions', pattern: /^\/_matrix\/client\/versions$/, methods: { GET: versions } },
-    { name: 'whoami', pattern: new RegExp(`^${CLIENT_PREFIX}/account/whoami$`), methods: { GET: whoami } },
   ];
 }

@@ -6,8 +6,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger, PresenceEngine } from '../../src/index.js';
+import type { Authenticator } from '../auth.js';
 import type { ServiceSettings } from '../config.js';
+import type { MembershipJournal } from '../membership-journal.js';
 import type { ServiceMetrics } from '../metrics.js';
+import type { PresenceRateLimits } from '../presence-limits.js';
+import type { RoomSync } from '../room-sync.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -31,6 +35,13 @@ export interface RouteHost {
   readonly settings: ServiceSettings;
   readonly metrics: ServiceMetrics;
   readonly logger: Logger;
+  /** Access tokens (config and `/login` sessions) and the admin token. */
+  readonly auth: Authenticator;
+  /** `rc_presence`: one bucket for PUT, one for /sync. */
+  readonly limits: PresenceRateLimits;
+  /** Room membership changes, for /sync's rooms section. */
+  readonly journal: MembershipJournal;
+  readonly roomSync: RoomSync;
   /** True once the service started shutting down (long-polls answer at once). */
   isClosing(): boolean;
   /** Resolve after `ms` or when woken (the wake function is handed to `register`); shutdown wakes every waiter. */
