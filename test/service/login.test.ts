@@ -8,7 +8,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../../src/index.js';
 import { parseServiceConfig } from '../../service/config.js';
 import { hashPassword, verifyPassword } from '../../service/password.js';
@@ -180,6 +182,15 @@ describe('login config', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).path).toBe(path);
+  });
+
+  it('examples/homeserver.yaml: alice logs in with the password its comment gives', async () => {
+    const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
+    const config = parseYaml(readFileSync(join(examples, 'homeserver.yaml'), 'utf8')) as Record<string, unknown>;
+    const { url } = await startService(config, { baseDir: examples, port: 0 });
+    const r = await login(url, password('alice', 'alice-demo-password'));
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toMatchObject({ user_id: '@alice:example.org' });
   });
 
   it('warns at start-up about plain-text passwords', async () => {
