@@ -97,11 +97,6 @@ export class RoomSync {
     return { join, leave, invite: {} };
   }
 
-  /** Whether a change wakes the user's long-poll: their own membership, or a room they are in. */
-  concerns(userId: UserId, change: MembershipChange): boolean {
-    return change.userId === userId || this.engine.getRoomMembers(change.roomId).includes(userId);
-  }
-
   /**
    * One joined room: `timeline` as given; `state` the create event and the
    * current members not in the timeline, unless `timelineOnly` (the client

@@ -90,8 +90,11 @@ export function syncRoutes(host: RouteHost): Route[] {
       wake?.();
     };
     const subscription = engine.syncStream(user.userId).subscribe({ next: rouse, complete: rouse });
+    // Membership changes wake the poll when they are the user's own or in one of the user's rooms
+    // (a set taken now: the user's own joins and leaves are caught by the first test).
+    const myRooms = new Set<string>(engine.getRoomsForUser(user.userId));
     const stopWatchingRooms = journal.onChange((change) => {
-      if (roomSync.concerns(user.userId, change)) rouse();
+      if (change.userId === user.userId || myRooms.has(change.roomId)) rouse();
     });
     let clientGone = false;
     const onClose = () => {
