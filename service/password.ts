@@ -31,11 +31,23 @@ export function scryptParamsProblem(hash: string): string | undefined {
   return undefined;
 }
 
-/** Hash a password for `service.users[].password_hash`. */
-export async function hashPassword(password: string): Promise<string> {
+export interface ScryptParams {
+  readonly n: number;
+  readonly r: number;
+  readonly p: number;
+}
+
+/** The parameters of a stored hash (undefined when it is not one). */
+export function scryptParamsOf(hash: string): ScryptParams | undefined {
+  const m = SCRYPT_HASH_PATTERN.exec(hash);
+  return m === null ? undefined : { n: Number(m[1]), r: Number(m[2]), p: Number(m[3]) };
+}
+
+/** Hash a password for `service.users[].password_hash` (lower `params` only for tests). */
+export async function hashPassword(password: string, params: ScryptParams = DEFAULTS): Promise<string> {
   const salt = randomBytes(16);
-  const { n, r, p, keyLength } = DEFAULTS;
-  const key = await scryptAsync(password, salt, keyLength, { N: n, r, p, maxmem: maxmemFor(n, r) });
+  const { n, r, p } = params;
+  const key = await scryptAsync(password, salt, DEFAULTS.keyLength, { N: n, r, p, maxmem: maxmemFor(n, r) });
   return `$scrypt$n=${n},r=${r},p=${p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { RateLimiter } from '../../src/rate-limit.js';
 import { MatrixHttpError, parseJsonBody, readBody, sendJson } from '../http.js';
-import { hashPassword, verifyPassword, type PasswordCredential } from '../password.js';
+import { hashPassword, scryptParamsOf, verifyPassword, type PasswordCredential } from '../password.js';
 import { newDeviceId } from '../sessions.js';
 import { CLIENT_PREFIX, type RequestContext, type Route, type RouteHost } from './route.js';
 
@@ -25,8 +25,10 @@ const FORBIDDEN = () => new MatrixHttpError(403, 'M_FORBIDDEN', 'Invalid usernam
 export function accountRoutes(host: RouteHost): Route[] {
   const { engine, settings, auth } = host;
   const attempts = new RateLimiter(settings.loginRateLimit.perSecond, settings.loginRateLimit.burstCount);
-  // Unknown users are checked against this, so a wrong user name takes as long as a wrong password.
+  // Unknown users are checked against this, hashed like the configured ones, so a wrong user name takes as long as a wrong password.
   let decoy: Promise<PasswordCredential> | undefined;
+  const firstHash = [...settings.accounts.values()].find((a) => a.password.kind === 'scrypt')?.password;
+  const decoyParams = firstHash?.kind === 'scrypt' ? scryptParamsOf(firstHash.hash) : undefined;
   // Matrix user ids are matched case-insensitively at login (as Synapse does).
   const accounts = new Map([...settings.accounts.values()].map((a) => [a.userId.toLowerCase(), a]));
 
@@ -56,7 +58,7 @@ export function accountRoutes(host: RouteHost): Route[] {
     if (wait > 0) throw new MatrixHttpError(429, 'M_LIMIT_EXCEEDED', 'Too many login attempts for this account', { retry_after_ms: wait });
     const account = accounts.get(name);
     if (account === undefined) {
-      decoy ??= hashPassword('decoy').then((hash) => ({ kind: 'scrypt', hash }));
+      decoy ??= hashPassword('decoy', decoyParams).then((hash) => ({ kind: 'scrypt', hash }));
       await verifyPassword(await decoy, body.password);
       throw FORBIDDEN();
     }

@@ -28,12 +28,13 @@ function tempDir(): string {
   return d;
 }
 
-// Hashing costs a few hundred ms: once for the file.
+// The default cost takes a few hundred ms per check; a cheap one keeps these tests fast (the defaults are tested below).
+const CHEAP = { n: 1024, r: 8, p: 1 };
 let aliceHash: Promise<string> | undefined;
 
 /** alice logs in with a scrypt hash, bob with a plain-text password (and keeps his static token). */
 async function loginConfig(extra: Record<string, unknown> = {}) {
-  aliceHash ??= hashPassword('alice secret');
+  aliceHash ??= hashPassword('alice secret', CHEAP);
   return testConfig({
     service: {
       users: [
