@@ -5,12 +5,14 @@
  * and keeps its sync loop running across a service restart (same port, same
  * file log, tokens from `/login` kept in the sessions file).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ClientEvent, createClient, SyncState, UserEvent, type MatrixClient, type MatrixEvent, type User } from 'matrix-js-sdk';
 import { logger as sdkGlobalLogger, type Logger } from 'matrix-js-sdk/lib/logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { ALICE, BOB, SHARED_ROOM, TOKENS, closeAll, http, presencePath, startService, testConfig, waitFor } from './helpers.js';
 
 const quietLogger: Logger = {
@@ -80,6 +82,20 @@ describe('matrix-js-sdk startClient against the service', () => {
     expect(alice.getRooms().map((r) => r.roomId)).toEqual([SHARED_ROOM]);
     // The initial sync's presence reached the client's user objects.
     expect(alice.getUser(ALICE)?.presence).toBe('online');
+  });
+
+  it('examples/homeserver.yaml: alice logs in with her password and reaches PREPARED', async () => {
+    const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
+    const config = parseYaml(readFileSync(join(examples, 'homeserver.yaml'), 'utf8')) as Record<string, unknown>;
+    const { url } = await startService(config, { baseDir: examples, port: 0 });
+    const login = await track(createClient({ baseUrl: url, logger: quietLogger })).loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: 'alice' },
+      password: 'alice-demo-password',
+    });
+    const alice = track(createClient({ baseUrl: url, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id, logger: quietLogger }));
+    await startAndPrepare(alice);
+    expect(alice.getRoom('!lobby:example.org')?.getJoinedMembers().map((m) => m.userId).sort()).toEqual(['@alice:example.org', '@bob:example.org', '@dave:remote.example']);
   });
 
   it('fires User.presence for a room peer’s PUT', async () => {

@@ -4,7 +4,7 @@
  * and left, long-polls woken by membership, and tokens from another run.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, ALICE, BOB, CAROL, SHARED_ROOM, TOKENS, SYNC_TOKEN, clientPath, closeAll, http, startService } from './helpers.js';
+import { ADMIN_TOKEN, ALICE, BOB, CAROL, SHARED_ROOM, TOKENS, SYNC_TOKEN, clientPath, closeAll, http, startService, testConfig } from './helpers.js';
 
 afterEach(closeAll);
 
@@ -83,8 +83,8 @@ describe('/sync rooms', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('a membership change wakes a long-poll of a member of the room, not of others', async () => {
-    const { url } = await startService();
+  it.each(['per_input', 'per_tick'])('a membership change wakes a long-poll of a member of the room, not of others (turns: %s)', async (turns) => {
+    const { url } = await startService(testConfig({ top: { presence: { enabled: true, turns } } }));
     const a0 = await sync(url, ALICE);
     const c0 = await sync(url, CAROL);
     const started = Date.now();
