@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { ConfigError, HomeserverConfigSchema, configErrorFromZod, RoomIdSchema, ServerNameSchema, UserIdSchema, serverNameOf } from '../src/index.js';
 import { MAX_DURATION_MS } from '../src/config.js';
 import type { FederationTransportOptions, InboundLimits, RoomId, ServerName, UserId } from '../src/index.js';
+import { SCRYPT_HASH_PATTERN, scryptParamsProblem, type PasswordCredential } from './password.js';
 
 const PortSchema = z.number().int().min(0).max(65_535);
 
@@ -23,12 +24,39 @@ const MillisSchema = z
   .int('must be a whole number of milliseconds')
   .max(MAX_DURATION_MS, `must be at most ${MAX_DURATION_MS} ms (about 24.8 days, the longest timer Node supports)`);
 
-export const ServiceUserSchema = z.strictObject({
-  user_id: UserIdSchema,
-  access_token: z.string().min(8, 'access tokens must be at least 8 characters'),
-  /** The device this token belongs to (default: `TOKEN_<n>`-style id derived from the user). */
-  device_id: z.string().min(1).max(255).optional(),
-});
+
+/** `$scrypt$n=<N>,r=<r>,p=<p>$<salt>$<key>` (base64url salt and key), as printed by `npm run hash-password`. */
+export const PasswordHashSchema = z
+  .string()
+  .regex(
+    SCRYPT_HASH_PATTERN,
+    'must be a $scrypt$n=<N>,r=<r>,p=<p>$<salt>$<key> string: create one with `npm run hash-password` (or use `password` for a plain-text password)',
+  )
+  .superRefine((hash, ctx) => {
+    const problem = scryptParamsProblem(hash);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `unusable scrypt parameters: ${problem}` });
+  });
+
+export const ServiceUserSchema = z
+  .strictObject({
+    user_id: UserIdSchema,
+    /** A static access token (never expires, cannot be logged out). */
+    access_token: z.string().min(8, 'access tokens must be at least 8 characters').optional(),
+    /** The device of the static token (default: `DEVICE_<index>`). */
+    device_id: z.string().min(1).max(255).optional(),
+    /** Password for `POST /login` (`m.login.password`), stored hashed. */
+    password_hash: PasswordHashSchema.optional(),
+    /** Plain-text password for `POST /login`; allowed for tests and demos, warned about at start-up. */
+    password: z.string().min(1, 'the password must not be empty').optional(),
+  })
+  .refine((u) => !(u.password !== undefined && u.password_hash !== undefined), {
+    error: 'give password_hash or password, not both',
+    path: ['password'],
+  })
+  .refine((u) => u.access_token !== undefined || u.password_hash !== undefined || u.password !== undefined, {
+    error: 'give the user an access_token, a password_hash (for /login) or both',
+    path: ['access_token'],
+  });
 
 export const ServiceRoomSchema = z.strictObject({
   room_id: RoomIdSchema,
@@ -64,6 +92,21 @@ export const ServiceSectionSchema = z.strictObject({
   /** Serve `/metrics` (Prometheus text format). */
   metrics: z.boolean().default(true),
   users: z.array(ServiceUserSchema).default([]),
+  login: z
+    .strictObject({
+      /**
+       * Where access tokens issued by `POST /login` are kept across restarts
+       * (relative to the config file). Without it they live in memory only.
+       */
+      sessions_file: z.string().min(1).optional(),
+      /** Most sessions (logged-in devices) kept per user; logging in beyond it ends the oldest. */
+      max_sessions_per_user: z.number().int().positive().default(100),
+      /** `POST /login` attempts per account (Synapse's `rc_login.account` defaults); over it: 429. */
+      rate_limit: z
+        .strictObject({ per_second: z.number().positive(), burst_count: z.number().int().positive() })
+        .default({ per_second: 0.17, burst_count: 3 }),
+    })
+    .default({ max_sessions_per_user: 100, rate_limit: { per_second: 0.17, burst_count: 3 } }),
   rooms: z.array(ServiceRoomSchema).default([]),
   federation: z
     .strictObject({
@@ -106,9 +149,16 @@ export const ServiceConfigFileSchema = HomeserverConfigSchema.extend({
   service: ServiceSectionSchema.default(ServiceSectionSchema.parse({})),
 });
 
+/** Who a request acts as: a user and the device its access token belongs to. */
 export interface ServiceUser {
   readonly userId: UserId;
   readonly deviceId: string;
+}
+
+/** A configured local user that can log in with a password. */
+export interface LoginAccount {
+  readonly userId: UserId;
+  readonly password: PasswordCredential;
 }
 
 export interface ServicePeer {
@@ -129,8 +179,18 @@ export interface ServiceSettings {
   readonly readTimeoutMs: number;
   readonly maxConnections: number;
   readonly metrics: boolean;
-  /** access token → user */
+  /** static access token (`service.users[].access_token`) → user */
   readonly tokens: ReadonlyMap<string, ServiceUser>;
+  /** users with a password, by user id */
+  readonly accounts: ReadonlyMap<UserId, LoginAccount>;
+  /** number of configured users */
+  readonly userCount: number;
+  /** `service.login.sessions_file` as written (relative paths resolve against the config's directory) */
+  readonly sessionsFile: string | undefined;
+  readonly maxSessionsPerUser: number;
+  readonly loginRateLimit: { readonly perSecond: number; readonly burstCount: number };
+  /** `rc_presence.per_user`: the service applies it (one bucket for PUT, one for /sync), see routes/presence-limits.ts */
+  readonly presenceRateLimit: { readonly perSecond: number; readonly burstCount: number };
   readonly rooms: readonly { readonly roomId: RoomId; readonly members: readonly UserId[] }[];
   readonly peers: ReadonlyMap<ServerName, ServicePeer>;
   readonly federationRequestTimeoutMs: number;
@@ -161,14 +221,21 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
   const s = c.service;
   const serverName = c.server_name;
   const tokens = new Map<string, ServiceUser>();
-  const seenUsers = new Set<string>();
+  const accounts = new Map<UserId, LoginAccount>();
   s.users.forEach((u, i) => {
     const path = `service.users[${i}]`;
     if (serverNameOf(u.user_id) !== serverName) throw new ConfigError(`${path}.user_id`, `${u.user_id} is not a user of ${serverName}`);
-    if (tokens.has(u.access_token)) throw new ConfigError(`${path}.access_token`, 'access tokens must be unique');
-    if (s.admin_token !== undefined && u.access_token === s.admin_token) throw new ConfigError(`${path}.access_token`, 'must differ from service.admin_token');
-    seenUsers.add(u.user_id);
-    tokens.set(u.access_token, { userId: u.user_id, deviceId: u.device_id ?? `DEVICE_${i}` });
+    if (u.access_token !== undefined) {
+      if (tokens.has(u.access_token)) throw new ConfigError(`${path}.access_token`, 'access tokens must be unique');
+      if (s.admin_token !== undefined && u.access_token === s.admin_token) throw new ConfigError(`${path}.access_token`, 'must differ from service.admin_token');
+      tokens.set(u.access_token, { userId: u.user_id, deviceId: u.device_id ?? `DEVICE_${i}` });
+    }
+    // A user may be listed more than once (one static token per device), with a password on one entry.
+    if ((u.password_hash ?? u.password) !== undefined && accounts.has(u.user_id)) {
+      throw new ConfigError(`${path}.password`, `${u.user_id} already has a password in an earlier entry`);
+    }
+    if (u.password_hash !== undefined) accounts.set(u.user_id, { userId: u.user_id, password: { kind: 'scrypt', hash: u.password_hash } });
+    else if (u.password !== undefined) accounts.set(u.user_id, { userId: u.user_id, password: { kind: 'plain', password: u.password } });
   });
   if (s.federation.max_backoff_ms < s.federation.initial_backoff_ms) {
     throw new ConfigError('service.federation.max_backoff_ms', 'must be at least service.federation.initial_backoff_ms');
@@ -193,6 +260,12 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
       maxConnections: s.max_connections,
       metrics: s.metrics,
       tokens,
+      accounts,
+      userCount: new Set(s.users.map((u) => u.user_id)).size,
+      sessionsFile: s.login.sessions_file,
+      maxSessionsPerUser: s.login.max_sessions_per_user,
+      loginRateLimit: { perSecond: s.login.rate_limit.per_second, burstCount: s.login.rate_limit.burst_count },
+      presenceRateLimit: { perSecond: c.rc_presence.per_user.per_second, burstCount: c.rc_presence.per_user.burst_count },
       rooms: s.rooms.map((room) => ({ roomId: room.room_id, members: room.members })),
       peers,
       federationRequestTimeoutMs: s.federation.request_timeout_ms,

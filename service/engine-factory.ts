@@ -15,6 +15,14 @@ export interface EngineFactoryOptions {
   readonly logger: Logger;
 }
 
+/**
+ * The service applies `rc_presence` itself, one bucket per endpoint
+ * (presence-limits.ts); the engine's own limiter, one bucket for both, is
+ * lifted so it never refuses first.
+ */
+const ENGINE_RATE_LIMIT_LIFTED = { per_user: { per_second: 1e9, burst_count: 1e9 } };
+
 export function createServiceEngine(options: EngineFactoryOptions): Promise<PresenceEngine> {
-  return createPresenceEngineFromConfig({ config: options.raw, baseDir: options.baseDir, clock: options.clock, logger: options.logger });
+  const config = { ...options.raw, rc_presence: ENGINE_RATE_LIMIT_LIFTED };
+  return createPresenceEngineFromConfig({ config, baseDir: options.baseDir, clock: options.clock, logger: options.logger });
 }

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     logger.error(isPresenceError(error) ? error.message : `could not start: ${error instanceof Error ? error.message : String(error)}`, { config: configPath });
     process.exit(1);
   }
-  logger.info(`config ${configPath}; ${service.settings.tokens.size} user(s), ${service.settings.rooms.length} room(s), ${service.settings.peers.size} peer(s)`);
+  logger.info(`config ${configPath}; ${service.settings.userCount} user(s), ${service.settings.rooms.length} room(s), ${service.settings.peers.size} peer(s)`);
 
   let stopping = false;
   const shutdown = (signal: string): void => {

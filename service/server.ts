@@ -1,71 +1,45 @@
 /**
  * The reference node service: a small Matrix-shaped HTTP front end over the
- * presence engine (node:http, no framework).
+ * presence engine (node:http, no framework). This file owns the lifecycle
+ * (create, listen, close) and dispatch; the endpoints live in routes/:
  *
- * Client API (v3, with r0 aliases): presence GET/PUT, /sync (presence section
- * only, long-polling), /versions, /account/whoami. Federation: inbound
- * `PUT /_matrix/federation/v1/send/{txnId}` from configured peers (shared-secret
- * HMAC, see http-transport.ts), outbound through `FederationSender`. Admin:
- * room membership. Ops: `/metrics` (Prometheus), `/health`.
+ * - routes/account.ts: /login, /logout, /account/whoami
+ * - routes/client-config.ts: /versions, /capabilities, /pushrules/, filters
+ * - routes/presence.ts: presence GET/PUT
+ * - routes/sync.ts: /sync (presence and room membership, long-polling)
+ * - routes/federation.ts: inbound `PUT /_matrix/federation/v1/send/{txnId}`
+ *   (shared-secret HMAC, see http-transport.ts); outbound goes through
+ *   `FederationSender` over `HttpFederationTransport`
+ * - routes/admin.ts: room membership (admin token)
+ * - routes/ops.ts: `/metrics` (Prometheus), `/health`
  *
- * Every error is Matrix's `{errcode, error}`; every handler is wrapped so no
- * request can take the process down.
+ * Every error is Matrix's `{errcode, error}` (errors.ts); every handler is
+ * wrapped so no request can take the process down.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { z } from 'zod';
-import {
-  EngineStoppedError,
-  ForbiddenError,
-  InvalidInputError,
-  RateLimitedError,
-  RoomIdSchema,
-  UserIdSchema,
-  consoleLogger,
-  formatPresenceEvent,
-  isPresenceError,
-  type Clock,
-  type Logger,
-  type PresenceEngine,
-  type PresenceEventJson,
-  type NewEvents,
-  type FederationTransport,
-  type FederationLink,
-} from '../src/index.js';
-import { loadServiceConfigFile, parseServiceConfig, parseServiceConfigYaml, type LoadedServiceConfig, type ServiceSettings, type ServiceUser } from './config.js';
+import { InvalidInputError, consoleLogger, type Clock, type Logger, type PresenceEngine, type FederationTransport, type FederationLink } from '../src/index.js';
+import { loadServiceConfigFile, parseServiceConfig, parseServiceConfigYaml, type LoadedServiceConfig, type ServiceSettings } from './config.js';
+import { Authenticator } from './auth.js';
 import { createServiceEngine } from './engine-factory.js';
-import { CORS_HEADERS, MatrixHttpError, accessTokenOf, answerClientError, parseJsonBody, readBody, sendError, sendJson } from './http.js';
-import { HttpFederationTransport, verifySignature } from './http-transport.js';
-import { FederationEndpoint } from './federation-endpoint.js';
+import { decodeParam, toMatrixError } from './errors.js';
+import { CORS_HEADERS, MatrixHttpError, answerClientError, sendError } from './http.js';
+import { HttpFederationTransport } from './http-transport.js';
+import { MembershipJournal } from './membership-journal.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
+import { PresenceRateLimits } from './presence-limits.js';
+import { RoomSync } from './room-sync.js';
+import { accountRoutes } from './routes/account.js';
+import { adminRoutes } from './routes/admin.js';
+import { clientConfigRoutes } from './routes/client-config.js';
+import { federationRoutes } from './routes/federation.js';
+import { opsRoutes } from './routes/ops.js';
+import { presenceRoutes } from './routes/presence.js';
+import type { Route, RouteHost } from './routes/route.js';
+import { syncRoutes } from './routes/sync.js';
+import { SessionStore } from './sessions.js';
 
-// ───────────────────────────── request schemas ─────────────────────────────
-
-/** `PUT /presence/{userId}/status` body: `presence` required, `status_msg` optional; any other key is refused (Synapse). */
-const PresenceBodySchema = z.record(z.string(), z.unknown());
-
-/** `since` tokens are `p<presence stream id>`. */
-const SinceSchema = z
-  .string()
-  .regex(/^p(0|[1-9][0-9]{0,14})$/, 'since must be a next_batch token returned by this server (p<number>)')
-  .transform((s) => Number(s.slice(1)));
-
-const SyncQuerySchema = z.object({
-  since: SinceSchema.optional(),
-  timeout: z
-    .string()
-    .regex(/^[0-9]{1,10}$/, 'timeout must be a non-negative integer number of milliseconds')
-    .transform(Number)
-    .optional(),
-  set_presence: z.enum(['online', 'unavailable', 'offline'], { error: 'set_presence must be online, unavailable or offline' }).optional(),
-  full_state: z.enum(['true', 'false'], { error: 'full_state must be true or false' }).optional(),
-  filter: z.string().optional(),
-});
-
-const MembershipBodySchema = z.strictObject({
-  membership: z.enum(['join', 'leave', 'ban'], { error: 'membership must be join, leave or ban' }),
-});
 
 // ───────────────────────────── options ─────────────────────────────
 
@@ -93,19 +67,6 @@ export interface PresenceServiceOptions {
 
 const SHUTDOWN_GRACE_MS = 2_000;
 
-interface Route {
-  readonly name: string;
-  readonly pattern: RegExp;
-  readonly methods: Readonly<Record<string, (ctx: RequestContext) => Promise<void>>>;
-}
-
-interface RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly params: readonly string[];
-  readonly query: URLSearchParams;
-}
-
 /** One running service: HTTP server, engine, outbound federation transport and metrics. */
 export class PresenceService {
   readonly engine: PresenceEngine;
@@ -114,10 +75,13 @@ export class PresenceService {
   private readonly link: FederationLink;
   readonly metrics: ServiceMetrics;
   readonly logger: Logger;
+  readonly auth: Authenticator;
+  private readonly limits: PresenceRateLimits;
+  private readonly journal: MembershipJournal;
+  private readonly roomSync: RoomSync;
   private readonly server: Server;
   private readonly routes: readonly Route[];
   private readonly waiters = new Set<() => void>();
-  private readonly federation: FederationEndpoint;
   private closing = false;
   private activeRequests = 0;
   private closed: Promise<void> | undefined;
@@ -125,7 +89,7 @@ export class PresenceService {
   private readonly listenHost: string;
   private readonly listenPort: number;
 
-  private constructor(engine: PresenceEngine, loaded: LoadedServiceConfig, options: PresenceServiceOptions, logger: Logger) {
+  private constructor(engine: PresenceEngine, loaded: LoadedServiceConfig, options: PresenceServiceOptions, logger: Logger, sessions: SessionStore) {
     this.engine = engine;
     this.settings = loaded.settings;
     this.logger = logger;
@@ -145,8 +109,12 @@ export class PresenceService {
     this.transport = options.transport ?? (http as HttpFederationTransport);
     this.link = engine.attachFederationTransport(this.transport, this.settings.federationTransport);
     this.metrics = createServiceMetrics(engine, http, { defaultMetrics: options.defaultMetrics ?? true, peers: [...this.settings.peers.keys()] });
+    this.auth = new Authenticator(this.settings, sessions);
+    this.limits = new PresenceRateLimits(this.settings.presenceRateLimit, engine.clock);
+    // Subscribed before the configured rooms are joined, so those joins are its first changes.
+    this.journal = new MembershipJournal(engine);
+    this.roomSync = new RoomSync(engine, this.settings.serverName, this.journal.epoch, engine.clock.now());
     this.routes = this.buildRoutes();
-    this.federation = new FederationEndpoint({ engine, settings: this.settings, metrics: this.metrics, logger, committed: () => this.committed() });
     // Headers get `read_timeout_ms` (408 from answerClientError); bodies get as long again (readBody).
     const readTimeout = this.settings.readTimeoutMs;
     this.server = createServer(
@@ -174,9 +142,16 @@ export class PresenceService {
       loaded = await loadServiceConfigFile(options.configPath);
       if (options.baseDir === undefined) baseDir = dirname(resolvePath(options.configPath));
     } else throw new InvalidInputError('options', 'give configPath, configText or config');
+    const { sessionsFile, maxSessionsPerUser } = loaded.settings;
+    const sessions = await SessionStore.open({ file: sessionsFile === undefined ? undefined : resolvePath(baseDir, sessionsFile), maxPerUser: maxSessionsPerUser, logger });
+    for (const account of loaded.settings.accounts.values()) {
+      if (account.password.kind === 'plain') {
+        logger.warn(`config: ${account.userId} has a plain-text password (service.users[].password); use password_hash (npm run hash-password) outside tests and demos`);
+      }
+    }
     const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger });
     // Attach federation first, so presence sent on the preloaded joins goes out.
-    const service = new PresenceService(engine, loaded, options, logger);
+    const service = new PresenceService(engine, loaded, options, logger, sessions);
     // One turn, committed before `create` resolves (also with per-tick turns, where a batch made outside a tick commits at once).
     engine.batch(() => {
       for (const room of loaded.settings.rooms) for (const m of room.members) engine.joinRoom(room.roomId, m);
@@ -235,6 +210,7 @@ export class PresenceService {
     await serverClosed;
     this.link.detach();
     if (this.transport instanceof HttpFederationTransport) this.transport.close();
+    this.journal.close();
     await this.engine.close();
   }
 
@@ -297,98 +273,20 @@ export class PresenceService {
   }
 
   private buildRoutes(): Route[] {
-    const client = '/_matrix/client/(?:v3|r0)';
-    return [
-      {
-        name: 'presence',
-        pattern: new RegExp(`^/_matrix/client/(?:v3|r0|api/v1)/presence/([^/]+)/status$`),
-        methods: { GET: (c) => this.getPresence(c), PUT: (c) => this.putPresence(c) },
-      },
-      { name: 'sync', pattern: new RegExp(`^${client}/sync$`), methods: { GET: (c) => this.sync(c) } },
-      { name: 'versions', pattern: /^\/_matrix\/client\/versions$/, methods: { GET: (c) => this.versions(c) } },
-      { name: 'whoami', pattern: new RegExp(`^${client}/account/whoami$`), methods: { GET: (c) => this.whoami(c) } },
-      { name: 'federation_send', pattern: /^\/_matrix\/federation\/v1\/send\/([^/]+)$/, methods: { PUT: (c) => this.federationSend(c) } },
-      {
-        name: 'admin_membership',
-        pattern: /^\/_presence\/admin\/v1\/rooms\/([^/]+)\/members\/([^/]+)$/,
-        methods: { PUT: (c) => this.adminSetMembership(c) },
-      },
-      { name: 'admin_members', pattern: /^\/_presence\/admin\/v1\/rooms\/([^/]+)\/members$/, methods: { GET: (c) => this.adminGetMembers(c) } },
-      { name: 'metrics', pattern: /^\/metrics$/, methods: { GET: (c) => this.metricsEndpoint(c) } },
-      { name: 'health', pattern: /^\/health$/, methods: { GET: async (c) => sendJson(c.res, 200, { status: 'ok' }) } },
-    ];
-  }
-
-  // ───────────────────────────── auth ─────────────────────────────
-
-  private authenticate(c: RequestContext): ServiceUser {
-    const token = accessTokenOf(c.req, c.query);
-    if (token === undefined) throw new MatrixHttpError(401, 'M_MISSING_TOKEN', 'Missing access token.');
-    const user = this.settings.tokens.get(token);
-    if (user === undefined) throw new MatrixHttpError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false });
-    return user;
-  }
-
-  private authenticateAdmin(c: RequestContext): void {
-    const token = accessTokenOf(c.req, c.query);
-    if (token === undefined) throw new MatrixHttpError(401, 'M_MISSING_TOKEN', 'Missing access token.');
-    if (this.settings.adminToken !== undefined && verifySignature(this.settings.adminToken, token)) return;
-    if (this.settings.tokens.has(token)) throw new MatrixHttpError(403, 'M_FORBIDDEN', 'You are not a server admin (use service.admin_token).');
-    throw new MatrixHttpError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false });
-  }
-
-  // ───────────────────────────── client API ─────────────────────────────
-
-  private async versions(c: RequestContext): Promise<void> {
-    sendJson(c.res, 200, {
-      versions: ['r0.0.1', 'r0.1.0', 'r0.2.0', 'r0.3.0', 'r0.4.0', 'r0.5.0', 'r0.6.0', 'r0.6.1', 'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11'],
-      unstable_features: { 'org.matrix.msc3026.busy_presence': this.engine.config.busyEnabled },
-    });
-  }
-
-  private async whoami(c: RequestContext): Promise<void> {
-    const user = this.authenticate(c);
-    sendJson(c.res, 200, { user_id: user.userId, device_id: user.deviceId, is_guest: false });
-  }
-
-  private async getPresence(c: RequestContext): Promise<void> {
-    const user = this.authenticate(c);
-    const target = parseUserParam(c.params[0]);
-    if (this.engine.config.enabled === false) {
-      sendJson(c.res, 200, { presence: 'offline' });
-      return;
-    }
-    try {
-      sendJson(c.res, 200, this.engine.getPresence(user.userId, target));
-    } catch (error) {
-      if (error instanceof ForbiddenError) throw new MatrixHttpError(403, 'M_FORBIDDEN', 'You are not allowed to see their presence.');
-      throw error;
-    }
-  }
-
-  private async putPresence(c: RequestContext): Promise<void> {
-    const user = this.authenticate(c);
-    const target = parseUserParam(c.params[0]);
-    if (target !== user.userId) throw new MatrixHttpError(403, 'M_FORBIDDEN', 'Can only set your own presence state');
-    const body = parseJsonBody(await readBody(c.req, this.settings.maxBodyBytes, this.settings.readTimeoutMs));
-    const parsed = PresenceBodySchema.safeParse(body);
-    if (!parsed.success || Array.isArray(body)) throw new MatrixHttpError(400, 'M_BAD_JSON', 'Unable to parse state: the body must be a JSON object');
-    const fields = parsed.data;
-    const unknown = Object.keys(fields).filter((k) => k !== 'presence' && k !== 'status_msg');
-    if (!('presence' in fields)) throw new MatrixHttpError(400, 'M_BAD_JSON', 'Unable to parse state: presence is required');
-    if (unknown.length > 0) throw new MatrixHttpError(400, 'M_BAD_JSON', `Unable to parse state: unknown key(s) ${unknown.join(', ')}`);
-    if (typeof fields.presence !== 'string') throw new MatrixHttpError(400, 'M_INVALID_PARAM', 'Invalid presence state: presence must be a string');
-    if ('status_msg' in fields && typeof fields.status_msg !== 'string') throw new MatrixHttpError(400, 'M_INVALID_PARAM', 'status_msg must be a string.');
-    // Spec §2.12 / §3.7: when presence is not tracked the handler is skipped (even invalid states get 200).
-    if (this.engine.config.enabled === true) {
-      this.engine.setPresence(user.userId, {
-        presence: fields.presence,
-        statusMsg: typeof fields.status_msg === 'string' ? fields.status_msg : undefined,
-        deviceId: user.deviceId,
-      });
-    }
-    await this.committed();
-    sendJson(c.res, 200, {});
+    const host: RouteHost = {
+      engine: this.engine,
+      settings: this.settings,
+      metrics: this.metrics,
+      logger: this.logger,
+      auth: this.auth,
+      limits: this.limits,
+      journal: this.journal,
+      roomSync: this.roomSync,
+      isClosing: () => this.closing,
+      waitForWake: (ms, register) => this.waitForWake(ms, register),
+      committed: () => this.committed(),
+    };
+    return [...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
   }
 
   /**
@@ -401,77 +299,6 @@ export class PresenceService {
   private async committed(): Promise<void> {
     if (this.engine.config.turns !== 'per_tick') return;
     await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-
-  private async sync(c: RequestContext): Promise<void> {
-    const user = this.authenticate(c);
-    const q = SyncQuerySchema.safeParse(Object.fromEntries(c.query));
-    if (!q.success) {
-      const issue = q.error.issues[0];
-      throw new MatrixHttpError(400, 'M_INVALID_PARAM', issue?.message ?? 'invalid query parameter');
-    }
-    const { since: sinceToken, timeout: requestedTimeout, set_presence: setPresence, full_state: fullState } = q.data;
-    const timeout = Math.min(requestedTimeout ?? 0, this.settings.maxSyncTimeoutMs);
-    const full = fullState === 'true';
-    const since = full ? null : (sinceToken ?? null);
-    const initial = since === null;
-
-    const handle = this.engine.userSyncing(user.userId, { deviceId: user.deviceId, setPresence: setPresence ?? 'online' });
-    let woken = false;
-    let wake: (() => void) | undefined;
-    const subscription = this.engine.syncStream(user.userId).subscribe({
-      next: () => {
-        woken = true;
-        wake?.();
-      },
-      complete: () => {
-        woken = true;
-        wake?.();
-      },
-    });
-    let clientGone = false;
-    const onClose = () => {
-      clientGone = true;
-      wake?.();
-    };
-    c.res.once('close', onClose);
-    this.metrics.longPollsOpen.inc();
-    try {
-      let result = await this.newEvents(user, since, initial);
-      if (!initial && result.events.length === 0 && timeout > 0) {
-        const deadline = Date.now() + timeout;
-        for (;;) {
-          if (clientGone || this.closing) break;
-          if (!woken) {
-            const remaining = deadline - Date.now();
-            if (remaining <= 0) break;
-            await this.waitForWake(remaining, (fn) => (wake = fn));
-            wake = undefined;
-            if (clientGone) break;
-          }
-          woken = false;
-          // Woken (or timed out, or shutting down): ask the engine what this user may see since `since`.
-          result = await this.newEvents(user, since, initial);
-          if (result.events.length > 0 || Date.now() >= deadline || this.closing) break;
-        }
-      }
-      if (clientGone) return;
-      const now = this.engine.clock.now();
-      const busy = this.engine.config.busyWireValue;
-      const events: PresenceEventJson[] = result.events.map((s) => formatPresenceEvent(s, now, busy));
-      const body: { next_batch: string; presence?: { events: PresenceEventJson[] } } = { next_batch: `p${result.nextToken}` };
-      if (events.length > 0 && this.engine.config.enabled !== false) body.presence = { events };
-      sendJson(c.res, 200, body, this.closing ? { connection: 'close' } : {});
-    } finally {
-      this.metrics.longPollsOpen.dec();
-      c.res.off('close', onClose);
-      subscription.unsubscribe();
-      handle.end();
-    }
-  }
-
-  private async newEvents(user: ServiceUser, since: number | null, initial: boolean): Promise<NewEvents> {
-    return this.engine.getNewEvents(user.userId, since, initial ? {} : { includeOffline: true });
   }
 
   /** Resolve after `ms` or when woken (the wake function is handed to `register`). */
@@ -487,73 +314,6 @@ export class PresenceService {
       register(done);
     });
   }
-
-  // ───────────────────────────── federation ─────────────────────────────
-
-  /** Authentication and limits: federation-endpoint.ts. */
-  private async federationSend(c: RequestContext): Promise<void> {
-    await this.federation.handle(c.req, c.res, c.params[0] ?? '');
-  }
-
-  // ───────────────────────────── admin ─────────────────────────────
-
-  private async adminSetMembership(c: RequestContext): Promise<void> {
-    this.authenticateAdmin(c);
-    const room = RoomIdSchema.safeParse(c.params[0]);
-    if (!room.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', `invalid room id: ${room.error.issues[0]?.message ?? ''}`);
-    const user = parseUserParam(c.params[1]);
-    const body = MembershipBodySchema.safeParse(parseJsonBody(await readBody(c.req, this.settings.maxBodyBytes, this.settings.readTimeoutMs)));
-    if (!body.success) throw new MatrixHttpError(400, 'M_BAD_JSON', body.error.issues[0]?.message ?? 'invalid body');
-    this.engine.setMembership(room.data, user, body.data.membership);
-    await this.committed();
-    sendJson(c.res, 200, { room_id: room.data, user_id: user, membership: body.data.membership });
-  }
-
-  private async adminGetMembers(c: RequestContext): Promise<void> {
-    this.authenticateAdmin(c);
-    const room = RoomIdSchema.safeParse(c.params[0]);
-    if (!room.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', `invalid room id: ${room.error.issues[0]?.message ?? ''}`);
-    sendJson(c.res, 200, { room_id: room.data, joined: this.engine.getRoomMembers(room.data) });
-  }
-
-  private async metricsEndpoint(c: RequestContext): Promise<void> {
-    if (!this.settings.metrics) throw new MatrixHttpError(404, 'M_UNRECOGNIZED', 'metrics are disabled (service.metrics: false)');
-    const text = await this.metrics.render();
-    c.res.writeHead(200, { 'content-type': this.metrics.registry.contentType, 'content-length': String(Buffer.byteLength(text)) });
-    c.res.end(text);
-  }
-}
-
-// ───────────────────────────── helpers ─────────────────────────────
-
-function decodeParam(p: string): string {
-  try {
-    return decodeURIComponent(p);
-  } catch {
-    throw new MatrixHttpError(400, 'M_INVALID_PARAM', 'malformed percent-encoding in the path');
-  }
-}
-
-function parseUserParam(value: string | undefined): string {
-  const r = UserIdSchema.safeParse(value);
-  if (!r.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', `Invalid user id: ${r.error.issues[0]?.message ?? 'malformed'}`);
-  return r.data;
-}
-
-/** Map anything thrown by a handler to a Matrix error. */
-export function toMatrixError(error: unknown): MatrixHttpError {
-  if (error instanceof MatrixHttpError) return error;
-  if (error instanceof RateLimitedError) {
-    return new MatrixHttpError(429, 'M_LIMIT_EXCEEDED', 'Too many requests', { retry_after_ms: error.retryAfterMs });
-  }
-  if (error instanceof ForbiddenError) return new MatrixHttpError(403, 'M_FORBIDDEN', error.message);
-  if (error instanceof InvalidInputError) {
-    if (error.field === 'presence') return new MatrixHttpError(400, 'M_INVALID_PARAM', `Invalid presence state: ${error.message}`);
-    return new MatrixHttpError(400, 'M_INVALID_PARAM', error.message);
-  }
-  if (error instanceof EngineStoppedError) return new MatrixHttpError(503, 'M_UNKNOWN', 'The server is shutting down');
-  if (isPresenceError(error)) return new MatrixHttpError(500, 'M_UNKNOWN', error.message);
-  return new MatrixHttpError(500, 'M_UNKNOWN', 'Internal server error');
 }
 
 /** Create and start a service (`listen`), logging where it listens. */

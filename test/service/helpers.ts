@@ -124,3 +124,8 @@ export interface SyncBody {
 
 export const clientPath = (p: string) => `/_matrix/client/v3${p}`;
 export const presencePath = (userId: string) => clientPath(`/presence/${encodeURIComponent(userId)}/status`);
+
+/** `next_batch` tokens: `p<presence stream id>_m<membership position>_<epoch>`. */
+export const SYNC_TOKEN = /^p\d+_m\d+_[0-9a-f]+$/;
+/** The presence stream id of a `next_batch` token. */
+export const presencePosition = (token: string): number => Number(/^p(\d+)/.exec(token)?.[1] ?? NaN);

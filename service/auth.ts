@@ -1,0 +1,52 @@
+/**
+ * Who is calling: static access tokens of local users
+ * (`service.users[].access_token`), tokens issued by `POST /login`
+ * (sessions.ts) and the admin token (`service.admin_token`).
+ */
+import type { ServiceSettings, ServiceUser } from './config.js';
+import { MatrixHttpError, accessTokenOf } from './http.js';
+import { verifySignature } from './http-transport.js';
+import type { IncomingMessage } from 'node:http';
+import type { SessionStore } from './sessions.js';
+
+/** The parts of a request that carry its access token. */
+interface TokenCarrier {
+  readonly req: IncomingMessage;
+  readonly query: URLSearchParams;
+}
+
+/** The caller: the user, their device, their token and where the token comes from. */
+export interface Requester extends ServiceUser {
+  readonly token: string;
+  /** `config`: a static token from the config (cannot be logged out); `session`: issued by `/login`. */
+  readonly source: 'config' | 'session';
+}
+
+export class Authenticator {
+  constructor(
+    private readonly settings: ServiceSettings,
+    readonly sessions: SessionStore,
+  ) {}
+
+  /** The user whose access token the request carries, or 401. */
+  authenticate(c: TokenCarrier): Requester {
+    const token = accessTokenOf(c.req, c.query);
+    if (token === undefined) throw new MatrixHttpError(401, 'M_MISSING_TOKEN', 'Missing access token.');
+    const fixed = this.settings.tokens.get(token);
+    if (fixed !== undefined) return { ...fixed, token, source: 'config' };
+    const session = this.sessions.lookup(token);
+    if (session !== undefined) return { userId: session.userId, deviceId: session.deviceId, token, source: 'session' };
+    throw new MatrixHttpError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false });
+  }
+
+  /** Accept only the admin token: 403 for a user's token, 401 otherwise. */
+  authenticateAdmin(c: TokenCarrier): void {
+    const token = accessTokenOf(c.req, c.query);
+    if (token === undefined) throw new MatrixHttpError(401, 'M_MISSING_TOKEN', 'Missing access token.');
+    if (this.settings.adminToken !== undefined && verifySignature(this.settings.adminToken, token)) return;
+    if (this.settings.tokens.has(token) || this.sessions.lookup(token) !== undefined) {
+      throw new MatrixHttpError(403, 'M_FORBIDDEN', 'You are not a server admin (use service.admin_token).');
+    }
+    throw new MatrixHttpError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false });
+  }
+}
