@@ -39,6 +39,10 @@ import { createServiceEngine } from './engine-factory.js';
 import { CORS_HEADERS, MatrixHttpError, accessTokenOf, parseJsonBody, readBody, sendError, sendJson } from './http.js';
 import { HttpFederationTransport, parseAuthHeader, signRequest, verifySignature } from './http-transport.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
+import { logAccess } from './ops/access-log.js';
+import { healthOf, sendHealth, watchEngineStop } from './ops/health.js';
+import { probesOf } from './ops/probes.js';
+import { timeFederationSends } from './ops/timed-transport.js';
 
 // ───────────────────────────── request schemas ─────────────────────────────
 
@@ -151,7 +155,9 @@ export class PresenceService {
           })
         : undefined;
     this.transport = options.transport ?? (http as HttpFederationTransport);
-    this.link = engine.attachFederationTransport(this.transport, this.settings.federationTransport);
+    const sends = probesOf(engine).federationSend;
+    this.link = engine.attachFederationTransport(timeFederationSends(this.transport, (s, result) => sends.observe({ result }, s)), this.settings.federationTransport);
+    watchEngineStop(engine);
     this.metrics = createServiceMetrics(engine, http, { defaultMetrics: options.defaultMetrics ?? true, peers: [...this.settings.peers.keys()] });
     this.routes = this.buildRoutes();
     this.server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
@@ -277,8 +283,11 @@ export class PresenceService {
     } catch (error) {
       this.sendFailure(req, res, error);
     } finally {
-      const finish = () =>
-        this.metrics.observeRequest(req.method ?? '?', routeName, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+      const finish = () => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        this.metrics.observeRequest(req.method ?? '?', routeName, res.statusCode, seconds);
+        logAccess(this.logger, req, routeName, res.statusCode, seconds, (token) => this.settings.tokens.get(token)?.userId);
+      };
       if (res.writableFinished) finish();
       else res.once('close', finish);
     }
@@ -321,6 +330,7 @@ export class PresenceService {
       { name: 'admin_members', pattern: /^\/_presence\/admin\/v1\/rooms\/([^/]+)\/members$/, methods: { GET: (c) => this.adminGetMembers(c) } },
       { name: 'metrics', pattern: /^\/metrics$/, methods: { GET: (c) => this.metricsEndpoint(c) } },
       { name: 'health', pattern: /^\/health$/, methods: { GET: async (c) => sendJson(c.res, 200, { status: 'ok' }) } },
+      { name: 'presence_health', pattern: /^\/_presence\/health$/, methods: { GET: async (c) => sendHealth(c.res, healthOf(this.engine, { closing: this.closing, listening: this.server.listening })) } },
     ];
   }
 

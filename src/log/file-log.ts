@@ -64,6 +64,8 @@ export interface FileEventLogOptions {
   /** Snapshots kept on disk (default 2, at least 2: the latest and its fallback). */
   readonly keepSnapshots?: number;
   readonly logger?: Logger;
+  /** Called after each fsync of appended data with its duration in ms (e.g. for a metrics histogram). */
+  readonly onFsync?: ((ms: number) => void) | undefined;
 }
 
 /** What {@link FileEventLog.open} (and {@link FileEventLog.loadSnapshot}) found and repaired. */
@@ -152,6 +154,7 @@ export class FileEventLog implements EventLog {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private failure: Error | undefined;
+  private readonly onFsync: ((ms: number) => void) | undefined;
 
   private constructor(dir: string, options: FileEventLogOptions) {
     this.dir = dir;
@@ -160,6 +163,7 @@ export class FileEventLog implements EventLog {
     this.batchIntervalMs = options.batchIntervalMs ?? 50;
     this.segmentBytes = options.segmentBytes ?? 16 * 1024 * 1024;
     this.keepSnapshots = Math.max(2, options.keepSnapshots ?? 2);
+    this.onFsync = options.onFsync;
     this.recovery = {
       segments: 0,
       firstPosition: 0,
@@ -214,6 +218,11 @@ export class FileEventLog implements EventLog {
    */
   get syncedPosition(): number {
     return this.synced;
+  }
+
+  /** Why the log refuses appends (a failed write or fsync left the state on disk uncertain); `undefined` while healthy. */
+  get failed(): Error | undefined {
+    return this.failure;
   }
 
   /** Entries after this position are readable; earlier ones were compacted into snapshots. */
@@ -590,8 +599,10 @@ export class FileEventLog implements EventLog {
       this.timer = undefined;
     }
     if (this.unsynced && this.fd >= 0) {
+      const t0 = this.onFsync === undefined ? 0 : performance.now();
       fdatasyncSync(this.fd);
       this.unsynced = false;
+      this.onFsync?.(performance.now() - t0);
     }
     this.synced = this.pos;
     this.lastSyncAt = Date.now();
