@@ -12,6 +12,8 @@ import { startPresenceService, type PresenceService } from './server.js';
 
 /** A second signal within this many ms of the first is the same request (see onSignal). */
 const REPEAT_MS = 1_000;
+/** How often a service started by npm checks that its parent is still there. */
+const PARENT_POLL_MS = 250;
 
 export const SERVE_USAGE = `usage: presence-engine serve [<homeserver.yaml>] [options]
 
@@ -113,6 +115,17 @@ export async function serve(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // Under npm (npx, npm exec, npm start) a shell may sit between npm and this process and not pass a
+  // signal on: when the process that started us goes away, stop as if signalled.
+  if (process.env.npm_command !== undefined) {
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent && signalled === undefined) {
+        logger.info(`the parent process (${parent}, run by npm ${process.env.npm_command}) exited`);
+        onSignal('parent exit');
+      }
+    }, PARENT_POLL_MS).unref();
+  }
 
   logger.info(`starting with config ${configPath}`);
   try {

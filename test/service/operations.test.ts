@@ -157,7 +157,7 @@ describe('operating the service', () => {
 
   it('/_presence/health: ready with a memory log; not ready while closing or once the engine stopped', async () => {
     const { service, url } = await startService(testConfig());
-    await http(url, 'PUT', presencePath(ALICE), { token: TOKENS[ALICE], json: { presence: 'online' } });
+    await http(url, 'PUT', presencePath(ALICE), { token: TOKENS[ALICE] as string, json: { presence: 'online' } });
     const r = await http(url, 'GET', '/_presence/health');
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ status: 'ready', reasons: [], log: { kind: 'memory', position: service.engine.log.position, lag_entries: 0 } });
@@ -172,7 +172,7 @@ describe('operating the service', () => {
     const dir = mkdtempSync(join(tmpdir(), 'presence-ops-'));
     tempDirs.push(dir);
     const { service, url } = await startService(testConfig({ top: { log: { kind: 'file', path: join(dir, 'log'), fsync: 'never' } } }));
-    await http(url, 'PUT', presencePath(ALICE), { token: TOKENS[ALICE], json: { presence: 'online' } });
+    await http(url, 'PUT', presencePath(ALICE), { token: TOKENS[ALICE] as string, json: { presence: 'online' } });
     const r = await http(url, 'GET', '/_presence/health');
     expect(r.status).toBe(200);
     const log = (r.body as { log: { kind: string; position: number; synced_position: number; lag_entries: number } }).log;
