@@ -5,9 +5,10 @@
  * Prometheus conventions checked here (histograms as _bucket/_sum/_count,
  * no mixed total in a labelled gauge).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, http, presencePath, startService, waitFor } from './helpers.js';
 
@@ -16,6 +17,7 @@ const A = { alice: '@alice:a.test', carol: '@carol:a.test' };
 const BOB = '@bob:b.test';
 const ROOM = '!m:a.test';
 const dirs: string[] = [];
+const root = fileURLToPath(new URL('../../', import.meta.url));
 
 afterEach(async () => {
   await closeAll();
@@ -45,6 +47,7 @@ export const LISTED_SERIES: Readonly<Record<string, 'histogram' | 'counter' | 'g
   presence_federation_send_failures_total: 'counter',
   presence_federation_dropped_states_total: 'counter',
   presence_federation_transactions_total: 'counter',
+  presence_federation_unroutable_edus_total: 'counter',
   presence_federation_inbound_transactions_total: 'counter',
   presence_federation_queue_size: 'gauge',
   presence_federation_queue_states: 'gauge',
@@ -74,7 +77,8 @@ function config(name: 'a.test' | 'b.test', logDir?: string): Record<string, unkn
     service: {
       listen: { host: '127.0.0.1', port: 0 },
       users,
-      rooms: [{ room_id: ROOM, members: [A.alice, A.carol, BOB] }],
+      // @dave's server is no configured peer: EDUs for it are counted as unroutable.
+      rooms: [{ room_id: ROOM, members: [A.alice, A.carol, BOB, '@dave:c.test'] }],
       federation: { peers: [{ server_name: name === 'a.test' ? 'b.test' : 'a.test', url: 'http://127.0.0.1:9', shared_secret: SECRET }], initial_backoff_ms: 10, max_backoff_ms: 50 },
     },
   };
@@ -126,4 +130,26 @@ describe('/metrics after a short load', () => {
     expect(text).toMatch(/^presence_federation_queue_size\{destination="b.test"\} \d+$/m);
     expect(text).not.toContain('destination="*"');
   }, 60_000);
+});
+
+describe('the metrics documentation and dashboard', () => {
+  const names = (text: string) => new Set([...text.matchAll(/presence_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+
+  it('docs/service.md lists exactly the series the test checks', () => {
+    const doc = readFileSync(join(root, 'docs', 'service.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Metrics'), doc.indexOf('## Operating the service'));
+    const rows = section.split('\n').filter((l) => l.startsWith('| `presence_'));
+    const documented = new Set(rows.flatMap((r) => [...names(r.split(' | ')[0] ?? '')]));
+    expect([...documented].sort()).toEqual(Object.keys(LISTED_SERIES).sort());
+  });
+
+  it('the Grafana dashboard uses only listed series, and every histogram', () => {
+    const dashboard = JSON.parse(readFileSync(join(root, 'examples', 'grafana-dashboard.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(10);
+    const used = names(exprs.join('\n'));
+    for (const name of used) expect(Object.keys(LISTED_SERIES), `${name} in the dashboard`).toContain(name);
+    for (const [name, type] of Object.entries(LISTED_SERIES)) if (type === 'histogram') expect([...used], name).toContain(name);
+    for (const e of exprs) if (e.includes('histogram_quantile')) expect(e, 'quantiles over _bucket rates by le').toMatch(/sum by \(le[,)][\s\S]*_bucket/);
+  });
 });

@@ -4,7 +4,7 @@
  * an access log, a file log reports its start-up and shutdown work, and
  * /_presence/health says whether the service is ready.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +107,20 @@ const fileLogConfig = (dir: string) =>
   ].join('\n');
 
 describe('operating the service', () => {
+  it('the presence-engine command: --help lists the commands, serve --help its options, an unknown command exits 2', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, 'service', 'start.mjs'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const help = cli('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/usage: presence-engine <command>[\s\S]*\n {2}serve {2}/);
+    const serveHelp = cli('serve', '--help');
+    expect(serveHelp.status).toBe(0);
+    expect(serveHelp.stdout).toContain('--log-level');
+    const unknown = cli('explode');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "explode"');
+    expect(cli('serve', '--port', 'eighty').status).toBe(2);
+  });
+
   it('npm start: SIGTERM to the npm PID stops the service (nothing keeps serving)', async () => {
     const p = await launch('npm', ['start', '--', '--port', '0']);
     expect((await fetch(`${p.url}/_matrix/client/versions`)).status).toBe(200);
