@@ -132,6 +132,22 @@ describe('/metrics after a short load', () => {
   }, 60_000);
 });
 
+describe('state transitions across a restart', () => {
+  it('knows the restored state of a user: online → unavailable after a restart, not offline → unavailable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'presence-metrics-'));
+    dirs.push(dir);
+    const cfg = config('a.test', join(dir, 'log'));
+    const first = await startService(cfg);
+    expect((await http(first.url, 'PUT', presencePath(A.alice), { token: 'alice-a-token', json: { presence: 'online' } })).status).toBe(200);
+    await closeAll();
+    const second = await startService(cfg);
+    expect((await http(second.url, 'PUT', presencePath(A.alice), { token: 'alice-a-token', json: { presence: 'unavailable' } })).status).toBe(200);
+    const text = (await http(second.url, 'GET', '/metrics')).text;
+    expect(text).toMatch(/^presence_state_transitions_total\{from="online",to="unavailable"\} 1$/m);
+    expect(text).not.toMatch(/^presence_state_transitions_total\{from="offline",to="unavailable"\}/m);
+  });
+});
+
 describe('the metrics documentation and dashboard', () => {
   const names = (text: string) => new Set([...text.matchAll(/presence_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
 
