@@ -2,7 +2,7 @@
  * `presence-engine serve [config]`: run the reference service until SIGTERM
  * or SIGINT, then shut down cleanly (answer open long-polls, finish requests,
  * write the shutdown snapshot of a file log, flush) and exit 0. A second
- * signal exits at once with status 1.
+ * signal a second or more after the first exits at once with status 1.
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
