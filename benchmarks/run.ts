@@ -15,8 +15,9 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { fmtNum, renderSvg, type Panel } from './chart.js';
-import type { Metric, ScenarioResult, Series } from './scenarios.js';
+import { fmtNum } from './chart.js';
+import { benchmarkChart } from './charts.js';
+import type { Metric, ScenarioResult } from './scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -143,62 +144,6 @@ function table(results: readonly ScenarioResult[]): string {
   return rows.join('\n');
 }
 
-function metric(results: readonly ScenarioResult[], key: string): number | undefined {
-  for (const r of results) for (const m of r.metrics) if (m.key === key) return m.value;
-  return undefined;
-}
-
-function charts(results: readonly ScenarioResult[]): string {
-  const us = [1_000, 10_000, 100_000, 1_000_000];
-  const pick = (keyOf: (u: number) => string, name: string): Series => {
-    const x: number[] = [];
-    const y: number[] = [];
-    for (const u of us) {
-      const v = metric(results, keyOf(u));
-      if (v !== undefined) {
-        x.push(u);
-        y.push(v);
-      }
-    }
-    return { name, x, y };
-  };
-  const panels: Panel[] = [
-    {
-      title: 'Deliveries/s and cost per input vs U',
-      xLabel: 'users (U), rooms of ~50 members, 10% listening',
-      yLabel: 'deliveries/s · µs per input',
-      logX: true,
-      logY: true,
-      series: [pick((u) => `growth.${u}.deliveries`, 'deliveries/s'), pick((u) => `growth.${u}.input`, 'µs per input')],
-    },
-    {
-      title: 'Heap per user vs U',
-      xLabel: 'users (U)',
-      yLabel: 'bytes',
-      logX: true,
-      logY: true,
-      series: [pick((u) => `mem.${u}.offline`, 'per known offline user'), pick((u) => `mem.${u}.online`, 'per online user (with actor)'), pick((u) => `mem.${u}.membership`, 'per membership')],
-      refs: [
-        { y: 300, label: 'target 300 B' },
-        { y: 4096, label: 'target 4 KB' },
-      ],
-    },
-  ];
-  const latDefault = results.find((r) => r.scenario === 'latency')?.series?.latency ?? [];
-  const latTuned = (results.find((r) => r.scenario === 'latency-small-young-gen')?.series?.latency ?? []).map((s) => ({ ...s, name: `${s.name}, --max-semi-space-size=2` }));
-  const latTick = (results.find((r) => r.scenario === 'latency-per-tick')?.series?.latency ?? []).map((s) => ({ ...s, name: `${s.name}, per-tick turns` }));
-  const latTickTuned = (results.find((r) => r.scenario === 'latency-per-tick-small-young-gen')?.series?.latency ?? []).map((s) => ({
-    ...s,
-    name: `${s.name}, per-tick turns, --max-semi-space-size=2`,
-  }));
-  const latAll = [...latDefault, ...latTuned, ...latTick, ...latTickTuned];
-  const lat = latAll.length > 0 ? latAll : undefined;
-  if (lat !== undefined) panels.push({ title: 'Input → emission latency (50% of max ingest)', xLabel: 'percentile', yLabel: 'ms', logY: true, series: lat, refs: [{ y: 2, label: 'p99 target 2 ms' }] });
-  const rs = results.find((r) => r.scenario === 'room-size')?.series?.roomSize;
-  if (rs !== undefined) panels.push({ title: 'Cost vs room size (20% listening)', xLabel: 'room members', yLabel: 'µs per change · ns per delivery', logX: true, logY: true, series: rs });
-  return renderSvg(`presence-engine benchmarks (${quick ? 'quick' : 'full'}, ${new Date().toISOString().slice(0, 16)}Z)`, panels);
-}
-
 const jobs = selected();
 const env = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memGiB: +(totalmem() / 2 ** 30).toFixed(1) };
 const loadBefore = loadavg();
@@ -228,7 +173,7 @@ const suffix = quick ? '-quick' : '';
 const stamp = new Date().toISOString();
 const doc = { date: stamp, failures, mode: quick ? 'quick' : 'full', timeBase: wall ? 'wall' : 'cpu', seconds, env, loadBefore, loadAfter, results: all };
 writeFileSync(join(outDir, `latest${suffix}.json`), `${JSON.stringify(doc, null, 1)}\n`);
-writeFileSync(join(outDir, `chart${suffix}.svg`), charts(all));
+writeFileSync(join(outDir, `chart${suffix}.svg`), benchmarkChart(all, `presence-engine benchmarks (${quick ? 'quick' : 'full'}, ${new Date().toISOString().slice(0, 16)}Z)`));
 process.stdout.write(`Wrote benchmarks/results/latest${suffix}.json and chart${suffix}.svg\n`);
 
 if (writeDocs) {

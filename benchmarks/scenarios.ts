@@ -369,7 +369,7 @@ export async function latency(ctx: Ctx): Promise<Omit<ScenarioResult, 'seconds'>
       ...(tuned ? { v8Flags: '--max-semi-space-size=2' } : {}),
     },
     metrics,
-    series: { latency: [{ name: 'engine', x: [50, 90, 99, 99.9], y: [half.q(0.5), half.q(0.9), half.q(0.99), half.q(0.999)] }] },
+    series: { latency: [{ name: 'engine', x: [50, 90, 99, 99.9, 99.99], y: [half.q(0.5), half.q(0.9), half.q(0.99), half.q(0.999), half.q(0.9999)] }] },
   };
 }
 

@@ -39,6 +39,11 @@ export class Authenticator {
     throw new MatrixHttpError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false });
   }
 
+  /** The user an access token belongs to (config or session), for the access log; undefined when unknown. */
+  userOf(token: string): string | undefined {
+    return this.settings.tokens.get(token)?.userId ?? this.sessions.lookup(token)?.userId;
+  }
+
   /** Accept only the admin token: 403 for a user's token, 401 otherwise. */
   authenticateAdmin(c: TokenCarrier): void {
     const token = accessTokenOf(c.req, c.query);

@@ -1,11 +1,28 @@
 /**
- * Build the engine for the service from the (already validated) config object
- * with the library's config loader, which also loads the presence router
- * modules (`modules:`, `presence.presence_router`, `presence.routing_modules`)
- * relative to the config file's directory.
+ * Build the engine for the service from the (already validated) config
+ * object, as the library's `createPresenceEngineFromConfig` does (durable
+ * engine for `log: { kind: file }`, then the presence router modules, loaded
+ * relative to the config file's directory), with the service's probes
+ * attached: log append/fsync and snapshot timings, router call timings and
+ * start-up progress lines (service/ops/probes.ts).
  */
-import type { Clock, Logger, PresenceEngine } from '../src/index.js';
-import { createPresenceEngineFromConfig } from '../src/hosting/load.js';
+import { resolve as resolvePath } from 'node:path';
+import {
+  ConfigError,
+  InMemoryEventLog,
+  PresenceEngine,
+  loadPresenceModules,
+  openDurableEngine,
+  parseConfig,
+  type Clock,
+  type EventLog,
+  type Logger,
+} from '../src/index.js';
+import { DEFAULT_MEMORY_LOG_RETAIN } from '../src/config.js';
+import { checkLogDirectory } from '../src/log/log-path.js';
+import { EngineProbes, attachProbes } from './ops/probes.js';
+import { TimedEventLog } from './ops/timed-log.js';
+import { timeRouterRegistrations } from './ops/timed-router.js';
 
 export interface EngineFactoryOptions {
   readonly raw: Record<string, unknown>;
@@ -22,7 +39,49 @@ export interface EngineFactoryOptions {
  */
 const ENGINE_RATE_LIMIT_LIFTED = { per_user: { per_second: 1e9, burst_count: 1e9 } };
 
-export function createServiceEngine(options: EngineFactoryOptions): Promise<PresenceEngine> {
-  const config = { ...options.raw, rc_presence: ENGINE_RATE_LIMIT_LIFTED };
-  return createPresenceEngineFromConfig({ config, baseDir: options.baseDir, clock: options.clock, logger: options.logger });
+export async function createServiceEngine(options: EngineFactoryOptions): Promise<PresenceEngine> {
+  const { logger } = options;
+  const config = parseConfig({ ...options.raw, rc_presence: ENGINE_RATE_LIMIT_LIFTED });
+  const probes = new EngineProbes();
+  const decorate = (log: EventLog): TimedEventLog => {
+    const timed = new TimedEventLog(log, {
+      onAppend: (ms) => probes.logAppend.observe(ms / 1000),
+      onReadProgress: (read, done) => logger.info(done ? `log: replayed ${read} entries` : `log: replaying… ${read} entries so far`),
+    });
+    probes.log = timed;
+    return timed;
+  };
+  let engine: PresenceEngine;
+  if (config.log.kind === 'file') {
+    const path = resolvePath(options.baseDir, config.log.path);
+    checkLogDirectory(path);
+    const durable = openDurableEngine({
+      config,
+      path,
+      logger,
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      onFsync: (ms) => probes.logFsync.observe(ms / 1000),
+      onSnapshot: (info, reason) => probes.snapshot.observe({ reason }, info.ms / 1000),
+      decorateLog: (log) => {
+        probes.fileLog = log;
+        return decorate(log);
+      },
+    });
+    engine = durable.engine;
+    engine.onClose(() => durable.close());
+  } else if (config.log.kind === 'redis') {
+    throw new ConfigError('log.kind', 'the reference service runs one engine on a memory or file log; a redis log is run with RedisPresenceNode (docs/distributed.md)');
+  } else {
+    const retain = config.log.retain ?? DEFAULT_MEMORY_LOG_RETAIN;
+    engine = new PresenceEngine({ config, logger, log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
+  }
+  attachProbes(engine, probes);
+  timeRouterRegistrations(engine, (callback, seconds) => probes.routerCall.observe({ callback }, seconds));
+  try {
+    await loadPresenceModules(engine, config, { baseDir: options.baseDir });
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
+  return engine;
 }

@@ -7,6 +7,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PresenceEngine } from '../src/index.js';
 import type { HttpFederationTransport } from './http-transport.js';
+import { registerEngineObservers } from './ops/engine-metrics.js';
+import { probesOf } from './ops/probes.js';
 
 /** The inbound federation limits counted by `presence_federation_inbound_limited_total`. */
 export type InboundLimitName = 'in_flight' | 'body_bytes' | 'items' | 'remote_users_per_server' | 'remote_users_total';
@@ -47,6 +49,8 @@ export function createServiceMetrics(
 ): ServiceMetrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  for (const metric of probesOf(engine).all()) registry.registerMetric(metric);
+  registerEngineObservers(engine, registry);
 
   mirrorCounter(registry, 'presence_updates_total', 'Notified presence changes (each got a stream id).', () => engine.stats.updates);
   mirrorCounter(registry, 'presence_deliveries_total', '(recipient, changed user) pairs emitted on sync streams.', () => engine.stats.deliveries);
@@ -93,7 +97,6 @@ export function createServiceMetrics(
 
   const router = engine.router.stats;
   mirrorCounter(registry, 'presence_router_calls_total', 'Presence router callback calls.', () => router.calls);
-  mirrorCounter(registry, 'presence_router_call_duration_seconds_total', 'Total time spent in presence router callbacks, in seconds (divide by presence_router_calls_total for the mean).', () => router.totalMs / 1000);
   const routerFailures = new Counter({
     name: 'presence_router_call_failures_total',
     help: 'Presence router callback calls that failed, by kind (exception, timeout, invalid_result).',
@@ -114,13 +117,20 @@ export function createServiceMetrics(
   const peers = options.peers ?? [];
   new Gauge({
     name: 'presence_federation_queue_size',
-    help: 'Presence states waiting in the outbound federation queue, per configured peer and in total (destination="*").',
+    help: 'Presence states waiting in the outbound federation queue, per configured peer.',
     labelNames: ['destination'],
     registers: [registry],
     collect() {
       this.reset();
-      this.set({ destination: '*' }, fed().pendingStates);
       for (const d of peers) this.set({ destination: d }, engine.federationPending(d));
+    },
+  });
+  new Gauge({
+    name: 'presence_federation_queue_states',
+    help: 'Presence states waiting in the outbound federation queue for all destinations (configured peers or not).',
+    registers: [registry],
+    collect() {
+      this.set(fed().pendingStates);
     },
   });
   new Gauge({
@@ -190,6 +200,12 @@ export function createServiceMetrics(
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60],
     registers: [registry],
   });
+  const rateLimited = new Counter({
+    name: 'presence_rate_limited_requests_total',
+    help: 'Requests refused with 429 M_LIMIT_EXCEEDED (rc_presence), by route.',
+    labelNames: ['route'],
+    registers: [registry],
+  });
   const longPollsOpen = new Gauge({ name: 'presence_sync_long_polls_open', help: 'Open /sync requests waiting for presence.', registers: [registry] });
 
   return {
@@ -204,6 +220,7 @@ export function createServiceMetrics(
     observeRequest(method, route, status, seconds) {
       requests.inc({ method, route, status: String(status) });
       durations.observe({ route }, seconds);
+      if (status === 429) rateLimited.inc({ route });
     },
     droppedInbound(count, reason) {
       dropped.inc({ reason }, count);

@@ -39,6 +39,10 @@ import { presenceRoutes } from './routes/presence.js';
 import type { Route, RouteHost } from './routes/route.js';
 import { syncRoutes } from './routes/sync.js';
 import { SessionStore } from './sessions.js';
+import { logAccess } from './ops/access-log.js';
+import { healthOf, sendHealth, watchEngineStop } from './ops/health.js';
+import { probesOf } from './ops/probes.js';
+import { timeFederationSends } from './ops/timed-transport.js';
 
 
 // ───────────────────────────── options ─────────────────────────────
@@ -107,7 +111,9 @@ export class PresenceService {
           })
         : undefined;
     this.transport = options.transport ?? (http as HttpFederationTransport);
-    this.link = engine.attachFederationTransport(this.transport, this.settings.federationTransport);
+    const sends = probesOf(engine).federationSend;
+    this.link = engine.attachFederationTransport(timeFederationSends(this.transport, (s, result) => sends.observe({ result }, s)), this.settings.federationTransport);
+    watchEngineStop(engine);
     this.metrics = createServiceMetrics(engine, http, { defaultMetrics: options.defaultMetrics ?? true, peers: [...this.settings.peers.keys()] });
     this.auth = new Authenticator(this.settings, sessions);
     this.limits = new PresenceRateLimits(this.settings.presenceRateLimit, engine.clock);
@@ -248,8 +254,11 @@ export class PresenceService {
     } catch (error) {
       this.sendFailure(req, res, error);
     } finally {
-      const finish = () =>
-        this.metrics.observeRequest(req.method ?? '?', routeName, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+      const finish = () => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        this.metrics.observeRequest(req.method ?? '?', routeName, res.statusCode, seconds);
+        logAccess(this.logger, req, routeName, res.statusCode, seconds, (token) => this.auth.userOf(token));
+      };
       if (res.writableFinished) finish();
       else res.once('close', finish);
     }
@@ -286,7 +295,12 @@ export class PresenceService {
       waitForWake: (ms, register) => this.waitForWake(ms, register),
       committed: () => this.committed(),
     };
-    return [...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
+    const health: Route = {
+      name: 'presence_health',
+      pattern: /^\/_presence\/health$/,
+      methods: { GET: async (c) => sendHealth(c.res, healthOf(this.engine, { closing: this.closing, listening: this.server.listening })) },
+    };
+    return [health, ...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
   }
 
   /**

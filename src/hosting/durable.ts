@@ -17,6 +17,7 @@ import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from '..
 import { PresenceEngine } from '../engine.js';
 import { ConfigError, LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
+import type { EventLog } from '../log/event-log.js';
 import { FileEventLog, type FsyncPolicy, type OnCorruption, type RecoveryReport, type SnapshotInfo } from '../log/file-log.js';
 
 export interface DurableEngineOptions {
@@ -38,6 +39,12 @@ export interface DurableEngineOptions {
   readonly onCorruption?: OnCorruption;
   /** End syncs that were in flight at the crash (default true). */
   readonly endRestoredSyncs?: boolean;
+  /** Called after each fsync of the log with its duration in ms. */
+  readonly onFsync?: ((ms: number) => void) | undefined;
+  /** Called after each snapshot is written (`periodic`, `manual` or at `shutdown`). */
+  readonly onSnapshot?: ((info: SnapshotInfo, reason: 'periodic' | 'manual' | 'shutdown') => void) | undefined;
+  /** Wrap the log the engine appends to and replays from (e.g. to time appends); the durable engine keeps the file log itself. */
+  readonly decorateLog?: ((log: FileEventLog) => EventLog) | undefined;
 }
 
 export interface DurableRecovery extends RecoveryReport {
@@ -85,13 +92,24 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
     logger,
     ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
     ...(options.batchIntervalMs !== undefined ? { batchIntervalMs: options.batchIntervalMs } : {}),
+    onFsync: options.onFsync,
   });
+  logger.info(`log: opened ${log.dir} (positions ${log.firstPosition}..${log.position}); loading the newest snapshot`);
   let engine: PresenceEngine;
   let snapshotPosition = 0;
   try {
+    const tLoad = performance.now();
     const snapshot = log.loadSnapshot();
     snapshotPosition = snapshot?.position ?? 0;
-    engine = new PresenceEngine({ config, clock, logger, log, ...(snapshot !== undefined ? { snapshot } : {}) });
+    logger.info(
+      snapshot === undefined
+        ? `log: no snapshot; replaying ${log.position} entries`
+        : `log: snapshot at position ${snapshotPosition} loaded in ${seconds(tLoad)} s (${snapshot.users.length} users); replaying ${log.position - snapshotPosition} entries`,
+    );
+    const tReplay = performance.now();
+    const engineLog = options.decorateLog?.(log) ?? log;
+    engine = new PresenceEngine({ config, clock, logger, log: engineLog, ...(snapshot !== undefined ? { snapshot } : {}) });
+    logger.info(`log: engine restored in ${seconds(tReplay)} s`);
   } catch (error) {
     log.closeSync();
     throw error;
@@ -113,17 +131,18 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
   let lastSnapshot: SnapshotInfo | undefined;
   let snapshotBase = snapshotPosition;
   let failedAt = -1;
-  const takeSnapshot = (): SnapshotInfo => {
+  const takeSnapshot = (reason: 'periodic' | 'manual' | 'shutdown'): SnapshotInfo => {
     const info = log.writeSnapshot(engine.snapshot());
     lastSnapshot = info;
     snapshotBase = info.position;
+    options.onSnapshot?.(info, reason);
     return info;
   };
   // At the end of each turn (the engine's state matches log.position here).
   const sub = engine.committed$.subscribe(() => {
     if (log.position - snapshotBase < snapshotEvery || failedAt === log.position) return;
     try {
-      takeSnapshot();
+      takeSnapshot('periodic');
     } catch (error) {
       failedAt = log.position;
       snapshotBase = log.position; // retry after another snapshot_every entries
@@ -142,7 +161,7 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
     },
     snapshot: () => {
       if (closed) throw new LogError('the durable engine is closed');
-      return takeSnapshot();
+      return takeSnapshot('manual');
     },
     close: async (closeOptions = {}) => {
       if (closed) return;
@@ -150,12 +169,22 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
       sub.unsubscribe();
       engine.stop();
       try {
-        if (closeOptions.snapshot !== false && log.position > snapshotBase) takeSnapshot();
+        if (closeOptions.snapshot !== false && log.position > snapshotBase) {
+          logger.info(`log: writing the shutdown snapshot at position ${log.position}`);
+          const t0 = performance.now();
+          const info = takeSnapshot('shutdown');
+          logger.info(`log: shutdown snapshot written in ${seconds(t0)} s (${info.bytes} bytes)`);
+        }
       } finally {
         await log.close();
       }
     },
   };
+}
+
+/** Seconds since `t0` (a `performance.now()` reading), for progress lines. */
+function seconds(t0: number): string {
+  return ((performance.now() - t0) / 1000).toFixed(1);
 }
 
 function isParsed(c: PresenceConfig | HomeserverConfigInput): c is PresenceConfig {

@@ -21,6 +21,8 @@ export interface FileEventLogOptions {
    */
   readonly onCorruption?: OnCorruption;
   readonly logger?: Logger;
+  /** Called after each fsync of appended data with its duration in ms (e.g. for a metrics histogram). */
+  readonly onFsync?: ((ms: number) => void) | undefined;
 }
 
 /** What {@link FileEventLog.open} (and {@link FileEventLog.loadSnapshot}) found and repaired. */

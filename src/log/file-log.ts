@@ -53,6 +53,7 @@ export class FileEventLog implements EventLog {
   private readonly segmentBytes: number;
   private readonly keepSnapshots: number;
   private readonly onCorruption: OnCorruption;
+  private readonly onFsync: ((ms: number) => void) | undefined;
   private readonly listeners = new Set<(e: LogEntry) => void>();
   private segments: Segment[] = [];
   private fd = -1;
@@ -74,6 +75,7 @@ export class FileEventLog implements EventLog {
     this.segmentBytes = options.segmentBytes ?? 16 * 1024 * 1024;
     this.keepSnapshots = Math.max(2, options.keepSnapshots ?? 2);
     this.onCorruption = options.onCorruption ?? 'quarantine';
+    this.onFsync = options.onFsync;
     this.recovery = {
       segments: 0,
       firstPosition: 0,
@@ -135,6 +137,11 @@ export class FileEventLog implements EventLog {
   }
 
   /** Entries after this position are readable; earlier ones were compacted into snapshots. */
+  /** Why the log refuses appends (a failed write or fsync left the state on disk uncertain); `undefined` while healthy. */
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
   get firstPosition(): number {
     return this.segments[0]?.base ?? this.pos;
   }
@@ -437,8 +444,10 @@ export class FileEventLog implements EventLog {
       this.timer = undefined;
     }
     if (this.unsynced && this.fd >= 0) {
+      const t0 = this.onFsync === undefined ? 0 : performance.now();
       fdatasyncSync(this.fd);
       this.unsynced = false;
+      this.onFsync?.(performance.now() - t0);
     }
     this.synced = this.pos;
     this.lastSyncAt = Date.now();

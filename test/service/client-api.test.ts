@@ -416,7 +416,7 @@ describe('/metrics', () => {
     for (const name of [
       'presence_notifier_streams_open',
       'presence_router_calls_total',
-      'presence_router_call_duration_seconds_total',
+      'presence_router_call_duration_seconds',
       'presence_router_call_failures_total',
       'presence_federation_queue_size',
       'presence_inbound_dropped_items_total',

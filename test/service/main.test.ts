@@ -14,7 +14,8 @@ import { parseServiceConfig, parseServiceConfigYaml } from '../../service/config
 import { testConfig } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const tsx = join(root, 'node_modules', '.bin', 'tsx');
+// `npm start` runs `node service/start.mjs serve` (tsx registered in-process).
+const start = join(root, 'service', 'start.mjs');
 const children: ChildProcess[] = [];
 const tempDirs: string[] = [];
 
@@ -31,7 +32,7 @@ interface Started {
 }
 
 function startMain(args: string[], env: Record<string, string> = {}): Promise<Started> {
-  const child = spawn(tsx, [join(root, 'service', 'main.ts'), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [start, 'serve', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -39,7 +40,7 @@ function startMain(args: string[], env: Record<string, string> = {}): Promise<St
     const timer = setTimeout(() => reject(new Error(`service did not start within 30 s:\n${out}`)), 30_000);
     const onData = (chunk: Buffer) => {
       out += chunk.toString('utf8');
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m !== null) {
         clearTimeout(timer);
         resolve({ child, url: m[1] as string, output: () => out, exited });
@@ -95,9 +96,10 @@ describe('service entry point (npm start)', () => {
 
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'server_name: env.test\nservice:\n  listen: { port: 0 }\n  userz: []\n');
-    const child = spawn(tsx, [join(root, 'service', 'main.ts'), bad], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [start, 'serve', bad], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(1);
