@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, HomeserverConfigSchema, configErrorFromZod, RoomIdSchema, ServerNameSchema, UserIdSchema, serverNameOf } from '../src/index.js';
 import type { FederationTransportOptions, RoomId, ServerName, UserId } from '../src/index.js';
+import { DashboardSectionSchema, type DashboardSettings } from './dashboard/config.js';
 
 const PortSchema = z.number().int().min(0).max(65_535);
 
@@ -52,6 +53,8 @@ export const ServiceSectionSchema = z.strictObject({
   max_sync_timeout_ms: z.number().int().nonnegative().default(60_000),
   /** Serve `/metrics` (Prometheus text format). */
   metrics: z.boolean().default(true),
+  /** The live dashboard at `/_presence/dashboard` (docs/service.md). */
+  dashboard: DashboardSectionSchema,
   users: z.array(ServiceUserSchema).default([]),
   rooms: z.array(ServiceRoomSchema).default([]),
   federation: z
@@ -95,6 +98,7 @@ export interface ServiceSettings {
   readonly maxBodyBytes: number;
   readonly maxSyncTimeoutMs: number;
   readonly metrics: boolean;
+  readonly dashboard: DashboardSettings;
   /** access token → user */
   readonly tokens: ReadonlyMap<string, ServiceUser>;
   readonly rooms: readonly { readonly roomId: RoomId; readonly members: readonly UserId[] }[];
@@ -150,6 +154,7 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
       maxBodyBytes: s.max_body_bytes,
       maxSyncTimeoutMs: s.max_sync_timeout_ms,
       metrics: s.metrics,
+      dashboard: s.dashboard,
       tokens,
       rooms: s.rooms.map((room) => ({ roomId: room.room_id, members: room.members })),
       peers,

@@ -39,6 +39,7 @@ import { createServiceEngine } from './engine-factory.js';
 import { CORS_HEADERS, MatrixHttpError, accessTokenOf, parseJsonBody, readBody, sendError, sendJson } from './http.js';
 import { HttpFederationTransport, parseAuthHeader, signRequest, verifySignature } from './http-transport.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
+import { createDashboard, type Dashboard } from './dashboard/handler.js';
 
 // ───────────────────────────── request schemas ─────────────────────────────
 
@@ -121,6 +122,7 @@ export class PresenceService {
   readonly transport: FederationTransport;
   private readonly link: FederationLink;
   readonly metrics: ServiceMetrics;
+  readonly dashboard: Dashboard;
   readonly logger: Logger;
   private readonly server: Server;
   private readonly routes: readonly Route[];
@@ -166,6 +168,7 @@ export class PresenceService {
       } else socket.destroy();
       this.logger.debug(`http: client error: ${error.message}`);
     });
+    this.dashboard = createDashboard({ engine, settings: this.settings, server: this.server, transport: http });
   }
 
   /** Create the engine from the config, preload rooms, and build the service (not listening yet). */
@@ -227,6 +230,7 @@ export class PresenceService {
 
   private async doClose(): Promise<void> {
     this.closing = true;
+    this.dashboard.close();
     for (const wake of [...this.waiters]) wake();
     const serverClosed = new Promise<void>((resolve) => {
       if (!this.server.listening) return resolve();
@@ -320,6 +324,7 @@ export class PresenceService {
       },
       { name: 'admin_members', pattern: /^\/_presence\/admin\/v1\/rooms\/([^/]+)\/members$/, methods: { GET: (c) => this.adminGetMembers(c) } },
       { name: 'metrics', pattern: /^\/metrics$/, methods: { GET: (c) => this.metricsEndpoint(c) } },
+      { name: 'dashboard', pattern: /^\/_presence\/dashboard(\/.*)?$/, methods: { GET: (c) => this.dashboard.handle(c.req, c.res, c.params[0] ?? '', c.query) } },
       { name: 'health', pattern: /^\/health$/, methods: { GET: async (c) => sendJson(c.res, 200, { status: 'ok' }) } },
     ];
   }
