@@ -162,6 +162,7 @@ function onFrame(f) {
   set('tot-streams', fmtNum(f.totals.openSyncStreams));
   set('tot-actors', fmtNum(f.totals.liveActors));
   set('updated', new Date(f.t).toLocaleTimeString());
+  set('cost-ms', fmtMs(f.costMs));
   for (const c of charts) c.update();
   queueMicrotask(() =>
     queueMicrotask(() => {

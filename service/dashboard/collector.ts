@@ -25,9 +25,11 @@ import { EngineTaps } from './taps.js';
 
 /** Log entries kept per user for the search (newest last). */
 const RECENT_PER_USER = 6;
-/** Users whose recent entries are kept (the least recently changed are forgotten first). */
+/** Users whose recent entries are kept (beyond it, the users seen first are forgotten). */
 const RECENT_USERS = 50_000;
 const TOP_ROOMS = 10;
+/** Notified changes per second looked up room by room; above it, every k-th change is, counted k times. */
+const ROOM_SAMPLES_PER_SECOND = 2_000;
 
 export interface CollectorOptions {
   readonly engine: PresenceEngine;
@@ -78,11 +80,17 @@ export class DashboardCollector {
   private readonly history: History;
   private readonly listeners = new Set<(frame: DashboardFrame) => void>();
   private timer: NodeJS.Timeout | undefined;
+  private foldTimer: NodeJS.Timeout | undefined;
+  /** Time spent folding entries since the last tick, in ms. */
+  private foldMs = 0;
   private unsubscribe: (() => void) | undefined;
   private last = { at: 0, updates: 0, deliveries: 0, inputs: 0, calls: 0, totalMs: 0, failures: 0, timeouts: 0, invalid: 0, limited: 0, appended: 0 };
   private http429 = 0;
   private http429Seen = 0;
   private latest: DashboardFrame | undefined;
+  private lastCostMs = 0;
+  private changeSeq = 0;
+  private roomStride = 1;
 
   constructor(options: CollectorOptions) {
     this.engine = options.engine;
@@ -103,11 +111,16 @@ export class DashboardCollector {
     this.last = this.counters(performance.now());
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
+    // fold ten times a second: a second of entries held until the tick was promoted to the old generation at high rates
+    this.foldTimer = setInterval(() => this.foldQueued(), 100);
+    this.foldTimer.unref();
   }
 
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.foldTimer !== undefined) clearInterval(this.foldTimer);
     this.timer = undefined;
+    this.foldTimer = undefined;
     this.unsubscribe?.();
     this.taps.uninstall();
     this.listeners.clear();
@@ -172,9 +185,8 @@ export class DashboardCollector {
 
   /** Fold the queued log entries and emit this second's frame. Public for tests that end a second by hand. */
   tick(): DashboardFrame {
-    const queue = this.queue;
-    this.queue = [];
-    for (const entries of queue) for (const entry of entries) this.fold(entry);
+    const started = performance.now();
+    this.foldQueued();
     const now = performance.now();
     const c = this.counters(now);
     const secs = Math.max(0.001, (now - this.last.at) / 1000);
@@ -228,13 +240,17 @@ export class DashboardCollector {
         dormantRecords: stats.dormantRecords,
         streamToken: this.engine.currentToken,
       },
+      costMs: this.lastCostMs,
     };
     append.clear();
+    this.roomStride = Math.max(1, Math.ceil(frame.rates.changes / ROOM_SAMPLES_PER_SECOND));
     this.http429Seen = this.http429;
     this.last = c;
     this.remember(frame);
     this.latest = frame;
     for (const l of [...this.listeners]) l(frame);
+    this.lastCostMs = this.foldMs + (performance.now() - started);
+    this.foldMs = 0;
     return frame;
   }
 
@@ -266,12 +282,21 @@ export class DashboardCollector {
     }
   }
 
+  private foldQueued(): void {
+    if (this.queue.length === 0) return;
+    const t0 = performance.now();
+    const queue = this.queue;
+    this.queue = [];
+    for (const entries of queue) for (const entry of entries) this.fold(entry);
+    this.foldMs += performance.now() - t0;
+  }
+
   private fold(entry: LogEntry): void {
     const ev = entry.event;
     if (ev.type === 'user.step') {
       const state = ev.presence?.state;
       if (state !== undefined) this.setState(ev.userId, state);
-      if (ev.streamId !== undefined) this.rooms.changed(ev.userId);
+      if (ev.streamId !== undefined && ++this.changeSeq % this.roomStride === 0) this.rooms.changed(ev.userId, this.roomStride);
       this.keepRecent(ev.userId, entry);
     } else if (ev.type === 'room.membership') {
       this.rooms.membershipChanged(ev.roomId);
@@ -291,15 +316,16 @@ export class DashboardCollector {
 
   private keepRecent(userId: UserId, entry: LogEntry): void {
     let list = this.recent.get(userId);
-    if (list === undefined) list = [];
-    else this.recent.delete(userId); // re-insert: the map's order is the order of last change
+    if (list === undefined) {
+      // forget the users seen first (not the least recently changed: cheaper, and enough for a search)
+      if (this.recent.size >= RECENT_USERS) {
+        const oldest = this.recent.keys().next();
+        if (oldest.done !== true) this.recent.delete(oldest.value);
+      }
+      this.recent.set(userId, (list = []));
+    }
     list.push(entry);
     if (list.length > RECENT_PER_USER) list.shift();
-    this.recent.set(userId, list);
-    if (this.recent.size > RECENT_USERS) {
-      const oldest = this.recent.keys().next();
-      if (oldest.done !== true) this.recent.delete(oldest.value);
-    }
   }
 }
 

@@ -100,6 +100,8 @@ export interface DashboardFrame {
     readonly dormantRecords: number;
     readonly streamToken: number;
   };
+  /** Time the dashboard itself spent in the previous second (folding log entries, building and sending the frame), in ms. */
+  readonly costMs: number;
 }
 
 /** The chart series, oldest first, one value per second. */

@@ -66,7 +66,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
 class LiveDashboard implements Dashboard {
   readonly collector: DashboardCollector;
   private readonly settings: ServiceSettings;
-  private readonly assets = new DashboardAssets();
+  private files: DashboardAssets | undefined;
   private readonly streams = new Set<ServerResponse>();
   private readonly server: Server;
   private closed = false;
@@ -90,6 +90,16 @@ class LiveDashboard implements Dashboard {
   private readonly onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
     res.once('finish', () => this.collector.countHttp(res.statusCode));
   };
+
+  /** The page's files, found on first use: a package without them serves everything but the page. */
+  private get assets(): DashboardAssets {
+    try {
+      this.files ??= new DashboardAssets();
+      return this.files;
+    } catch (error) {
+      throw new MatrixHttpError(500, 'M_UNKNOWN', error instanceof Error ? error.message : String(error));
+    }
+  }
 
   async handle(req: IncomingMessage, res: ServerResponse, rest: string, query: URLSearchParams): Promise<void> {
     if (rest.startsWith('/assets/')) return this.sendAsset(res, this.assets.get(rest.slice('/assets/'.length)));

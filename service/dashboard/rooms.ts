@@ -28,12 +28,13 @@ export class RoomWindow {
     this.memberCounts.delete(roomId);
   }
 
-  changed(userId: UserId): void {
+  /** A notified change of `userId`, standing for `weight` changes (the collector samples at high rates). */
+  changed(userId: UserId, weight = 1): void {
     for (const roomId of this.engine.getRoomsForUser(userId)) {
       let c = this.current.get(roomId);
       if (c === undefined) this.current.set(roomId, (c = { changes: 0, wakeups: 0 }));
-      c.changes++;
-      c.wakeups += Math.max(0, this.members(roomId) - 1);
+      c.changes += weight;
+      c.wakeups += weight * Math.max(0, this.members(roomId) - 1);
     }
   }
 
