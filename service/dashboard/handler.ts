@@ -12,7 +12,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { UserIdSchema, type PresenceEngine, type ServerName } from '../../src/index.js';
 import type { ServiceSettings } from '../config.js';
-import { MatrixHttpError, accessTokenOf, sendJson } from '../http.js';
+import { MatrixHttpError, accessTokenOf } from '../http.js';
 import { verifySignature, type HttpFederationTransport } from '../http-transport.js';
 import { DashboardAssets, type Asset } from './assets.js';
 import { DashboardCollector } from './collector.js';
@@ -113,11 +113,11 @@ class LiveDashboard implements Dashboard {
       case '/api/user': {
         const parsed = UserIdSchema.safeParse(query.get('user_id') ?? '');
         if (!parsed.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', `user_id must be a user id like @alice:example.org: ${parsed.error.issues[0]?.message ?? 'malformed'}`);
-        sendJson(res, 200, this.collector.lookup(parsed.data));
+        sendDashboardJson(res, this.collector.lookup(parsed.data));
         return;
       }
       case '/api/frame':
-        sendJson(res, 200, { hello: this.collector.hello(), frame: this.collector.latestFrame ?? null });
+        sendDashboardJson(res, { hello: this.collector.hello(), frame: this.collector.latestFrame ?? null });
         return;
       default:
         throw new MatrixHttpError(404, 'M_UNRECOGNIZED', `no dashboard resource at ${DASHBOARD_PATH}${rest}`);
@@ -184,9 +184,23 @@ class LiveDashboard implements Dashboard {
   }
 }
 
-/** From 127.0.0.0/8 or ::1, and not relayed by a proxy on this host (which would make every client look local). */
+/**
+ * From 127.0.0.0/8 or ::1, not relayed by a proxy on this host (which would
+ * make every client look local), and addressed to a loopback host name: a
+ * page from another site whose name was made to resolve to 127.0.0.1 (DNS
+ * rebinding) sends its own name in `Host` and is refused.
+ */
 function isDirectLoopback(req: IncomingMessage): boolean {
   if (req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined || req.headers['x-real-ip'] !== undefined) return false;
   const a = req.socket.remoteAddress ?? '';
-  return a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
+  if (!(a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.'))) return false;
+  const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** JSON without the client API's `access-control-allow-origin: *`: other sites' pages must not read the dashboard's data. */
+function sendDashboardJson(res: ServerResponse, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  res.end(text);
 }

@@ -8,6 +8,7 @@
  * temp file; docs/dashboard.png was made with it).
  */
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -107,6 +108,19 @@ function load(engine: PresenceEngine, rate: number): () => void {
     }
   }, 10);
   return () => clearInterval(timer);
+}
+
+/** GET with a chosen Host header (fetch does not let one set it). */
+function statusWithHost(base: string, path: string, host: string): Promise<number> {
+  const url = new URL(path, base);
+  return new Promise((resolveStatus, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, headers: { host } }, (res) => {
+      res.resume();
+      resolveStatus(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 const numberIn = async (page: Page, id: string): Promise<number> => {
@@ -324,6 +338,13 @@ describe('dashboard access from other hosts', () => {
     const s = await startService({ server_name: 'open.test', presence: { enabled: true }, service: { listen: { host: '127.0.0.1', port: 0 } } });
     expect((await http(s.url, 'GET', DASH)).status).toBe(200);
     expect((await http(s.url, 'GET', DASH, { headers: { 'x-forwarded-for': '203.0.113.9' } })).status).toBe(401);
+    // a page of another site whose name resolves to 127.0.0.1 (DNS rebinding) is not "local"
+    expect(await statusWithHost(s.url, DASH, 'rebind.example:8008')).toBe(401);
+    expect(await statusWithHost(s.url, DASH, 'localhost')).toBe(200);
+    // other sites' pages may not read its data (no CORS header, unlike the client API)
+    const api = await http(s.url, 'GET', `${DASH}/api/frame`);
+    expect(api.status).toBe(200);
+    expect(api.headers.get('access-control-allow-origin')).toBeNull();
     expect((await http(s.url, 'GET', `${DASH}/assets/uPlot.esm.js`)).status).toBe(200);
     expect((await http(s.url, 'GET', `${DASH}/assets/../server.ts`)).status).toBe(404);
     await closeAll();
