@@ -334,7 +334,7 @@ describe('dashboard access from other hosts', () => {
     .flat()
     .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
 
-  it('lets loopback clients in without a token by default, but not one relayed by a proxy', async () => {
+  it('lets loopback clients in without a token by default, but not one relayed by a proxy or addressed to another host name; its JSON has no CORS header', async () => {
     const s = await startService({ server_name: 'open.test', presence: { enabled: true }, service: { listen: { host: '127.0.0.1', port: 0 } } });
     expect((await http(s.url, 'GET', DASH)).status).toBe(200);
     expect((await http(s.url, 'GET', DASH, { headers: { 'x-forwarded-for': '203.0.113.9' } })).status).toBe(401);
