@@ -15,6 +15,7 @@ import { ConfigError, HomeserverConfigSchema, configErrorFromZod, RoomIdSchema, 
 import { MAX_DURATION_MS } from '../src/config.js';
 import type { FederationTransportOptions, InboundLimits, RoomId, ServerName, UserId } from '../src/index.js';
 import { SCRYPT_HASH_PATTERN, scryptParamsProblem, type PasswordCredential } from './password.js';
+import { DashboardSectionSchema, type DashboardSettings } from './dashboard/config.js';
 
 const PortSchema = z.number().int().min(0).max(65_535);
 
@@ -91,6 +92,8 @@ export const ServiceSectionSchema = z.strictObject({
   max_sync_timeout_ms: MillisSchema.nonnegative().default(60_000),
   /** Serve `/metrics` (Prometheus text format). */
   metrics: z.boolean().default(true),
+  /** The live dashboard at `/_presence/dashboard` (docs/service.md). */
+  dashboard: DashboardSectionSchema,
   users: z.array(ServiceUserSchema).default([]),
   login: z
     .strictObject({
@@ -179,6 +182,7 @@ export interface ServiceSettings {
   readonly readTimeoutMs: number;
   readonly maxConnections: number;
   readonly metrics: boolean;
+  readonly dashboard: DashboardSettings;
   /** static access token (`service.users[].access_token`) → user */
   readonly tokens: ReadonlyMap<string, ServiceUser>;
   /** users with a password, by user id */
@@ -259,6 +263,7 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
       readTimeoutMs: s.read_timeout_ms,
       maxConnections: s.max_connections,
       metrics: s.metrics,
+      dashboard: s.dashboard,
       tokens,
       accounts,
       userCount: new Set(s.users.map((u) => u.user_id)).size,

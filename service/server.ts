@@ -43,6 +43,7 @@ import { logAccess } from './ops/access-log.js';
 import { healthOf, sendHealth, watchEngineStop } from './ops/health.js';
 import { probesOf } from './ops/probes.js';
 import { timeFederationSends } from './ops/timed-transport.js';
+import { createDashboard, type Dashboard } from './dashboard/handler.js';
 
 
 // ───────────────────────────── options ─────────────────────────────
@@ -78,6 +79,7 @@ export class PresenceService {
   readonly transport: FederationTransport;
   private readonly link: FederationLink;
   readonly metrics: ServiceMetrics;
+  readonly dashboard: Dashboard;
   readonly logger: Logger;
   readonly auth: Authenticator;
   private readonly limits: PresenceRateLimits;
@@ -135,6 +137,7 @@ export class PresenceService {
       answerClientError(error, socket);
       this.logger.debug(`http: client error: ${error.message}`);
     });
+    this.dashboard = createDashboard({ engine, settings: this.settings, server: this.server, transport: http });
   }
 
   /** Create the engine from the config, preload rooms, and build the service (not listening yet). */
@@ -203,6 +206,7 @@ export class PresenceService {
 
   private async doClose(): Promise<void> {
     this.closing = true;
+    this.dashboard.close();
     for (const wake of [...this.waiters]) wake();
     const serverClosed = new Promise<void>((resolve) => {
       if (!this.server.listening) return resolve();
@@ -300,7 +304,12 @@ export class PresenceService {
       pattern: /^\/_presence\/health$/,
       methods: { GET: async (c) => sendHealth(c.res, healthOf(this.engine, { closing: this.closing, listening: this.server.listening })) },
     };
-    return [health, ...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
+    const dashboard: Route = {
+      name: 'dashboard',
+      pattern: /^\/_presence\/dashboard(\/.*)?$/,
+      methods: { GET: (c) => this.dashboard.handle(c.req, c.res, c.params[0] ?? '', c.query) },
+    };
+    return [health, dashboard, ...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
   }
 
   /**
