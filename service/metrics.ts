@@ -11,7 +11,8 @@ import { registerEngineObservers } from './ops/engine-metrics.js';
 import { probesOf } from './ops/probes.js';
 
 /** The inbound federation limits counted by `presence_federation_inbound_limited_total`. */
-export type InboundLimitName = 'in_flight' | 'body_bytes' | 'items' | 'remote_users_per_server' | 'remote_users_total';
+const INBOUND_LIMITS = ['in_flight', 'body_bytes', 'items', 'remote_users_per_server', 'remote_users_total'] as const;
+export type InboundLimitName = (typeof INBOUND_LIMITS)[number];
 
 export interface ServiceMetrics {
   readonly registry: Registry;
@@ -186,6 +187,8 @@ export function createServiceMetrics(
     labelNames: ['origin', 'limit'],
     registers: [registry],
   });
+  // Every configured peer's series exists from the start (0), so a rate() over it never starts from nothing.
+  for (const origin of options.peers ?? []) for (const limit of INBOUND_LIMITS) limited.inc({ origin, limit }, 0);
 
   const requests = new Counter({
     name: 'presence_http_requests_total',

@@ -118,9 +118,12 @@ export class EngineTaps {
         }),
       ),
     );
-    if (log instanceof FileEventLog) {
+    // The service's own timing decorator (ops/timed-log.ts) wraps the file log: snapshots are written on the inner one.
+    const inner = (log as { readonly inner?: unknown }).inner;
+    const file = log instanceof FileEventLog ? log : inner instanceof FileEventLog ? inner : undefined;
+    if (file !== undefined) {
       this.undo.push(
-        tap(log, 'writeSnapshot', (original) =>
+        tap(file, 'writeSnapshot', (original) =>
           around(original, <R>(call: () => R): R => {
             const r = call();
             const info = r as unknown as SnapshotInfo;

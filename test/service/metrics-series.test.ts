@@ -50,6 +50,7 @@ export const LISTED_SERIES: Readonly<Record<string, 'histogram' | 'counter' | 'g
   presence_federation_unroutable_edus_total: 'counter',
   presence_federation_inbound_transactions_total: 'counter',
   presence_federation_queue_size: 'gauge',
+  presence_federation_inbound_limited_total: 'counter',
   presence_federation_queue_states: 'gauge',
   presence_federation_destinations: 'gauge',
   presence_notifier_streams_open: 'gauge',
