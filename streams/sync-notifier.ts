@@ -9,8 +9,7 @@
  * never by the history of changes; consumers slower than the engine coalesce
  * with `coalesceWhileBusy`. Batches are read-only (typed `readonly`): a batch
  * built once for a whole room is shared by its listeners, so a consumer must
- * copy `events` before changing it. They are not frozen: `Object.freeze` on
- * the arrays made copying them ~20× slower here.
+ * copy `events` before changing it. They are not frozen (docs/performance.md).
  *
  * Only users with an open stream have a notifier; everyone else costs nothing
  * here and reads on demand with `getNewEvents`.
@@ -38,10 +37,8 @@ export type CachedInterest = ReadonlySet<UserId> | 'ALL';
  * each is written and read within one `merge` call, which runs no outside
  * code (flushes of two engines can nest, through a subscriber that drives
  * another engine, but merges cannot), and the largest segment's marks are
- * keyed by the segment object itself. With large fan-outs a plain array write
- * per user is ~4× cheaper than `Set.add` (benchmarks, docs/performance.md).
- * The arrays never shrink: 12 bytes per user of the largest engine the
- * process has run.
+ * keyed by the segment object itself. The arrays never shrink (they are sized
+ * by the largest engine the process has run).
  */
 class UserMarks {
   marks = new Int32Array(1024);
@@ -127,10 +124,8 @@ export class SyncNotifier {
   pendingCount = 0;
   /**
    * Rooms whose changes this listener receives this turn, `segmentCount` of
-   * them: the first in `firstSegment`, the others in `moreSegments`. The usual
-   * listener gets one room per turn, and a field of the notifier is one memory
-   * access where an array is two (array and storage): with hundreds of
-   * listeners woken per change, those accesses are cache misses.
+   * them: the first in `firstSegment`, the others in `moreSegments` (the usual
+   * listener gets one room per turn: a field is one memory access, an array two).
    */
   private firstSegment: RoomSegment | null = null;
   private readonly moreSegments: RoomSegment[] = [];

@@ -53,8 +53,7 @@ export function evolveUser(record: UserRecord | undefined, step: UserStepEvent):
  * composition is folded), so the log's events are never written to.
  *
  * A class with every field set in the constructor: replay calls `add` once per
- * log entry, and one fixed shape keeps those property accesses monomorphic
- * (measured faster than plain objects grown field by field).
+ * log entry, and one fixed shape keeps those accesses monomorphic.
  */
 export class ComposedStep {
   /** The latest step's time, and the latest stream id given (the fold reads neither). */
@@ -242,13 +241,8 @@ export function diffRecords(
   const syncs = prev.syncs === next.syncs ? undefined : changedEntries(prev.syncs, next.syncs, sameCount);
   if (presence === undefined && devices === undefined && syncs === undefined && streamId === undefined) return null;
   // Only the parts that changed are present (no `undefined` keys). The usual
-  // shapes (a change of presence and devices, with or without a stream id) are
-  // written as whole literals: the step is then one object, where adding keys
-  // one by one gives it a second one for the keys past the literal's. Steps
-  // stay in the log's window, so every object of theirs is one more for minor
-  // GCs to copy unless V8 pretenures it, which it does per allocation site
-  // and never for an empty `{}` (created without one): so the step's maps
-  // start as literals with their first key (docs/performance.md, seventh round).
+  // shapes are whole literals, and maps start with their first key, so a
+  // logged step is as few objects as possible (docs/performance.md, V8 notes).
   if (presence !== undefined && devices !== undefined && syncs === undefined) {
     return streamId === undefined
       ? { type: 'user.step', userId, at, presence, devices }

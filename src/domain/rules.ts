@@ -16,11 +16,7 @@ import {
   type UserRecord,
 } from './presence.js';
 
-/**
- * Build a presence value with a fixed field order. Hot paths construct records
- * this way instead of `{ ...p, field }` spreads: V8 keeps one object shape for
- * every presence value, which makes each rule several times faster.
- */
+/** Build a presence value with a fixed field order: one object shape for every presence value (docs/performance.md, V8 notes). */
 export function withPresence(
   p: UserPresenceState,
   state: PresenceValue,
@@ -135,14 +131,8 @@ function settledPresence(c: UserPresenceState, currentlyActive: boolean, lastFed
 }
 
 /**
- * The record a step keeps, built at an allocation site used for nothing else.
- * V8 decides per allocation site whether to allocate straight into the old
- * generation ("pretenuring"), from how many of the site's objects survive a
- * minor GC. The records a step keeps live until the user's next change and
- * nearly all survive one; the candidates the rules build die within the
- * input. Built at the rules' sites, the mix kept V8 from pretenuring either,
- * so every minor GC copied the kept records (the largest part of its pause,
- * docs/performance.md, seventh round). Built here, they are pretenured.
+ * The record a step keeps, built at an allocation site of its own: kept records
+ * and throw-away candidates must not share a site (docs/performance.md, V8 notes).
  */
 function settledRecord(
   presence: UserPresenceState,
@@ -153,11 +143,9 @@ function settledRecord(
 }
 
 /**
- * A copy of `map` with `key` set to `value` (as its first key), or without
- * `key` when `value` is undefined. The copy starts as a literal with a
- * (computed) key, not as `{}`: V8 creates an empty `{}` without an allocation
- * site, so such maps could never be pretenured, and they live as long as the
- * record (docs/performance.md, seventh round). Device and sync maps both use it.
+ * A copy of `map` with `key` set to `value`, or without `key` when `value` is
+ * undefined. It starts as a literal with a key, never as `{}`, so that it can
+ * live in the old generation with its record (docs/performance.md, V8 notes).
  */
 function withEntry<V>(map: Readonly<Record<DeviceId, V>>, key: DeviceId, value: V | undefined): Readonly<Record<DeviceId, V>> {
   let out: Record<DeviceId, V> | undefined = value === undefined ? undefined : { [key]: value };
