@@ -20,7 +20,7 @@ import { parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } f
 import { type RuleConfig, type UserPresenceState, type UserRecord } from './domain/presence.js';
 import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
-import { CommandParser, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
+import { CommandParser, type ActivityCommand, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
 import { Delivery } from './engine/delivery.js';
 import { Memberships } from './engine/memberships.js';
 import { PresenceSteps } from './engine/presence-steps.js';
@@ -310,7 +310,12 @@ export class PresenceEngine {
   /** The user did something active (sent a message, receipt, typing): `bump_presence_active_time`. */
   bumpActive(userId: string, deviceId?: string): void {
     this.ensureRunning();
-    const command = this.parsed(() => this.commands.activity(userId, deviceId));
+    let command: ActivityCommand;
+    try {
+      command = this.commands.activity(userId, deviceId);
+    } catch (error) {
+      throw this.rejected(error);
+    }
     if (this.config.enabled !== true) return;
     this.turns.runStep(command.userId, { type: 'activity', now: this.clock.now(), deviceId: command.deviceId });
   }
@@ -377,6 +382,8 @@ export class PresenceEngine {
 
   /** Apply many input events in one turn (see {@link batch}); invalid ones go to `onError` (default: thrown). */
   applyAll(inputs: readonly PresenceInputEvent[], onError?: (error: Error, input: unknown) => void): void {
+    if (!Array.isArray(inputs)) throw this.rejected(new InvalidInputError('inputs', 'expected an array of input events'));
+    if (onError !== undefined && typeof onError !== 'function') throw this.rejected(new InvalidInputError('onError', 'expected a function'));
     this.batch(() => {
       for (const input of inputs) {
         if (onError === undefined) this.apply(input);

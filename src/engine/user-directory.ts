@@ -35,7 +35,9 @@ export class UserDirectory {
 
   /** A new per-user array, grown as users are added (a write far past the end would make it a slow dictionary). */
   column<T>(): (T | undefined)[] {
-    const col: (T | undefined)[] = new Array<T | undefined>(this.ids.length).fill(undefined);
+    // Grown by push from empty: `new Array(n)` would make a holey array, slower to read.
+    const col: (T | undefined)[] = [];
+    for (let i = 0; i < this.ids.length; i++) col.push(undefined);
     this.columns.push(col);
     return col;
   }
