@@ -4,10 +4,11 @@
  * as its own process and registered with the reference service through
  * `app_service_config_files`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/index.js';
 import { ALICE, BOB, CAROL, SHARED_ROOM, TOKENS, closeAll, http, startService, testConfig } from '../service/helpers.js';
 import { received, routerFixture, startBridge, until, writeRegistration, type Bridge } from './support.js';
 
@@ -92,5 +93,16 @@ describe('presence to an appservice built on matrix-appservice', () => {
     expect(delivery?.stats.transactions).toBe(0);
     const metrics = await http(url, 'GET', '/metrics');
     expect(metrics.text).toMatch(/presence_appservice_failures_total\{appservice="irc-bridge"\} [1-9]/);
+  });
+
+  it('a bad registration stops start-up with a ConfigError naming the file and the key', async () => {
+    const dir = tempDir();
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'id: x\nurl: http://127.0.0.1:1\nas_token: a\nhs_token: h\nsender_localpart: bot\nnamespaces:\n  users:\n    - regex: "(["\n');
+    const failure = await startService(testConfig({ top: { app_service_config_files: [join(dir, 'missing.yaml'), bad] } })).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect((failure as ConfigError).path).toBe('app_service_config_files[0]');
+    const second = await startService(testConfig({ top: { app_service_config_files: [bad] } })).catch((e: unknown) => e);
+    expect((second as ConfigError).path).toBe('app_service_config_files[0].namespaces.users[0].regex');
   });
 });
