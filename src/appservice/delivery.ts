@@ -92,6 +92,8 @@ const DEFAULT_MAX_EVENTS = 100;
 const DEFAULT_INITIAL_BACKOFF_MS = 1_000;
 const DEFAULT_MAX_BACKOFF_MS = 300_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** With nothing queued, the position is saved once it is this many entries behind. */
+const IDLE_SAVE_EVERY = 1_024;
 
 /** A non-2xx answer or a network failure of one transaction. */
 export class AppserviceTransactionError extends Error {
@@ -258,6 +260,8 @@ export class AppserviceDelivery {
   private kick(): void {
     if (this.stopped || this.inFlight !== undefined || this.building) return;
     if (this.pending.size === 0) {
+      // Entries that concerned nobody (e.g. steps that were not notified) still move the position, now and then.
+      if (this.seen - this.stats.position >= IDLE_SAVE_EVERY) void this.acknowledged();
       this.settle();
       return;
     }

@@ -197,6 +197,28 @@ describe('appservice delivery', () => {
     await third.delivery.stop();
   });
 
+  it('moves the saved position past entries that concern nobody, without a transaction', async () => {
+    const { engine, clock } = createTestEngine({ rooms: { '!r:test.local': [ALICE, BOB] } });
+    const { delivery, attempts, store } = await started(engine, clock);
+    const start = store.position as number;
+    const users = Array.from({ length: 1_100 }, (_, i) => `@u${i}:test.local`);
+    engine.batch(() => {
+      for (const u of users) engine.joinRoom('!x:test.local', u);
+    });
+    await settle();
+    await delivery.idle();
+    const afterJoins = store.position as number;
+    // Leaves carry no stream id: logged entries that put nobody in the queue.
+    for (const u of users) engine.leaveRoom('!x:test.local', u);
+    await settle();
+    await delivery.idle();
+    await settle();
+    expect(attempts).toEqual([]);
+    expect(afterJoins).toBeGreaterThan(start);
+    expect(store.position).toBeGreaterThanOrEqual(afterJoins + 1_024);
+    await delivery.stop();
+  });
+
   it('registration errors name the file and the key', () => {
     expect(() => registration({ namespaces: { users: [{ regex: '(' }] } } as never)).toThrow(/app_service_config_files\[0\]\.namespaces\.users\[0\]\.regex/);
     expect(() => parseAppserviceRegistration({ id: 'x', url: null, as_token: 'a', sender_localpart: 'b' }, 'test.local', 'app_service_config_files[2]')).toThrow(
