@@ -16,7 +16,7 @@ import { configErrorFromZod } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { UserIdSchema, type UserId } from '../domain/ids.js';
 
-/** A regex as Synapse takes it: matched against the whole user id. */
+/** A regex as Synapse takes it: matched from the start of the user id. */
 const RegexSchema = z.string().superRefine((source, ctx) => {
   try {
     new RegExp(source);
@@ -86,9 +86,9 @@ export interface AppserviceRegistration {
   readonly source: string;
 }
 
-/** Whole-string match, as Synapse's `re.match` on a full user id with namespaces written `@irc_.*:example.org`. */
+/** Matched from the start of the user id, as Synapse's `re.match` (not anchored at the end). */
 function anchored(source: string): RegExp {
-  return new RegExp(`^(?:${source})$`);
+  return new RegExp(`^(?:${source})`);
 }
 
 /**

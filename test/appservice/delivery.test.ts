@@ -150,6 +150,27 @@ describe('appservice delivery', () => {
     await delivery.stop();
   });
 
+  it('the extension takes regexes (matched from the start of the id) and all_users', async () => {
+    const sent = async (presence: Partial<AppserviceRegistrationInput>['presence']): Promise<Set<string>> => {
+      const { engine, clock } = createTestEngine();
+      const { delivery, attempts } = await started(engine, clock, { presence });
+      for (const u of [ALICE, BOB, CAROL, '@bobby:test.local']) engine.setPresence(u, { presence: 'online' });
+      await settle();
+      for (let i = 0; i < 5; i++) {
+        for (const a of attempts) a.answer(true);
+        await settle();
+      }
+      await delivery.idle();
+      await delivery.stop();
+      return new Set(attempts.flatMap((a) => senders(a.body)));
+    };
+    expect(await sent({ user_regexes: ['@bob:test\\.local'] })).toEqual(new Set([BOB]));
+    expect(await sent({ user_regexes: ['@bob'] })).toEqual(new Set([BOB, '@bobby:test.local'])); // from the start, as Synapse's re.match
+    expect(await sent({ user_regexes: ['bob'] })).toEqual(new Set());
+    expect(await sent({ all_users: true })).toEqual(new Set([ALICE, BOB, CAROL, '@bobby:test.local']));
+    expect(await sent(undefined)).toEqual(new Set());
+  });
+
   it('states a router routes to a namespace user (ALL_USERS) reach the appservice', async () => {
     const { engine, clock } = createTestEngine();
     createModuleApi(engine, 'all').registerPresenceRouterCallbacks({
