@@ -3,7 +3,7 @@
  *
  *   domain (pure) ← machines, streams ← router, federation, log ← engine parts
  *   (src/engine/) ← engine facade (src/engine.ts) ← hosting (src/hosting/,
- *   src/testing/, src/index.ts) ← service/
+ *   src/appservice/, src/testing/, src/index.ts) ← service/
  *
  * The support modules (errors, clock, logger, config, inputs, rate limit,
  * timer wheel) sit just above the domain. Nothing imports upward, and nothing
@@ -17,7 +17,7 @@ const STREAMS = '^streams/';
 const ADAPTERS = '^src/(router|federation|log)/';
 const PARTS = '^src/engine/';
 const FACADE = '^src/engine\\.ts$';
-const HOSTING = '^src/(hosting/|testing/|index\\.ts$|demo\\.ts$)';
+const HOSTING = '^src/(hosting/|appservice/|testing/|index\\.ts$|demo\\.ts$)';
 const SERVICE = '^service/';
 
 const above = (...layers) => ({ path: layers });

@@ -73,6 +73,18 @@ export const ServicePeerSchema = z.strictObject({
   shared_secret: z.string().min(16, 'shared secrets must be at least 16 characters'),
 });
 
+/** `service.appservices`: how presence transactions to application services are sent (docs/appservices.md). */
+const AppservicesSectionSchema = z.strictObject({
+  /** Most m.presence events per transaction. */
+  max_events_per_transaction: z.number().int().positive().max(10_000).default(100),
+  /** Deadline of one transaction request. */
+  request_timeout_ms: MillisSchema.positive().default(30_000),
+  /** First retry delay after a failed transaction; doubles per consecutive failure. */
+  initial_backoff_ms: MillisSchema.positive().default(1_000),
+  /** Longest retry delay. */
+  max_backoff_ms: MillisSchema.positive().default(300_000),
+});
+
 export const ServiceSectionSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -111,6 +123,7 @@ export const ServiceSectionSchema = z.strictObject({
     })
     .default({ max_sessions_per_user: 100, rate_limit: { per_second: 0.17, burst_count: 3 } }),
   rooms: z.array(ServiceRoomSchema).default([]),
+  appservices: AppservicesSectionSchema.default(AppservicesSectionSchema.parse({})),
   federation: z
     .strictObject({
       peers: z.array(ServicePeerSchema).default([]),
@@ -149,8 +162,19 @@ export const ServiceSectionSchema = z.strictObject({
 
 /** The whole service config file: the engine's homeserver keys plus `service:`. */
 export const ServiceConfigFileSchema = HomeserverConfigSchema.extend({
+  /** Application service registration files (Synapse's key), relative to the config file. */
+  app_service_config_files: z.array(z.string().min(1)).default([]),
   service: ServiceSectionSchema.default(ServiceSectionSchema.parse({})),
 });
+
+/** `app_service_config_files` and `service.appservices`, validated. */
+export interface AppserviceSettings {
+  readonly configFiles: readonly string[];
+  readonly maxEventsPerTransaction: number;
+  readonly requestTimeoutMs: number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+}
 
 /** Who a request acts as: a user and the device its access token belongs to. */
 export interface ServiceUser {
@@ -200,6 +224,7 @@ export interface ServiceSettings {
   readonly federationRequestTimeoutMs: number;
   /** Options for `engine.attachFederationTransport`. */
   readonly federationTransport: FederationTransportOptions;
+  readonly appservices: AppserviceSettings;
   /** Limits of the inbound federation endpoint. */
   readonly federationInbound: {
     readonly maxBodyBytes: number;
@@ -244,6 +269,9 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
   if (s.federation.max_backoff_ms < s.federation.initial_backoff_ms) {
     throw new ConfigError('service.federation.max_backoff_ms', 'must be at least service.federation.initial_backoff_ms');
   }
+  if (s.appservices.max_backoff_ms < s.appservices.initial_backoff_ms) {
+    throw new ConfigError('service.appservices.max_backoff_ms', 'must be at least service.appservices.initial_backoff_ms');
+  }
   const peers = new Map<ServerName, ServicePeer>();
   s.federation.peers.forEach((p, i) => {
     const path = `service.federation.peers[${i}]`;
@@ -280,6 +308,13 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
         dropAfterMs: s.federation.drop_after_ms,
         // The engine's own deadline sits just above the HTTP request timeout.
         sendTimeoutMs: s.federation.request_timeout_ms + 1_000,
+      },
+      appservices: {
+        configFiles: c.app_service_config_files,
+        maxEventsPerTransaction: s.appservices.max_events_per_transaction,
+        requestTimeoutMs: s.appservices.request_timeout_ms,
+        initialBackoffMs: s.appservices.initial_backoff_ms,
+        maxBackoffMs: s.appservices.max_backoff_ms,
       },
       federationInbound: {
         maxBodyBytes: s.federation.max_body_bytes,

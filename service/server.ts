@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { InvalidInputError, consoleLogger, type Clock, type Logger, type PresenceEngine, type FederationTransport, type FederationLink } from '../src/index.js';
 import { loadServiceConfigFile, parseServiceConfig, parseServiceConfigYaml, type LoadedServiceConfig, type ServiceSettings } from './config.js';
+import { ServiceAppservices } from './appservices.js';
 import { Authenticator } from './auth.js';
 import { createServiceEngine } from './engine-factory.js';
 import { decodeParam, toMatrixError } from './errors.js';
@@ -94,6 +95,8 @@ export class PresenceService {
   private address: AddressInfo | undefined;
   private readonly listenHost: string;
   private readonly listenPort: number;
+  /** Presence delivery to `app_service_config_files` (docs/appservices.md). */
+  appservices: ServiceAppservices | undefined;
 
   private constructor(engine: PresenceEngine, loaded: LoadedServiceConfig, options: PresenceServiceOptions, logger: Logger, sessions: SessionStore) {
     this.engine = engine;
@@ -161,6 +164,12 @@ export class PresenceService {
     const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger });
     // Attach federation first, so presence sent on the preloaded joins goes out.
     const service = new PresenceService(engine, loaded, options, logger, sessions);
+    try {
+      service.appservices = await ServiceAppservices.start(engine, loaded.settings.appservices, { baseDir, logger, registry: service.metrics.registry });
+    } catch (error) {
+      await service.close();
+      throw error;
+    }
     // One turn, committed before `create` resolves (also with per-tick turns, where a batch made outside a tick commits at once).
     engine.batch(() => {
       for (const room of loaded.settings.rooms) for (const m of room.members) engine.joinRoom(room.roomId, m);
@@ -221,6 +230,7 @@ export class PresenceService {
     this.link.detach();
     if (this.transport instanceof HttpFederationTransport) this.transport.close();
     this.journal.close();
+    await this.appservices?.close();
     await this.engine.close();
   }
 

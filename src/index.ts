@@ -82,3 +82,11 @@ export { receiveTransactionEdus, FederationEduSchema, InboundFederation, Inbound
 export type { FederationReceiver, TransactionResult, BoundedTransactionResult, InboundLimits, InboundFederationOptions } from './federation/inbound.js';
 export { connectLoopback, LoopbackNetwork } from './federation/loopback.js';
 export type { LoopbackOptions, LoopbackSend, LoopbackStats, LoopbackPeer } from './federation/loopback.js';
+
+export { AppserviceRegistrationSchema, parseAppserviceRegistration, loadAppserviceRegistrations } from './appservice/registration.js';
+export type { AppserviceRegistration, AppserviceRegistrationInput, EphemeralKeys } from './appservice/registration.js';
+export { AppserviceDelivery, AppserviceTransactionError, httpAppserviceTransport } from './appservice/delivery.js';
+export type { AppserviceDeliveryOptions, AppserviceDeliveryStats, AppserviceTransactionBody, AppserviceTransport } from './appservice/delivery.js';
+export { AppserviceInterest } from './appservice/interest.js';
+export { FilePositionStore, MemoryPositionStore } from './appservice/position-store.js';
+export type { AppservicePositionStore } from './appservice/position-store.js';
