@@ -1,7 +1,8 @@
 /**
  * The production install, as a user gets it: `npm pack`, install the tarball
  * with `--omit=dev` into a scratch directory, then `npx presence-engine serve`
- * on the packaged example config serves /versions and presence. Also: a
+ * on the packaged example config serves /versions and presence, and a stock
+ * matrix-js-sdk client logs in with a password and reaches PREPARED. Also: a
  * TypeScript consumer of the package type-checks with `skipLibCheck: false`
  * without ioredis installed (it is an optional peer of presence-engine/redis).
  *
@@ -13,7 +14,28 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ClientEvent, createClient, SyncState, type MatrixClient } from 'matrix-js-sdk';
+import { logger as sdkGlobalLogger } from 'matrix-js-sdk/lib/logger.js';
 import { afterAll, describe, expect, it } from 'vitest';
+
+(sdkGlobalLogger as unknown as { setLevel(level: 'silent'): void }).setLevel('silent');
+
+/** Log in as `user` with `password`, start the client's sync loop and resolve once it is PREPARED. */
+async function preparedClient(baseUrl: string, user: string, password: string): Promise<MatrixClient> {
+  const login = await createClient({ baseUrl }).loginRequest({ type: 'm.login.password', identifier: { type: 'm.id.user', user }, password });
+  const client = createClient({ baseUrl, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id });
+  const prepared = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no PREPARED (state ${client.getSyncState() ?? 'null'})`)), 20_000);
+    client.on(ClientEvent.Sync, (state: SyncState) => {
+      if (state !== SyncState.Prepared) return;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await client.startClient({ initialSyncLimit: 10 });
+  await prepared;
+  return client;
+}
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const enabled = process.env.CI === 'true' || process.env.PRESENCE_PACK_TEST === '1';
@@ -67,6 +89,16 @@ describe.runIf(enabled)('npm pack → install --omit=dev → npx presence-engine
     expect(put.status).toBe(200);
     const got = await fetch(`${url}${path}`, { headers: { authorization: 'Bearer bob-demo-token' } });
     expect(await got.json()).toMatchObject({ presence: 'online', status_msg: 'packed' });
+    // A stock client: password login, then startClient() until PREPARED, seeing its room and a peer's presence.
+    const bobPath = `/_matrix/client/v3/presence/${encodeURIComponent('@bob:example.org')}/status`;
+    expect((await fetch(`${url}${bobPath}`, { method: 'PUT', headers: { authorization: 'Bearer bob-demo-token' }, body: JSON.stringify({ presence: 'online' }) })).status).toBe(200);
+    const client = await preparedClient(url, 'alice', 'alice-demo-password');
+    try {
+      expect(client.getRooms().length).toBeGreaterThan(0);
+      expect(client.getUser('@bob:example.org')?.presence).toBe('online');
+    } finally {
+      client.stopClient();
+    }
     // SIGTERM to the npx PID: a shell between npx and node does not pass it on; the service sees its parent go and stops.
     child.kill('SIGTERM');
     const deadline = Date.now() + 15_000;
