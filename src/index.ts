@@ -48,7 +48,7 @@ export { PresenceInputEventSchema } from './inputs.js';
 export type { PresenceInputEvent } from './inputs.js';
 
 export { ALL_USERS, PresenceRouter } from './router/presence-router.js';
-export type { PresenceRouterCallbacks, UsersForStatesResult, AllUsers, RouterStats } from './router/presence-router.js';
+export type { PresenceRouterCallbacks, UsersForStatesResult, AllUsers, RouterStats, RouterCallStats } from './router/presence-router.js';
 export { createModuleApi } from './router/module-api.js';
 export type { PresenceModuleApi, PresenceRouterCallbacksInput, ModulePresenceUpdate } from './router/module-api.js';
 export { loadPresenceModules } from './router/load-modules.js';
