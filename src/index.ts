@@ -77,6 +77,8 @@ export type {
   FederationTransportOptions,
   FederationLink,
   FederationOutboundStats,
+  FederationDestinationState,
+  FederationDestinationPhase,
 } from './federation/outbound.js';
 export { receiveTransactionEdus, FederationEduSchema, InboundFederation, InboundLimitsSchema } from './federation/inbound.js';
 export type { FederationReceiver, TransactionResult, BoundedTransactionResult, InboundLimits, InboundFederationOptions } from './federation/inbound.js';
