@@ -15,6 +15,7 @@ export type {
   UserSyncingInput,
 } from './engine.js';
 export type { PresenceBatch } from '../streams/sync-notifier.js';
+export type { RoomWakeups, RoomWakeupCount } from '../streams/push-fanout.js';
 export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';
 
 export { parseConfig, parseConfigYaml, presenceConfig, configErrorFromZod, HomeserverConfigSchema, DurationSchema } from './config.js';

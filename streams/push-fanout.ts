@@ -41,14 +41,22 @@ export interface PushTopology {
 export interface RoomWakeups {
   /** Start (true) or stop (false) counting; either way the counts start again from zero. */
   count(on: boolean): void;
-  /** Rooms that woke listeners since the last `take` (or since counting started), with the number of wake-ups each; the counts are zeroed. */
-  take(): Map<RoomId, number>;
+  /** Rooms that woke listeners since the last `take` (or since counting started), with their counts; the counts are zeroed. */
+  take(): Map<RoomId, RoomWakeupCount>;
+}
+
+export interface RoomWakeupCount {
+  /** Listeners the room's segment reached, summed over turns. */
+  readonly wakeups: number;
+  /** The room's changed members in those turns, summed over turns. */
+  readonly changes: number;
 }
 
 /** What listens to one room. */
 class RoomListeners {
-  /** Wake-ups since the last `RoomWakeups.take` (only while counting). */
+  /** Wake-ups and changed members since the last `RoomWakeups.take` (only while counting). */
   wakeups = 0;
+  changes = 0;
   /** Members with an open stream. */
   readonly listening = new Set<number>();
   /** Their notifiers as an array (built on first use after `listening` changes): fan-out walks it. */
@@ -198,7 +206,7 @@ export class PushFanOut {
         this.markDirty(n);
         n.addSegment(segment);
       }
-      if (counting) this.countWakeups(rl, listeners);
+      if (counting) this.countWakeups(rl, listeners, segment.size);
     }
   }
 
@@ -253,20 +261,22 @@ export class PushFanOut {
   }
 
   /** The room's listeners woke: count those the segment reached (ALL_USERS listeners are served by the router instead). */
-  private countWakeups(rl: RoomListeners, listeners: readonly SyncNotifier[]): void {
+  private countWakeups(rl: RoomListeners, listeners: readonly SyncNotifier[], changes: number): void {
     let woken = listeners.length;
     if (this.allUsersListeners.size > 0) for (const n of listeners) if (n.interest === ALL) woken--;
     if (woken === 0) return;
     if (rl.wakeups === 0) this.wokenRooms[this.wokenRoomCount++] = rl;
     rl.wakeups += woken;
+    rl.changes += changes;
   }
 
-  private takeWakeups(): Map<RoomId, number> {
-    const counts = new Map<RoomId, number>();
+  private takeWakeups(): Map<RoomId, RoomWakeupCount> {
+    const counts = new Map<RoomId, RoomWakeupCount>();
     for (let r = 0; r < this.wokenRoomCount; r++) {
       const rl = this.wokenRooms[r] as RoomListeners;
-      counts.set(this.topology.at(rl.room).id, rl.wakeups);
+      counts.set(this.topology.at(rl.room).id, { wakeups: rl.wakeups, changes: rl.changes });
       rl.wakeups = 0;
+      rl.changes = 0;
       this.wokenRooms[r] = undefined;
     }
     this.wokenRoomCount = 0;

@@ -1,7 +1,7 @@
 /**
  * Wake-ups per room (streams/push-fanout.ts `roomWakeups`): off by default;
  * when on, each turn adds to every room with changed members the number of
- * listeners its segment reached, and `take` hands the counts over and zeroes
+ * listeners its segment reached (and its changed members), and `take` hands the counts over and zeroes
  * them. The engine facade does not expose the fan-out yet, so the test reads
  * it through TypeScript's element access to the private field.
  */
@@ -15,7 +15,8 @@ const TWO = '!two:t.test';
 const QUIET = '!quiet:t.test';
 
 const wakeupsOf = (engine: PresenceEngine) => engine['push'].roomWakeups;
-const plain = (m: Map<string, number>) => Object.fromEntries(m);
+const plain = (m: Map<string, { wakeups: number; changes: number }>) => Object.fromEntries([...m].map(([room, c]) => [room, c.wakeups]));
+const changes = (m: Map<string, { wakeups: number; changes: number }>) => Object.fromEntries([...m].map(([room, c]) => [room, c.changes]));
 
 describe('room wake-up counts', () => {
   it('count the listeners each room woke per turn while on, and nothing while off', () => {
@@ -32,7 +33,9 @@ describe('room wake-up counts', () => {
       engine.setPresence(C, { presence: 'online' });
     });
     engine.setPresence(E, { presence: 'online' }); // QUIET: B listens
-    expect(plain(w.take())).toEqual({ [ONE]: 2 + 3, [TWO]: 1 + 2, [QUIET]: 1 });
+    const counts = w.take();
+    expect(plain(counts)).toEqual({ [ONE]: 2 + 3, [TWO]: 1 + 2, [QUIET]: 1 });
+    expect(changes(counts)).toEqual({ [ONE]: 1 + 2, [TWO]: 1 + 1, [QUIET]: 1 });
     expect(plain(w.take())).toEqual({});
     engine.setPresence(D, { presence: 'online' });
     expect(plain(w.take())).toEqual({ [TWO]: 2 });
