@@ -6,7 +6,7 @@
  * opened with `?access_token=…`, is passed on to the stream and the search.
  */
 import { TimeChart, fmtMs, fmtNum } from './charts.js';
-import { renderFederation, renderRooms, renderSnapshots, renderUser } from './panels.js';
+import { renderFederation, renderRooms, renderRouterModules, renderSnapshots, renderUser } from './panels.js';
 
 const BASE = '/_presence/dashboard';
 const token = new URLSearchParams(location.search).get('access_token');
@@ -146,11 +146,12 @@ function onFrame(f) {
     set('lat-status', m.n === 0 ? `p${slo.percentile} SLO: no samples` : `p${slo.percentile} SLO ${met ? 'met' : 'missed'} (${m.n} samples)`);
   }
   renderRooms($('rooms-body'), f.rooms);
-  renderFederation($('fed-body'), f.federation.destinations, f.t);
-  set('fed-summary', `${fmtNum(f.federation.pendingStates)} states queued, ${f.federation.backingOff} backing off (engine count)`);
+  renderFederation($('fed-body'), f.federation.destinations);
+  set('fed-summary', `${fmtNum(f.federation.pendingStates)} states queued, ${f.federation.backingOff} backing off`);
   set('router-calls', fmtNum(f.router.calls));
   set('router-mean', f.router.calls > 0 ? fmtMs(f.router.meanMs) : '–');
   set('router-failures', fmtNum(f.router.totalFailures));
+  renderRouterModules($('router-body'), f.router.modules);
   set('rl-http', fmtNum(f.rateLimited.totalHttp));
   set('rl-engine', fmtNum(f.rateLimited.totalEngine));
   set('log-append-p50', f.log.appends > 0 ? fmtMs(f.log.appendP50) : '–');

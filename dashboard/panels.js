@@ -21,7 +21,7 @@ export function ago(ms) {
 /** @param {HTMLElement} body @param {any[]} rooms */
 export function renderRooms(body, rooms) {
   if (rooms.length === 0) {
-    body.replaceChildren(h('tr', {}, [h('td', { colspan: '5', class: 'muted' }, ['no changes in the last minute'])]));
+    body.replaceChildren(h('tr', {}, [h('td', { colspan: '5', class: 'muted' }, ['no wake-ups in the last minute'])]));
     return;
   }
   const top = Math.max(1, rooms[0].wakeups);
@@ -38,10 +38,10 @@ export function renderRooms(body, rooms) {
   );
 }
 
-/** @param {HTMLElement} body @param {any[]} rows @param {number} now */
-export function renderFederation(body, rows, now) {
+/** @param {HTMLElement} body @param {any[]} rows */
+export function renderFederation(body, rows) {
   if (rows.length === 0) {
-    body.replaceChildren(h('tr', {}, [h('td', { colspan: '7', class: 'muted' }, ['no federation destinations'])]));
+    body.replaceChildren(h('tr', {}, [h('td', { colspan: '8', class: 'muted' }, ['no federation destinations'])]));
     return;
   }
   body.replaceChildren(
@@ -49,11 +49,32 @@ export function renderFederation(body, rows, now) {
       h('tr', { 'data-destination': d.destination }, [
         h('td', {}, [h('code', {}, [d.destination])]),
         h('td', {}, [h('span', { class: `badge ${d.phase}` }, [d.phase === 'no_peer' ? 'no peer' : d.phase === 'backoff' ? 'backing off' : d.phase])]),
-        h('td', { class: 'num' }, [fmtNum(d.pending)]),
+        h('td', { class: 'num' }, [d.inFlight > 0 ? `${fmtNum(d.pending)} + ${fmtNum(d.inFlight)}` : fmtNum(d.pending)]),
         h('td', { class: 'num' }, [fmtNum(d.sent)]),
         h('td', { class: 'num' }, [fmtNum(d.failed)]),
         h('td', { class: 'num' }, [fmtNum(d.consecutiveFailures)]),
-        h('td', {}, [d.failingSince === null ? '–' : ago(now - d.failingSince)]),
+        h('td', { class: 'failing' }, [d.failingForMs === null ? '–' : ago(d.failingForMs)]),
+        h('td', { class: 'retry' }, [d.retryInMs === null ? '–' : `in ${ago(d.retryInMs)}`]),
+      ]),
+    ),
+  );
+}
+
+/** @param {HTMLElement} body @param {any[]} modules */
+export function renderRouterModules(body, modules) {
+  if (modules.length === 0) {
+    body.replaceChildren(h('tr', {}, [h('td', { colspan: '6', class: 'muted' }, ['no router module registered'])]));
+    return;
+  }
+  body.replaceChildren(
+    ...modules.map((m) =>
+      h('tr', { 'data-module': m.module }, [
+        h('td', {}, [h('code', {}, [m.module])]),
+        h('td', { class: 'num calls' }, [fmtNum(m.calls)]),
+        h('td', { class: 'num' }, [m.calls > 0 ? fmtMs(m.meanMs) : '–']),
+        h('td', { class: 'num' }, [fmtNum(m.failures)]),
+        h('td', { class: 'num' }, [fmtNum(m.totalCalls)]),
+        h('td', { class: 'num failed-total' }, [fmtNum(m.totalFailures)]),
       ]),
     ),
   );

@@ -76,7 +76,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
     engine = new PresenceEngine({ config, logger, log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
   }
   attachProbes(engine, probes);
-  timeRouterRegistrations(engine, (callback, seconds) => probes.routerCall.observe({ callback }, seconds));
+  timeRouterRegistrations(engine, (module, callback, seconds) => probes.routerCall.observe({ module, callback }, seconds));
   try {
     await loadPresenceModules(engine, config, { baseDir: options.baseDir });
   } catch (error) {

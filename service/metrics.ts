@@ -2,7 +2,7 @@
  * `/metrics` in the Prometheus text format, with prom-client. Each service has
  * its own registry (so several services can live in one process, as in tests).
  * Engine and router counters are read from `engine.stats` / `engine.router.stats`
- * at scrape time; HTTP metrics are recorded per request.
+ * (per module) at scrape time; HTTP metrics are recorded per request.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PresenceEngine } from '../src/index.js';
@@ -96,21 +96,34 @@ export function createServiceMetrics(
     },
   });
 
-  const router = engine.router.stats;
-  mirrorCounter(registry, 'presence_router_calls_total', 'Presence router callback calls.', () => router.calls);
-  const routerFailures = new Counter({
-    name: 'presence_router_call_failures_total',
-    help: 'Presence router callback calls that failed, by kind (exception, timeout, invalid_result).',
-    labelNames: ['kind'],
+  const routerCalls = new Counter({
+    name: 'presence_router_calls_total',
+    help: 'Presence router callback calls, by module.',
+    labelNames: ['module'],
     registers: [registry],
   });
-  const lastFailures = { exception: 0, timeout: 0, invalid_result: 0 };
-  for (const kind of Object.keys(lastFailures)) routerFailures.inc({ kind }, 0);
+  const routerFailures = new Counter({
+    name: 'presence_router_call_failures_total',
+    help: 'Presence router callback calls that failed, by module and kind (exception, timeout, invalid_result).',
+    labelNames: ['module', 'kind'],
+    registers: [registry],
+  });
+  const lastRouter = new Map<string, { calls: number; exception: number; timeout: number; invalid_result: number }>();
   const collectRouter = (): void => {
-    const now = { exception: router.failures, timeout: router.timeouts, invalid_result: router.invalidResults };
-    for (const kind of ['exception', 'timeout', 'invalid_result'] as const) {
-      if (now[kind] > lastFailures[kind]) routerFailures.inc({ kind }, now[kind] - lastFailures[kind]);
-      lastFailures[kind] = Math.max(lastFailures[kind], now[kind]);
+    for (const [module, s] of engine.router.stats.modules) {
+      let last = lastRouter.get(module);
+      if (last === undefined) {
+        lastRouter.set(module, (last = { calls: 0, exception: 0, timeout: 0, invalid_result: 0 }));
+        routerCalls.inc({ module }, 0);
+        for (const kind of ['exception', 'timeout', 'invalid_result'] as const) routerFailures.inc({ module, kind }, 0);
+      }
+      if (s.calls > last.calls) routerCalls.inc({ module }, s.calls - last.calls);
+      last.calls = Math.max(last.calls, s.calls);
+      const now = { exception: s.failures, timeout: s.timeouts, invalid_result: s.invalidResults };
+      for (const kind of ['exception', 'timeout', 'invalid_result'] as const) {
+        if (now[kind] > last[kind]) routerFailures.inc({ module, kind }, now[kind] - last[kind]);
+        last[kind] = Math.max(last[kind], now[kind]);
+      }
     }
   };
 

@@ -10,7 +10,7 @@ import { Observable, Subject, type Subscription } from 'rxjs';
 import { PresenceActorSystem } from '../machines/actor-system.js';
 import type { PresenceMachineEvent } from '../machines/presence-machine.js';
 import { ChangeIndex } from '../streams/change-index.js';
-import { PushFanOut } from '../streams/push-fanout.js';
+import { PushFanOut, type RoomWakeups } from '../streams/push-fanout.js';
 import { syncStreamObservable, type PresenceBatch, type SyncNotifier } from '../streams/sync-notifier.js';
 import { systemClock, type Clock } from './clock.js';
 import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
@@ -267,6 +267,11 @@ export class PresenceEngine {
   /** The XState snapshot value of a user's live actor (e.g. `{ local: 'online' }`), or undefined when dormant. */
   actorState(userId: string): unknown {
     return this.actors.snapshot(parseUserId(userId))?.value;
+  }
+
+  /** Opt-in counts of sync streams each room woke (for dashboards; off until `count(true)`). */
+  get roomWakeups(): RoomWakeups {
+    return this.push.roomWakeups;
   }
 
   /** Entries appended to the log, per turn. */

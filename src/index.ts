@@ -15,6 +15,7 @@ export type {
   UserSyncingInput,
 } from './engine.js';
 export type { PresenceBatch } from '../streams/sync-notifier.js';
+export type { RoomWakeups, RoomWakeupCount } from '../streams/push-fanout.js';
 export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';
 
 export { parseConfig, parseConfigYaml, presenceConfig, configErrorFromZod, HomeserverConfigSchema, DurationSchema } from './config.js';
@@ -48,7 +49,7 @@ export { PresenceInputEventSchema } from './inputs.js';
 export type { PresenceInputEvent } from './inputs.js';
 
 export { ALL_USERS, PresenceRouter } from './router/presence-router.js';
-export type { PresenceRouterCallbacks, UsersForStatesResult, AllUsers, RouterStats } from './router/presence-router.js';
+export type { PresenceRouterCallbacks, UsersForStatesResult, AllUsers, RouterStats, RouterCallStats } from './router/presence-router.js';
 export { createModuleApi } from './router/module-api.js';
 export type { PresenceModuleApi, PresenceRouterCallbacksInput, ModulePresenceUpdate } from './router/module-api.js';
 export { loadPresenceModules } from './router/load-modules.js';
@@ -77,6 +78,8 @@ export type {
   FederationTransportOptions,
   FederationLink,
   FederationOutboundStats,
+  FederationDestinationState,
+  FederationDestinationPhase,
 } from './federation/outbound.js';
 export { receiveTransactionEdus, FederationEduSchema, InboundFederation, InboundLimitsSchema } from './federation/inbound.js';
 export type { FederationReceiver, TransactionResult, BoundedTransactionResult, InboundLimits, InboundFederationOptions } from './federation/inbound.js';

@@ -11,15 +11,16 @@
  * memberships through {@link PushTopology} and owns only what listens.
  */
 import type { Subscriber } from 'rxjs';
-import type { UserId } from '../src/domain/ids.js';
+import type { RoomId, UserId } from '../src/domain/ids.js';
 import type { UserPresenceState } from '../src/domain/presence.js';
 import { EMPTY_INTEREST, RoomSegment, SyncNotifier, type CachedInterest, type PresenceBatch } from './sync-notifier.js';
 
 /** The router's "every user" interest. */
 const ALL = 'ALL' as const satisfies CachedInterest;
 
-/** A room as the fan-out sees it: its index, whether it shares presence, its members. */
+/** A room as the fan-out sees it: its id and index, whether it shares presence, its members. */
 export interface PushRoom {
+  readonly id: RoomId;
   readonly index: number;
   readonly excluded: boolean;
   readonly members: ReadonlySet<number>;
@@ -28,16 +29,42 @@ export interface PushRoom {
 /** The memberships the fan-out reads (the engine's room index). */
 export interface PushTopology {
   roomsOf(user: number): readonly PushRoom[];
+  /** The room with this index. */
+  at(index: number): PushRoom;
+}
+
+/**
+ * Wake-ups per room, for dashboards: how many listeners each room's segment
+ * woke. Off by default; while off, the fan-out pays one branch per room with
+ * changes per turn and nothing else.
+ */
+export interface RoomWakeups {
+  /** Start (true) or stop (false) counting; either way the counts start again from zero. */
+  count(on: boolean): void;
+  /** Rooms that woke listeners since the last `take` (or since counting started), with their counts; the counts are zeroed. */
+  take(): Map<RoomId, RoomWakeupCount>;
+}
+
+export interface RoomWakeupCount {
+  /** Listeners the room's segment reached, summed over turns. */
+  readonly wakeups: number;
+  /** The room's changed members in those turns, summed over turns. */
+  readonly changes: number;
 }
 
 /** What listens to one room. */
 class RoomListeners {
+  /** Wake-ups and changed members since the last `RoomWakeups.take` (only while counting). */
+  wakeups = 0;
+  changes = 0;
   /** Members with an open stream. */
   readonly listening = new Set<number>();
   /** Their notifiers as an array (built on first use after `listening` changes): fan-out walks it. */
   listeners: SyncNotifier[] | null = null;
   /** This turn's changed members, shared by the room's listeners. */
   segment: RoomSegment | null = null;
+
+  constructor(readonly room: number) {}
 }
 
 export class PushFanOut {
@@ -54,6 +81,19 @@ export class PushFanOut {
   /** Rooms with a non-empty segment this turn (the first `dirtyRoomCount`). */
   private readonly dirtyRooms: (RoomListeners | undefined)[] = [];
   private dirtyRoomCount = 0;
+  /** Wake-up counting per room (off unless a dashboard turns it on). */
+  private countingWakeups = false;
+  /** Rooms with a non-zero `wakeups` (the first `wokenRoomCount`). */
+  private readonly wokenRooms: (RoomListeners | undefined)[] = [];
+  private wokenRoomCount = 0;
+
+  readonly roomWakeups: RoomWakeups = {
+    count: (on) => {
+      this.takeWakeups();
+      this.countingWakeups = on;
+    },
+    take: () => this.takeWakeups(),
+  };
 
   /**
    * @param notifiers the notifier of each listening user, by user index (a
@@ -155,6 +195,7 @@ export class PushFanOut {
       }
     }
     // One push per (room, listener): the listener reads the room's changes from its shared segment.
+    const counting = this.countingWakeups;
     for (let r = 0; r < this.dirtyRoomCount; r++) {
       const rl = this.dirtyRooms[r] as RoomListeners;
       const segment = rl.segment as RoomSegment;
@@ -165,6 +206,7 @@ export class PushFanOut {
         this.markDirty(n);
         n.addSegment(segment);
       }
+      if (counting) this.countWakeups(rl, listeners, segment.size);
     }
   }
 
@@ -218,6 +260,29 @@ export class PushFanOut {
     for (const n of this.notifiers) if (n !== undefined) for (const s of n.subscriberList()) s.complete();
   }
 
+  /** The room's listeners woke: count those the segment reached (ALL_USERS listeners are served by the router instead). */
+  private countWakeups(rl: RoomListeners, listeners: readonly SyncNotifier[], changes: number): void {
+    let woken = listeners.length;
+    if (this.allUsersListeners.size > 0) for (const n of listeners) if (n.interest === ALL) woken--;
+    if (woken === 0) return;
+    if (rl.wakeups === 0) this.wokenRooms[this.wokenRoomCount++] = rl;
+    rl.wakeups += woken;
+    rl.changes += changes;
+  }
+
+  private takeWakeups(): Map<RoomId, RoomWakeupCount> {
+    const counts = new Map<RoomId, RoomWakeupCount>();
+    for (let r = 0; r < this.wokenRoomCount; r++) {
+      const rl = this.wokenRooms[r] as RoomListeners;
+      counts.set(this.topology.at(rl.room).id, { wakeups: rl.wakeups, changes: rl.changes });
+      rl.wakeups = 0;
+      rl.changes = 0;
+      this.wokenRooms[r] = undefined;
+    }
+    this.wokenRoomCount = 0;
+    return counts;
+  }
+
   private markDirty(n: SyncNotifier): void {
     if (!n.dirty) {
       n.dirty = true;
@@ -241,7 +306,7 @@ export class PushFanOut {
 
   private startListening(room: number, user: number): void {
     while (this.byRoom.length <= room) this.byRoom.push(undefined); // dense: a hole would make it a dictionary
-    const rl = (this.byRoom[room] ??= new RoomListeners());
+    const rl = (this.byRoom[room] ??= new RoomListeners(room));
     rl.listening.add(user);
     rl.listeners = null;
   }

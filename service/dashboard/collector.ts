@@ -1,35 +1,43 @@
 /**
  * The dashboard's data: it follows the engine's `committed$` stream (state
- * changes, room membership), reads `engine.stats`, `engine.router.stats` and
- * the federation counters once per second, and turns them into one frame per
+ * changes, room membership), reads `engine.stats`, `engine.router.stats`
+ * (per module), the federation stats and the fan-out's wake-ups per room once
+ * per second, and turns them into one frame per
  * second plus the history of the chart series. Work on the commit path is a
  * push onto a queue; everything else happens in the once-a-second tick.
  */
 import {
-  FileEventLog,
   formatPresence,
   type LogEntry,
   type PresenceContent,
   type PresenceEngine,
   type PresenceValue,
+  type RouterCallStats,
   type ServerName,
   type UserId,
 } from '../../src/index.js';
 import type { HttpFederationTransport } from '../http-transport.js';
 import type { DashboardSettings } from './config.js';
 import { FederationView } from './federation-view.js';
-import { SERIES, seriesValues, type DashboardFrame, type DashboardHello, type History, type LatencySummary, type UsersByState } from './frame.js';
+import {
+  SERIES,
+  seriesValues,
+  type DashboardFrame,
+  type DashboardHello,
+  type History,
+  type LatencySummary,
+  type RouterModuleRow,
+  type UsersByState,
+} from './frame.js';
 import { DurationHistogram } from './histogram.js';
 import { RoomWindow } from './rooms.js';
-import { EngineTaps } from './taps.js';
+import { EngineTaps, fileLogOf } from './taps.js';
 
 /** Log entries kept per user for the search (newest last). */
 const RECENT_PER_USER = 6;
 /** Users whose recent entries are kept (beyond it, the users seen first are forgotten). */
 const RECENT_USERS = 50_000;
 const TOP_ROOMS = 10;
-/** Notified changes per second looked up room by room; above it, every k-th change is, counted k times. */
-const ROOM_SAMPLES_PER_SECOND = 2_000;
 
 export interface CollectorOptions {
   readonly engine: PresenceEngine;
@@ -89,8 +97,8 @@ export class DashboardCollector {
   private http429Seen = 0;
   private latest: DashboardFrame | undefined;
   private lastCostMs = 0;
-  private changeSeq = 0;
-  private roomStride = 1;
+  /** Each router module's counters at the previous tick. */
+  private lastModules = new Map<string, RouterCallStats>();
 
   constructor(options: CollectorOptions) {
     this.engine = options.engine;
@@ -106,9 +114,11 @@ export class DashboardCollector {
     if (this.timer !== undefined) return;
     for (const p of this.engine.knownUsers()) this.setState(p.userId, p.state);
     this.taps.install();
+    this.rooms.start();
     const sub = this.engine.committed$.subscribe((entries) => this.queue.push(entries));
     this.unsubscribe = () => sub.unsubscribe();
     this.last = this.counters(performance.now());
+    for (const [module, m] of this.engine.router.stats.modules) this.lastModules.set(module, { ...m });
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     // fold ten times a second: a second of entries held until the tick was promoted to the old generation at high rates
@@ -123,6 +133,7 @@ export class DashboardCollector {
     this.foldTimer = undefined;
     this.unsubscribe?.();
     this.taps.uninstall();
+    this.rooms.stop();
     this.listeners.clear();
   }
 
@@ -142,12 +153,12 @@ export class DashboardCollector {
 
   hello(): DashboardHello {
     const cfg = this.engine.config;
-    const log = this.engine.log;
+    const log = fileLogOf(this.engine);
     return {
       serverName: cfg.serverName,
       slo: { ms: this.settings.latency_slo_ms, percentile: this.settings.latency_slo_percentile },
       turns: cfg.turns,
-      log: { kind: log instanceof FileEventLog ? 'file' : cfg.log.kind, fsync: log instanceof FileEventLog ? log.fsyncPolicy : null },
+      log: { kind: log !== undefined ? 'file' : cfg.log.kind, fsync: log !== undefined ? log.fsyncPolicy : null },
       modules: this.modules,
       historySeconds: this.settings.history_seconds,
       busyEnabled: cfg.busyEnabled,
@@ -204,6 +215,7 @@ export class DashboardCollector {
     const fed = this.engine.federationStats;
     const stats = this.engine.stats;
     const log = this.engine.log;
+    const fileLog = fileLogOf(this.engine);
     const frame: DashboardFrame = {
       t,
       users: { ...this.users },
@@ -218,6 +230,7 @@ export class DashboardCollector {
         invalidResults: c.invalid - this.last.invalid,
         totalCalls: c.calls,
         totalFailures: c.failures + c.timeouts + c.invalid,
+        modules: this.moduleRows(secs),
       },
       rateLimited: { http: this.http429 - this.http429Seen, engine: c.limited - this.last.limited, totalHttp: this.http429, totalEngine: c.limited },
       log: {
@@ -227,11 +240,11 @@ export class DashboardCollector {
         appendP99: append.percentile(99),
         appendMax: append.max,
         position: log.position,
-        unsynced: log instanceof FileEventLog ? log.position - log.syncedPosition : null,
+        unsynced: fileLog !== undefined ? fileLog.position - fileLog.syncedPosition : null,
         snapshots: [...this.taps.snapshots],
       },
       rooms: this.rooms.tick(TOP_ROOMS),
-      federation: { destinations: this.federation.rows(t), backingOff: fed.destinationsBackingOff, pendingStates: fed.pendingStates },
+      federation: { destinations: this.federation.rows(fed.destinations), backingOff: fed.destinationsBackingOff, pendingStates: fed.pendingStates },
       totals: {
         updates: stats.updates,
         deliveries: stats.deliveries,
@@ -243,7 +256,6 @@ export class DashboardCollector {
       costMs: this.lastCostMs,
     };
     append.clear();
-    this.roomStride = Math.max(1, Math.ceil(frame.rates.changes / ROOM_SAMPLES_PER_SECOND));
     this.http429Seen = this.http429;
     this.last = c;
     this.remember(frame);
@@ -252,6 +264,29 @@ export class DashboardCollector {
     this.lastCostMs = this.foldMs + (performance.now() - started);
     this.foldMs = 0;
     return frame;
+  }
+
+  /** Per-module rates since the previous tick, and totals. */
+  private moduleRows(secs: number): RouterModuleRow[] {
+    const rows: RouterModuleRow[] = [];
+    const now = new Map<string, RouterCallStats>();
+    for (const [module, m] of this.engine.router.stats.modules) {
+      const was = this.lastModules.get(module);
+      const calls = m.calls - (was?.calls ?? 0);
+      const failed = (x: RouterCallStats | undefined) => (x === undefined ? 0 : x.failures + x.timeouts + x.invalidResults);
+      rows.push({
+        module,
+        calls: Math.max(0, calls) / secs,
+        meanMs: calls > 0 ? (m.totalMs - (was?.totalMs ?? 0)) / calls : 0,
+        failures: failed(m) - failed(was),
+        timeouts: m.timeouts - (was?.timeouts ?? 0),
+        totalCalls: m.calls,
+        totalFailures: failed(m),
+      });
+      now.set(module, { ...m });
+    }
+    this.lastModules = now;
+    return rows;
   }
 
   private counters(at: number) {
@@ -296,7 +331,6 @@ export class DashboardCollector {
     if (ev.type === 'user.step') {
       const state = ev.presence?.state;
       if (state !== undefined) this.setState(ev.userId, state);
-      if (ev.streamId !== undefined && ++this.changeSeq % this.roomStride === 0) this.rooms.changed(ev.userId, this.roomStride);
       this.keepRecent(ev.userId, entry);
     } else if (ev.type === 'room.membership') {
       this.rooms.membershipChanged(ev.roomId);

@@ -23,9 +23,9 @@ export interface LatencySummary {
 export interface RoomRow {
   readonly roomId: string;
   readonly members: number;
-  /** Notified changes by members in the last minute. */
+  /** Members' notified changes in the last minute, counted in turns where the room had listeners. */
   readonly changes: number;
-  /** Stream wake-ups those changes can cause: each change × the room's other members (an upper bound, see docs/service.md). */
+  /** Sync streams (listeners) the room's changes woke in the last minute, as the engine's fan-out counted them. */
   readonly wakeups: number;
 }
 
@@ -33,14 +33,33 @@ export type DestinationPhase = 'idle' | 'sending' | 'backoff' | 'no_peer';
 
 export interface DestinationRow {
   readonly destination: string;
-  /** Presence states queued for it (engine.federationPending). */
+  /** Presence states queued for it, not counting a send in flight (the engine's outbound queue). */
   readonly pending: number;
+  /** States in the send in flight. */
+  readonly inFlight: number;
+  /** The engine's phase of the destination; `no_peer` when the service has no peer to send to. */
   readonly phase: DestinationPhase;
+  /** HTTP transactions sent and failed (the service's transport). */
   readonly sent: number;
   readonly failed: number;
+  /** Failed sends in a row (the engine's count). */
   readonly consecutiveFailures: number;
-  /** Wall-clock ms of the first failure of the current run of failures, or null. */
-  readonly failingSince: number | null;
+  /** How long the current run of failures has lasted, in ms, or null. */
+  readonly failingForMs: number | null;
+  /** When the engine retries, in ms from now (phase `backoff`), or null. */
+  readonly retryInMs: number | null;
+}
+
+/** One presence router module this second (rates) and since start (totals). */
+export interface RouterModuleRow {
+  readonly module: string;
+  readonly calls: number;
+  readonly meanMs: number;
+  /** Exceptions, timeouts and invalid results this second. */
+  readonly failures: number;
+  readonly timeouts: number;
+  readonly totalCalls: number;
+  readonly totalFailures: number;
 }
 
 export interface SnapshotRow {
@@ -71,6 +90,8 @@ export interface DashboardFrame {
     readonly invalidResults: number;
     readonly totalCalls: number;
     readonly totalFailures: number;
+    /** The same per module (`engine.router.stats.modules`), in registration order. */
+    readonly modules: readonly RouterModuleRow[];
   };
   /** Refused for rate limiting this second: HTTP 429 answers, and RateLimitedError thrown by the engine. */
   readonly rateLimited: { readonly http: number; readonly engine: number; readonly totalHttp: number; readonly totalEngine: number };
@@ -157,7 +178,7 @@ export interface DashboardHello {
   readonly slo: { readonly ms: number; readonly percentile: number };
   readonly turns: string;
   readonly log: { readonly kind: string; readonly fsync: string | null };
-  /** Presence router modules from the config (the engine counts router calls over all of them). */
+  /** Presence router modules from the config. */
   readonly modules: readonly string[];
   readonly historySeconds: number;
   readonly busyEnabled: boolean;

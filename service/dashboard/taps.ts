@@ -6,7 +6,17 @@
  * original; `untap` puts the original back. Nothing in src/ changes.
  */
 import { FileEventLog, RateLimitedError, type EventLog, type PresenceEngine, type SnapshotInfo, type SyncHandle } from '../../src/index.js';
+import { probesOf } from '../ops/probes.js';
 import { DurationHistogram } from './histogram.js';
+
+/**
+ * The file log under the engine's log: the service hands the engine a
+ * `TimedEventLog` around it (service/ops/timed-log.ts), and snapshots are
+ * written to the file log itself.
+ */
+export function fileLogOf(engine: PresenceEngine): FileEventLog | undefined {
+  return engine.log instanceof FileEventLog ? engine.log : probesOf(engine).fileLog;
+}
 
 type Fn = (...args: never[]) => unknown;
 
@@ -97,7 +107,7 @@ export class EngineTaps {
         }),
       ),
     );
-    this.tapLog(e.log);
+    this.tapLog(e.log, fileLogOf(e));
     const sub = e.committed$.subscribe(() => this.onCommit());
     this.undo.push(() => sub.unsubscribe());
   }
@@ -106,7 +116,7 @@ export class EngineTaps {
     for (const u of this.undo.splice(0).reverse()) u();
   }
 
-  private tapLog(log: EventLog): void {
+  private tapLog(log: EventLog, fileLog: FileEventLog | undefined): void {
     this.undo.push(
       tap(log, 'append', (original) =>
         around(original, <R>(call: () => R): R => {
@@ -118,12 +128,9 @@ export class EngineTaps {
         }),
       ),
     );
-    // The service's own timing decorator (ops/timed-log.ts) wraps the file log: snapshots are written on the inner one.
-    const inner = (log as { readonly inner?: unknown }).inner;
-    const file = log instanceof FileEventLog ? log : inner instanceof FileEventLog ? inner : undefined;
-    if (file !== undefined) {
+    if (fileLog !== undefined) {
       this.undo.push(
-        tap(file, 'writeSnapshot', (original) =>
+        tap(fileLog, 'writeSnapshot', (original) =>
           around(original, <R>(call: () => R): R => {
             const r = call();
             const info = r as unknown as SnapshotInfo;

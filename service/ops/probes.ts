@@ -33,8 +33,8 @@ export class EngineProbes {
   });
   readonly routerCall = new Histogram({
     name: 'presence_router_call_duration_seconds',
-    help: 'Wall time of each presence router callback call (async calls until they settle), by callback.',
-    labelNames: ['callback'],
+    help: 'Wall time of each presence router callback call (async calls until they settle), by module and callback.',
+    labelNames: ['module', 'callback'],
     buckets: IO_BUCKETS,
     registers: [],
   });

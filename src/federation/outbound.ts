@@ -97,6 +97,29 @@ export interface FederationOutboundStats {
   destinationsInFlight: number;
   /** Destinations waiting for a retry. */
   destinationsBackingOff: number;
+  /** Each destination the queue tracks (states waiting, a send in flight, or failing), by name. */
+  destinations: readonly FederationDestinationState[];
+}
+
+/** `idle`: nothing in flight (states wait for the end of a turn); `sending`: one send in flight; `backoff`: waiting to retry after a failure. */
+export type FederationDestinationPhase = 'idle' | 'sending' | 'backoff';
+
+/** One destination's queue and back-off, as {@link FederationOutbound.stats} shows it. Times are engine-clock ms. */
+export interface FederationDestinationState {
+  readonly destination: ServerName;
+  readonly phase: FederationDestinationPhase;
+  /** States waiting (not counting the send in flight). */
+  readonly pending: number;
+  /** States in the send in flight (0 unless `sending`). */
+  readonly inFlight: number;
+  /** Failed sends in a row (0 after a success). */
+  readonly consecutiveFailures: number;
+  /** When the current run of failures began, or null. */
+  readonly failingSince: number | null;
+  /** When the next retry is due (in `backoff`), or null. */
+  readonly retryAt: number | null;
+  /** The current retry delay (0 when not failing). */
+  readonly backoffMs: number;
 }
 
 /** Returned by `attachFederationTransport`. */
@@ -106,7 +129,7 @@ export interface FederationLink {
   detach(): void;
 }
 
-type Phase = 'idle' | 'sending' | 'backoff';
+type Phase = FederationDestinationPhase;
 
 interface Destination {
   readonly name: ServerName;
@@ -117,7 +140,9 @@ interface Destination {
   attempt: number;
   sending: readonly UserPresenceState[] | null;
   failingSince: number | null;
+  failures: number;
   backoffMs: number;
+  retryAt: number | null;
   timer: TimerHandle | null;
 }
 
@@ -174,12 +199,23 @@ export class FederationOutbound {
     let pendingStates = 0;
     let destinationsInFlight = 0;
     let destinationsBackingOff = 0;
+    const destinations: FederationDestinationState[] = [];
     for (const d of this.destinations.values()) {
       pendingStates += d.pending.size;
       if (d.phase === 'sending') destinationsInFlight++;
       else if (d.phase === 'backoff') destinationsBackingOff++;
+      destinations.push({
+        destination: d.name,
+        phase: d.phase,
+        pending: d.pending.size,
+        inFlight: d.sending?.length ?? 0,
+        consecutiveFailures: d.failures,
+        failingSince: d.failingSince,
+        retryAt: d.phase === 'backoff' ? d.retryAt : null,
+        backoffMs: d.backoffMs,
+      });
     }
-    return { ...this.counters, pendingStates, destinationsInFlight, destinationsBackingOff };
+    return { ...this.counters, pendingStates, destinationsInFlight, destinationsBackingOff, destinations };
   }
 
   /** End of a turn: transmit to every destination that got states and is ready. */
@@ -232,7 +268,7 @@ export class FederationOutbound {
   private destination(name: ServerName): Destination {
     let dest = this.destinations.get(name);
     if (dest === undefined) {
-      dest = { name, pending: new Map(), phase: 'idle', attempt: 0, sending: null, failingSince: null, backoffMs: 0, timer: null };
+      dest = { name, pending: new Map(), phase: 'idle', attempt: 0, sending: null, failingSince: null, failures: 0, backoffMs: 0, retryAt: null, timer: null };
       this.destinations.set(name, dest);
     }
     return dest;
@@ -297,12 +333,14 @@ export class FederationOutbound {
     const now = this.clock.now();
     if (error === null) {
       dest.failingSince = null;
+      dest.failures = 0;
       dest.backoffMs = 0;
       dest.phase = 'idle';
       this.transmit(dest, now); // more may have coalesced meanwhile
       return;
     }
     this.counters.sendFailures++;
+    dest.failures++;
     dest.failingSince ??= now;
     const o = link.options;
     if (now - dest.failingSince >= o.dropAfterMs) {
@@ -319,8 +357,10 @@ export class FederationOutbound {
     }
     dest.backoffMs = dest.backoffMs === 0 ? o.initialBackoffMs : Math.min(o.maxBackoffMs, Math.round(dest.backoffMs * o.backoffMultiplier));
     dest.phase = 'backoff';
+    dest.retryAt = now + dest.backoffMs;
     dest.timer = this.clock.setTimer(dest.backoffMs, () => {
       dest.timer = null;
+      dest.retryAt = null;
       if (this.link !== link || this.stopped) return;
       dest.phase = 'idle';
       this.transmit(dest, this.clock.now());
@@ -346,7 +386,9 @@ export class FederationOutbound {
       dest.sending = null;
       dest.phase = 'idle';
       dest.failingSince = null;
+      dest.failures = 0;
       dest.backoffMs = 0;
+      dest.retryAt = null;
       if (dest.pending.size > 0) this.dirty.add(dest.name);
     }
   }

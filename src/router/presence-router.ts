@@ -33,6 +33,8 @@ export interface PresenceRouterCallbacks {
 interface Registered<F> {
   readonly module: string;
   readonly fn: F;
+  /** The module's own counters (shared by its two callbacks). */
+  readonly stats: RouterCallStats;
 }
 
 export type RoutedStates = Map<UserId, Set<UserPresenceState>>;
@@ -47,14 +49,25 @@ const InterestSchema = z.union([z.literal(ALL_USERS), z.instanceof(Set)], {
   message: `must be a Set of user ids or ALL_USERS ("${ALL_USERS}")`,
 });
 
-/** Counters for observability (/metrics). */
-export interface RouterStats {
+/** Counters of router callback calls (/metrics, the dashboard). */
+export interface RouterCallStats {
   calls: number;
+  /** Calls that threw or rejected. */
   failures: number;
+  /** Async calls that missed the router deadline. */
   timeouts: number;
+  /** Answers, or parts of answers, that failed validation. */
   invalidResults: number;
+  /** Wall time of the calls that answered (engine clock, ms). */
   totalMs: number;
 }
+
+/** Totals over all modules, and the same counters per module name (a name registered twice shares one entry). */
+export interface RouterStats extends RouterCallStats {
+  readonly modules: ReadonlyMap<string, Readonly<RouterCallStats>>;
+}
+
+const zeroStats = (): RouterCallStats => ({ calls: 0, failures: 0, timeouts: 0, invalidResults: 0, totalMs: 0 });
 
 /** Thenable check that survives hostile values (a `then` getter that throws counts as "not a promise"). */
 function isThenable<T>(v: MaybePromise<T>): v is PromiseLike<T> {
@@ -93,7 +106,8 @@ function frozenCopies(states: readonly UserPresenceState[]): readonly UserPresen
 export class PresenceRouter {
   private readonly forStates: Registered<PresenceRouterCallbacks['getUsersForStates']>[] = [];
   private readonly interested: Registered<PresenceRouterCallbacks['getInterestedUsers']>[] = [];
-  readonly stats: RouterStats = { calls: 0, failures: 0, timeouts: 0, invalidResults: 0, totalMs: 0 };
+  private readonly byModule = new Map<string, RouterCallStats>();
+  readonly stats: RouterStats = { ...zeroStats(), modules: this.byModule };
 
   constructor(
     private readonly clock: Clock,
@@ -108,8 +122,10 @@ export class PresenceRouter {
 
   /** Register a pair of callbacks for `module` (both or neither; checked by the module API). */
   register(module: string, callbacks: PresenceRouterCallbacks): void {
-    this.forStates.push({ module, fn: callbacks.getUsersForStates });
-    this.interested.push({ module, fn: callbacks.getInterestedUsers });
+    let stats = this.byModule.get(module);
+    if (stats === undefined) this.byModule.set(module, (stats = zeroStats()));
+    this.forStates.push({ module, fn: callbacks.getUsersForStates, stats });
+    this.interested.push({ module, fn: callbacks.getInterestedUsers, stats });
   }
 
   /**
@@ -122,9 +138,10 @@ export class PresenceRouter {
     const byUser = new Map<string, UserPresenceState>();
     for (const s of states) byUser.set(s.userId, s);
     const given = frozenCopies(states);
-    const results = this.forStates.map((cb) => this.call(cb.module, 'getUsersForStates', () => cb.fn(given)));
+    const results = this.forStates.map((cb) => this.call(cb, 'getUsersForStates', () => cb.fn(given)));
     const mergeAll = (boxes: readonly Box<unknown>[]) => {
-      boxes.forEach((b, i) => this.mergeUsersForStates(this.forStates[i]?.module ?? '?', b.v, byUser, merged));
+      // registrations only append: index i is still the callback that answered
+      boxes.forEach((b, i) => this.mergeUsersForStates(this.forStates[i] as Registered<unknown>, b.v, byUser, merged));
       return merged;
     };
     if (results.some((r) => r instanceof Promise)) return Promise.all(results).then(mergeAll);
@@ -138,12 +155,12 @@ export class PresenceRouter {
     const step = (i: number): Interest | Promise<Interest> => {
       for (; i < this.interested.length; i++) {
         const cb = this.interested[i] as Registered<PresenceRouterCallbacks['getInterestedUsers']>;
-        const r = this.call(cb.module, 'getInterestedUsers', () => cb.fn(userId));
+        const r = this.call(cb, 'getInterestedUsers', () => cb.fn(userId));
         if (r instanceof Promise) {
           const next = i + 1;
-          return r.then((b) => (this.mergeInterest(cb.module, b.v, union) ? ALL_USERS : step(next)));
+          return r.then((b) => (this.mergeInterest(cb, b.v, union) ? ALL_USERS : step(next)));
         }
-        if (this.mergeInterest(cb.module, r.v, union)) return ALL_USERS;
+        if (this.mergeInterest(cb, r.v, union)) return ALL_USERS;
       }
       return union;
     };
@@ -156,19 +173,24 @@ export class PresenceRouter {
    * inspected as a thenable outside this method, and the returned promise (our
    * own, never a module's) never rejects.
    */
-  private call<T>(module: string, name: string, fn: () => MaybePromise<T>): Box<T> | Promise<Box<T>> {
+  private call<T>(cb: Registered<unknown>, name: string, fn: () => MaybePromise<T>): Box<T> | Promise<Box<T>> {
+    const { module, stats } = cb;
     this.stats.calls++;
+    stats.calls++;
     const started = this.clock.now();
     let r: MaybePromise<T>;
     try {
       r = fn();
     } catch (error) {
       this.stats.failures++;
+      stats.failures++;
       this.logger.warn(`presence router ${module}.${name} threw; skipping it for this call`, { error: describeThrown(error) });
       return NOTHING;
     }
     if (!isThenable(r)) {
-      this.stats.totalMs += this.clock.now() - started;
+      const ms = this.clock.now() - started;
+      this.stats.totalMs += ms;
+      stats.totalMs += ms;
       return { v: r };
     }
     const thenable = r;
@@ -178,6 +200,7 @@ export class PresenceRouter {
         if (done) return;
         done = true;
         this.stats.timeouts++;
+        stats.timeouts++;
         this.logger.warn(`presence router ${module}.${name} did not answer within ${this.timeoutMs} ms; skipping it for this call`);
         resolve(NOTHING);
       });
@@ -186,6 +209,7 @@ export class PresenceRouter {
         done = true;
         timer.cancel();
         this.stats.failures++;
+        stats.failures++;
         resolve(NOTHING);
         this.logger.warn(`presence router ${module}.${name} rejected; skipping it for this call`, { error: describeThrown(error) });
       };
@@ -195,7 +219,9 @@ export class PresenceRouter {
           if (done) return;
           done = true;
           timer.cancel();
-          this.stats.totalMs += this.clock.now() - started;
+          const ms = this.clock.now() - started;
+          this.stats.totalMs += ms;
+          stats.totalMs += ms;
           resolve({ v });
         }, onRejected);
       } catch (error) {
@@ -204,23 +230,29 @@ export class PresenceRouter {
     });
   }
 
+  private invalid(cb: Registered<unknown>): void {
+    this.stats.invalidResults++;
+    cb.stats.invalidResults++;
+  }
+
   /** Merge one callback's result; anything a hostile value throws while being read is caught here (entries merged before it stay). */
-  private mergeUsersForStates(module: string, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
+  private mergeUsersForStates(cb: Registered<unknown>, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
     try {
-      this.mergeUsersForStatesUnsafe(module, value, byUser, merged);
+      this.mergeUsersForStatesUnsafe(cb, value, byUser, merged);
     } catch (error) {
-      this.stats.invalidResults++;
-      this.logger.warn(`presence router ${module}.getUsersForStates returned a value that could not be read; ignoring the rest of it`, {
+      this.invalid(cb);
+      this.logger.warn(`presence router ${cb.module}.getUsersForStates returned a value that could not be read; ignoring the rest of it`, {
         error: describeThrown(error),
       });
     }
   }
 
-  private mergeUsersForStatesUnsafe(module: string, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
+  private mergeUsersForStatesUnsafe(cb: Registered<unknown>, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
     if (value === undefined) return;
+    const module = cb.module;
     const shape = ResultSchema.safeParse(value);
     if (!shape.success) {
-      this.stats.invalidResults++;
+      this.invalid(cb);
       this.logger.warn(`presence router ${module}.getUsersForStates returned ${kindOf(value)}: ${shape.error.issues[0]?.message}; skipped`);
       return;
     }
@@ -228,13 +260,13 @@ export class PresenceRouter {
     for (const [key, states] of entries) {
       // Spec §4.3: the first non-set value stops this callback's result; entries merged before it stay.
       if (!StateSetSchema.safeParse(states).success) {
-        this.stats.invalidResults++;
+        this.invalid(cb);
         this.logger.warn(`presence router ${module}.getUsersForStates: value for ${describeThrown(key)} is ${kindOf(states)}, not a Set; ignoring the rest of this result`);
         return;
       }
       const recipient = RecipientSchema.safeParse(key);
       if (!recipient.success) {
-        this.stats.invalidResults++;
+        this.invalid(cb);
         this.logger.warn(`presence router ${module}.getUsersForStates: key ${JSON.stringify(describeThrown(key)).slice(0, 80)} is not a user id; skipped`);
         continue;
       }
@@ -252,23 +284,24 @@ export class PresenceRouter {
   }
 
   /** @returns true when the value is ALL_USERS. Hostile values are caught (ids read before the failure stay). */
-  private mergeInterest(module: string, value: unknown, union: Set<UserId>): boolean {
+  private mergeInterest(cb: Registered<unknown>, value: unknown, union: Set<UserId>): boolean {
     try {
-      return this.mergeInterestUnsafe(module, value, union);
+      return this.mergeInterestUnsafe(cb, value, union);
     } catch (error) {
-      this.stats.invalidResults++;
-      this.logger.warn(`presence router ${module}.getInterestedUsers returned a value that could not be read; ignoring the rest of it`, {
+      this.invalid(cb);
+      this.logger.warn(`presence router ${cb.module}.getInterestedUsers returned a value that could not be read; ignoring the rest of it`, {
         error: describeThrown(error),
       });
       return false;
     }
   }
 
-  private mergeInterestUnsafe(module: string, value: unknown, union: Set<UserId>): boolean {
+  private mergeInterestUnsafe(cb: Registered<unknown>, value: unknown, union: Set<UserId>): boolean {
     if (value === undefined) return false;
+    const module = cb.module;
     const r = InterestSchema.safeParse(value);
     if (!r.success) {
-      this.stats.invalidResults++;
+      this.invalid(cb);
       this.logger.warn(`presence router ${module}.getInterestedUsers returned ${kindOf(value)}: ${r.error.issues[0]?.message}; skipped`);
       return false;
     }

@@ -86,6 +86,32 @@ describe('FederationOutbound without a transport (fire-and-forget)', () => {
 });
 
 describe('FederationOutbound with a transport', () => {
+  it('shows each destination’s phase, queue, failures and next retry in stats.destinations', async () => {
+    const { q, clock } = setup();
+    const { transport, calls } = scriptedTransport();
+    q.attach(transport, { initialBackoffMs: 1000, maxBackoffMs: 8000 });
+    const dest = (d: ServerName) => q.stats.destinations.find((s) => s.destination === d);
+    q.enqueue([B, C], [state('@u:a.test', 'online'), state('@v:a.test', 'online')]);
+    q.flush(clock.now());
+    q.enqueue([B], [state('@w:a.test', 'online')]);
+    expect(dest(B)).toEqual({ destination: B, phase: 'sending', pending: 1, inFlight: 2, consecutiveFailures: 0, failingSince: null, retryAt: null, backoffMs: 0 });
+    clock.advance(50);
+    const failedAt = clock.now();
+    calls.find((c) => c.destination === B)?.reject(new Error('down'));
+    calls.find((c) => c.destination === C)?.resolve();
+    await flushMicrotasks();
+    expect(dest(B)).toEqual({ destination: B, phase: 'backoff', pending: 3, inFlight: 0, consecutiveFailures: 1, failingSince: failedAt, retryAt: failedAt + 1000, backoffMs: 1000 });
+    expect(dest(C)).toBeUndefined(); // idle with nothing queued: not tracked
+    clock.advance(1000); // the retry goes out and fails again
+    calls[calls.length - 1]?.reject(new Error('still down'));
+    await flushMicrotasks();
+    expect(dest(B)).toMatchObject({ phase: 'backoff', consecutiveFailures: 2, failingSince: failedAt, retryAt: clock.now() + 2000, backoffMs: 2000 });
+    clock.advance(2000);
+    calls[calls.length - 1]?.resolve();
+    await flushMicrotasks();
+    expect(q.stats.destinations).toEqual([]);
+  });
+
   it('keeps one send in flight per destination and coalesces meanwhile', async () => {
     const { q, clock, emitted } = setup();
     const { transport, calls } = scriptedTransport();

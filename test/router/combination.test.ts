@@ -268,3 +268,40 @@ describe('deadline on the push path (presence.router_timeout)', () => {
     expect(logger.warnings().filter((w) => w.includes('stuck.getUsersForStates did not answer within 100 ms'))).toHaveLength(1);
   });
 });
+
+describe('per-module counters (router.stats.modules)', () => {
+  it('counts calls, failures, timeouts, invalid results and answer time per module; totals are their sums', async () => {
+    const { router, clock } = setup(500);
+    const sa = state(A);
+    router.register('thrower', cb(() => {
+      throw new Error('kaput');
+    }));
+    router.register('bogus', cb(() => 42 as never, () => 'nope' as never));
+    router.register('slow', cb(() => new Promise(() => {})));
+    router.register('timed', cb(
+      () => new Promise((resolve) => clock.setTimer(120, () => resolve({ [R1]: new Set([sa]) }))),
+      () => new Set([R1]),
+    ));
+    const routed = router.usersForStates([sa]) as Promise<unknown>;
+    await clock.advanceAsync(500, 10);
+    await routed;
+    await router.interestedUsers(A);
+    const m = (name: string) => router.stats.modules.get(name);
+    expect(m('thrower')).toEqual({ calls: 2, failures: 1, timeouts: 0, invalidResults: 0, totalMs: 0 });
+    expect(m('bogus')).toEqual({ calls: 2, failures: 0, timeouts: 0, invalidResults: 2, totalMs: 0 });
+    expect(m('slow')).toMatchObject({ calls: 2, failures: 0, timeouts: 1, invalidResults: 0 });
+    expect(m('timed')).toEqual({ calls: 2, failures: 0, timeouts: 0, invalidResults: 0, totalMs: 120 });
+    for (const key of ['calls', 'failures', 'timeouts', 'invalidResults', 'totalMs'] as const) {
+      expect(router.stats[key], key).toBe([...router.stats.modules.values()].reduce((sum, s) => sum + s[key], 0));
+    }
+  });
+
+  it('a module name registered twice shares one entry', () => {
+    const { router } = setup();
+    router.register('twice', cb(() => new Map()));
+    router.register('twice', cb(() => new Map()));
+    router.usersForStates([state(A)]);
+    expect([...router.stats.modules.keys()]).toEqual(['twice']);
+    expect(router.stats.modules.get('twice')?.calls).toBe(2);
+  });
+});

@@ -4,7 +4,7 @@
  * refusals, and that stopping puts the engine's methods back.
  */
 import { describe, expect, it } from 'vitest';
-import { PresenceEngine, RateLimitedError, createPresenceEngine, silentLogger } from '../../src/index.js';
+import { ALL_USERS, PresenceEngine, RateLimitedError, createModuleApi, createPresenceEngine, silentLogger } from '../../src/index.js';
 import { DashboardSectionSchema } from '../../service/dashboard/config.js';
 import { DashboardCollector } from '../../service/dashboard/collector.js';
 import { DurationHistogram } from '../../service/dashboard/histogram.js';
@@ -96,6 +96,67 @@ describe('DashboardCollector', () => {
     expect(engine.setPresence).toBe(PresenceEngine.prototype.setPresence);
     expect(engine.userSyncing).toBe(PresenceEngine.prototype.userSyncing);
     expect(Object.prototype.hasOwnProperty.call(engine.log, 'append')).toBe(false);
+    void engine.close();
+  });
+
+  it('top rooms: the sync streams each room woke, as the fan-out counted them, over the last minute', () => {
+    const { engine, collector } = rig('per_input');
+    for (const m of [1, 2, 3, 4]) engine.joinRoom(`!big:${S}`, u(m));
+    for (const m of [1, 5]) engine.joinRoom(`!small:${S}`, u(m));
+    engine.joinRoom(`!silent:${S}`, u(6));
+    for (const m of [2, 3, 4, 5]) engine.syncStream(u(m)).subscribe(() => {});
+    engine.setPresence(u(1), { presence: 'online' }); // !big wakes 2, 3, 4; !small wakes 5
+    engine.setPresence(u(2), { presence: 'online' }); // !big wakes 2, 3, 4
+    engine.setPresence(u(6), { presence: 'online' }); // nobody listens in !silent
+    expect(collector.tick().rooms).toEqual([
+      { roomId: `!big:${S}`, members: 4, changes: 2, wakeups: 6 },
+      { roomId: `!small:${S}`, members: 2, changes: 1, wakeups: 1 },
+    ]);
+    engine.setPresence(u(5), { presence: 'online' }); // !small wakes 5
+    expect(collector.tick().rooms.map((r) => [r.roomId, r.wakeups])).toEqual([[`!big:${S}`, 6], [`!small:${S}`, 2]]);
+    collector.stop();
+    engine.setPresence(u(1), { presence: 'unavailable' });
+    expect(engine.roomWakeups.take().size).toBe(0); // counting stops with the dashboard
+    void engine.close();
+  });
+
+  it('router calls per module: rates this second and totals', () => {
+    const { engine, collector } = rig('per_input');
+    createModuleApi(engine, 'quiet').registerPresenceRouterCallbacks({ getUsersForStates: () => new Map(), getInterestedUsers: () => new Set<string>() });
+    createModuleApi(engine, 'broken').registerPresenceRouterCallbacks({
+      getUsersForStates: () => {
+        throw new Error('kaput');
+      },
+      getInterestedUsers: () => ALL_USERS,
+    });
+    engine.setPresence(u(1), { presence: 'online' });
+    engine.setPresence(u(2), { presence: 'online' });
+    const f = collector.tick();
+    const byName = Object.fromEntries(f.router.modules.map((m) => [m.module, m]));
+    expect(Object.keys(byName)).toEqual(['quiet', 'broken']);
+    expect(byName.quiet).toMatchObject({ totalCalls: 2, totalFailures: 0, failures: 0 });
+    expect(byName.broken).toMatchObject({ totalCalls: 2, totalFailures: 2, failures: 2 });
+    expect(byName.quiet?.calls).toBeGreaterThan(0);
+    const next = collector.tick();
+    expect(next.router.modules.map((m) => [m.module, m.failures, m.totalFailures])).toEqual([['quiet', 0, 0], ['broken', 0, 2]]);
+    collector.stop();
+    void engine.close();
+  });
+
+  it('federation: each destination’s phase, failures in a row and next retry come from the engine', async () => {
+    const { engine, collector } = rig('per_input');
+    engine.attachFederationTransport({ send: () => Promise.reject(new Error('refused')) }, { initialBackoffMs: 30_000 });
+    engine.joinRoom(`!fed:${S}`, u(1));
+    engine.joinRoom(`!fed:${S}`, '@far:remote.test');
+    engine.setPresence(u(1), { presence: 'online' });
+    await new Promise((r) => setImmediate(r));
+    const row = collector.tick().federation.destinations.find((d) => d.destination === 'remote.test');
+    expect(row).toMatchObject({ phase: 'backoff', pending: 1, inFlight: 0, consecutiveFailures: 1 });
+    expect(row?.failingForMs).toBeGreaterThanOrEqual(0);
+    expect(row?.failingForMs).toBeLessThan(5_000);
+    expect(row?.retryInMs).toBeGreaterThan(25_000);
+    expect(row?.retryInMs).toBeLessThanOrEqual(30_000);
+    collector.stop();
     void engine.close();
   });
 });

@@ -221,6 +221,9 @@ describe('dashboard in Chromium', () => {
           p99: text('lat-p99'),
           rooms: rows('rooms-body'),
           backoff: document.querySelector('#fed-body tr[data-destination="down.test"] .badge')?.textContent ?? '',
+          downFailing: document.querySelector('#fed-body tr[data-destination="down.test"] td.failing')?.textContent ?? '',
+          downRetry: document.querySelector('#fed-body tr[data-destination="down.test"] td.retry')?.textContent ?? '',
+          moduleCalls: document.querySelector('#router-body tr[data-module] td.calls')?.textContent ?? '',
           peer: document.querySelector('#fed-body tr[data-destination="peer.test"] .badge')?.textContent ?? '',
           peerSent: document.querySelector('#fed-body tr[data-destination="peer.test"] td:nth-child(4)')?.textContent ?? '',
           router: text('router-calls'),
@@ -240,6 +243,9 @@ describe('dashboard in Chromium', () => {
       s.p99 !== '–' &&
       s.rooms >= 5 &&
       s.backoff === 'backing off' &&
+      /^\d+ (ms|s|min)$/.test(s.downFailing) &&
+      /^in \d+ (ms|s|min)$/.test(s.downRetry) &&
+      Number.parseFloat(s.moduleCalls) > 0 &&
       (s.peer === 'idle' || s.peer === 'sending') &&
       Number.parseFloat(s.peerSent) > 0 &&
       Number.parseFloat(s.router) > 0 &&
@@ -256,6 +262,28 @@ describe('dashboard in Chromium', () => {
     const changes = await numberIn(page, 'rate-changes');
     expect(changes).toBeGreaterThan(CHANGES_PER_SECOND * 0.3);
     expect(changes).toBeLessThan(CHANGES_PER_SECOND * 3);
+    // top rooms are the fan-out's exact counts: each turn adds a room's listener count to it, and
+    // (populate) !big has 200 listeners, room r 50 when r % 5 === 0 and none otherwise
+    type Frame = {
+      rooms: { roomId: string; changes: number; wakeups: number }[];
+      router: { modules: { module: string; totalCalls: number }[] };
+      federation: { destinations: { destination: string; phase: string; retryInMs: number | null; consecutiveFailures: number }[] };
+    };
+    const api = (await (await fetch(`${main.url}${DASH}/api/frame?access_token=${ADMIN}`)).json()) as { frame: Frame };
+    const listenersIn = (roomId: string) => (roomId === '!big:main.test' ? 200 : Number(/^!room(\d+):/.exec(roomId)?.[1]) % 5 === 0 ? 50 : 0);
+    expect(api.frame.rooms.length).toBeGreaterThanOrEqual(5);
+    for (const r of api.frame.rooms) {
+      const listeners = listenersIn(r.roomId);
+      expect(listeners, r.roomId).toBeGreaterThan(0);
+      expect(r.wakeups % listeners, `${r.roomId}: ${r.wakeups} wake-ups`).toBe(0);
+      expect(r.wakeups).toBeLessThanOrEqual(r.changes * listeners);
+    }
+    expect(api.frame.rooms[0]?.roomId).toBe('!big:main.test');
+    expect(api.frame.router.modules.map((m) => m.module)).toEqual([expect.stringContaining('example-callbacks-module')]);
+    const down = api.frame.federation.destinations.find((d) => d.destination === 'down.test');
+    expect(down?.phase).toBe('backoff');
+    expect(down?.retryInMs).toBeGreaterThan(0);
+    expect(down?.retryInMs).toBeLessThanOrEqual(60_000);
     const token1 = await numberIn(page, 'tot-token');
     await new Promise((r) => setTimeout(r, 2_500));
     expect(await numberIn(page, 'tot-token')).toBeGreaterThan(token1);

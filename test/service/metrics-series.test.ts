@@ -125,7 +125,11 @@ describe('/metrics after a short load', () => {
     expect(text).toMatch(/^presence_state_transitions_total\{from="offline",to="online"\} [1-9]/m);
     expect(text).toMatch(/^presence_state_transitions_total\{from="online",to="unavailable"\} [1-9]/m);
     expect(text).toMatch(/^presence_snapshot_duration_seconds_count\{reason="periodic"\} [1-9]/m);
-    expect(text).toMatch(/^presence_router_call_duration_seconds_count\{callback="getUsersForStates"\} [1-9]/m);
+    // router series carry the module's name (the config's presence_router here)
+    const routerModule = /^presence_router_calls_total\{module="([^"]+)"\} [1-9]/m.exec(text)?.[1];
+    expect(routerModule, 'a module label on presence_router_calls_total').toMatch(/example-presence-router/);
+    expect(text).toMatch(/^presence_router_call_duration_seconds_count\{(?=[^}]*callback="getUsersForStates")(?=[^}]*module="[^"]*example-presence-router[^"]*")[^}]*\} [1-9]/m);
+    expect(text).toMatch(/^presence_router_call_failures_total\{(?=[^}]*module="[^"]*example-presence-router)(?=[^}]*kind="timeout")[^}]*\} 0$/m);
     expect(text).toMatch(/^presence_federation_send_duration_seconds_count\{result="ok"\} [1-9]/m);
     expect(text).toMatch(/^presence_rate_limited_requests_total\{route="presence"\} 1$/m);
     expect(text).toMatch(/^presence_federation_queue_size\{destination="b.test"\} \d+$/m);
