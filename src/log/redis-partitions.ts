@@ -52,6 +52,11 @@ export class RedisKeys {
     return `${this.tag(p)}:epoch`;
   }
 
+  /** The partition's last appended entry: `<lease value> <sequence>` (makes a resent append idempotent). */
+  last(p: number): string {
+    return `${this.tag(p)}:last`;
+  }
+
   /** Sorted set of live node instance ids, scored by their last heartbeat (Redis time, ms). */
   get nodes(): string {
     return `${this.prefix}:nodes`;
@@ -77,26 +82,43 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 
 return 0`;
 
 /**
- * Lua: the fenced append. Appends one entry per payload only while the caller's
- * lease value is current; otherwise fails with FENCED and appends nothing.
- * ARGV: lease value, first sequence number, payloads…
+ * Lua: the fenced, idempotent append. KEYS: lease, stream, last. ARGV: lease
+ * value, first sequence number, payloads…
+ *
+ * Entries whose (writer, sequence) is already recorded in `last` landed on an
+ * earlier try whose reply was lost: they are skipped, and when all of them did,
+ * the call succeeds even if the lease has moved on since (the caller's data is
+ * in the stream, so its acknowledgement is true). Anything still to write needs
+ * the caller's lease to be current, else FENCED and nothing is appended.
+ * Returns the id of the last entry written (or '' when all had landed).
  */
 const APPEND = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
 local seq = tonumber(ARGV[2])
-local last = false
-for i = 3, #ARGV do
-  last = redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 's', tostring(seq), 'e', ARGV[i])
-  seq = seq + 1
+local n = #ARGV - 2
+local skip = 0
+local last = redis.call('GET', KEYS[3])
+if last then
+  local sp = string.find(last, ' ', 1, true)
+  if string.sub(last, 1, sp - 1) == ARGV[1] then
+    local done = tonumber(string.sub(last, sp + 1))
+    if done >= seq then skip = math.min(n, done - seq + 1) end
+  end
 end
-return last`;
+if skip == n then return '' end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
+local id = ''
+for i = 3 + skip, #ARGV do
+  id = redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 's', tostring(seq + i - 3), 'e', ARGV[i])
+end
+redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. tostring(seq + n - 1))
+return id`;
 
 /** The scripts as ioredis custom commands (EVALSHA with automatic EVAL fallback). */
 export interface PresenceScripts {
   presenceAcquire(lease: string, epoch: string, instance: string, ttlMs: number): Promise<string | null>;
   presenceRenew(lease: string, value: string, ttlMs: number): Promise<number>;
   presenceRelease(lease: string, value: string): Promise<number>;
-  presenceAppend(lease: string, stream: string, value: string, firstSeq: number, ...payloads: string[]): Promise<string | null>;
+  presenceAppend(lease: string, stream: string, last: string, value: string, firstSeq: number, ...payloads: string[]): Promise<string>;
 }
 
 const defined = new WeakSet<Redis>();
@@ -107,7 +129,7 @@ export function withScripts(redis: Redis): Redis & PresenceScripts {
     redis.defineCommand('presenceAcquire', { numberOfKeys: 2, lua: ACQUIRE });
     redis.defineCommand('presenceRenew', { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand('presenceRelease', { numberOfKeys: 1, lua: RELEASE });
-    redis.defineCommand('presenceAppend', { numberOfKeys: 2, lua: APPEND });
+    redis.defineCommand('presenceAppend', { numberOfKeys: 3, lua: APPEND });
     defined.add(redis);
   }
   return redis as Redis & PresenceScripts;

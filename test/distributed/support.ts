@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -196,4 +196,64 @@ export class NodeProcess {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     await this.kill();
   }
+}
+
+/**
+ * A TCP proxy in front of a Redis, to cut one process off: `blackhole()` keeps
+ * connections open but forwards nothing either way (a partition where packets
+ * vanish: commands hang until a timeout); `restore()` drops the stalled
+ * connections (clients reconnect) and forwards again.
+ */
+export interface CutProxy {
+  readonly url: string;
+  blackhole(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+export async function startCutProxy(targetPort: number): Promise<CutProxy> {
+  let passing = true;
+  const pairs = new Set<[Socket, Socket]>();
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('data', (d) => passing && upstream.write(d));
+    upstream.on('data', (d) => passing && client.write(d));
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+  });
+  const port = await new Promise<number>((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      resolve(typeof a === 'object' && a !== null ? a.port : 0);
+    });
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    blackhole: () => {
+      passing = false;
+    },
+    restore: () => {
+      for (const [c, u] of [...pairs]) {
+        c.destroy();
+        u.destroy();
+      }
+      pairs.clear();
+      passing = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const [c, u] of pairs) {
+          c.destroy();
+          u.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
 }
