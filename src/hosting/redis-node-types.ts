@@ -8,6 +8,7 @@ import { PresenceError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RedisLogStats } from '../log/redis-log.js';
 import type { ReplicatorStats } from '../log/redis-replicator.js';
+import type { DataLossStats } from './redis-recovery.js';
 
 /** The user belongs to a partition this process does not own: route the request to `ownerOf(userId)`. */
 export class NotOwnerError extends PresenceError {
@@ -86,6 +87,10 @@ export interface RedisNodeStats {
   readonly stale: boolean;
   /** Events committed here and not yet settled (written or refused). */
   readonly unwrittenEvents: number;
+  /** The deployment generation this process runs under (changes when Redis lost data and was re-seeded). */
+  readonly generation: string;
+  /** Redis data-loss detections and re-seeds (docs/distributed.md, "Redis data loss"). */
+  readonly dataLoss: Readonly<DataLossStats>;
   readonly log: Readonly<RedisLogStats>;
   readonly replicator: Readonly<ReplicatorStats>;
   readonly engine: Readonly<EngineStats>;

@@ -40,6 +40,7 @@ import { leaseHolder, partitionOf, RedisKeys, withScripts, type PresenceScripts 
 import { RedisReplicator, type PartitionFold } from '../log/redis-replicator.js';
 import { PartitionLeases, type PartitionLeaseHost } from './partition-leases.js';
 import { correctionsTo, partitionCheckpoint } from './redis-checkpoint.js';
+import { DataLossRecovery, type RecoveryHost } from './redis-recovery.js';
 import {
   isParsedConfig,
   NotOwnerError,
@@ -71,6 +72,7 @@ export class RedisPresenceNode {
   private readonly maxPartitions: number;
   private readonly compactEvery: number;
   private readonly leaseSet: PartitionLeases;
+  private readonly recovery: DataLossRecovery;
   private readonly ownership = new Subject<OwnershipChange>();
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -91,6 +93,7 @@ export class RedisPresenceNode {
     this.redis = withScripts(redis);
     // The blocking reader may wait `blockMs` for an answer; give it that much on top of the command timeout.
     this.blocking = options.connect === undefined ? redis.duplicate({ commandTimeout: commandTimeoutOf(options) + 1_000 }) : redis.duplicate();
+    this.recovery = new DataLossRecovery(this.recoveryHost());
     this.leaseSet = new PartitionLeases(this.leaseHost(), { partitions: this.partitions, leaseTtlMs: this.leaseTtlMs, maxPartitions: this.maxPartitions });
     this.log = new RedisPartitionedLog({
       redis: this.redis,
@@ -100,6 +103,8 @@ export class RedisPresenceNode {
         if (this.leaseSet.leases.get(p)?.value === writer) this.leaseSet.lose(p, 'an append was fenced');
       },
       logger: this.logger,
+      generation: () => this.recovery.generation,
+      onDataLoss: (why) => this.recovery.detect(why),
       ...(options.waitReplicas !== undefined ? { waitReplicas: options.waitReplicas } : {}),
       ...(options.waitTimeoutMs !== undefined ? { waitTimeoutMs: options.waitTimeoutMs } : {}),
     });
@@ -156,10 +161,14 @@ export class RedisPresenceNode {
     redis.on('error', onError);
     const node = new RedisPresenceNode(options, config, redis);
     node.blocking.on('error', onError);
+    await node.recovery.init();
     await node.replicator.catchUpAll();
     node.replicator.start();
     await node.leaseSet.tick();
-    node.timer = setInterval(() => void node.leaseSet.tick(), node.renewIntervalMs);
+    node.timer = setInterval(() => {
+      void node.leaseSet.tick();
+      node.recovery.check().catch(() => {}); // Redis unreachable: the lease logic reports it
+    }, node.renewIntervalMs);
     node.timer.unref?.();
     return node;
   }
@@ -215,6 +224,8 @@ export class RedisPresenceNode {
       replicationSilentMs: Math.round(silentForMs),
       stale: silentForMs > this.replicator.blockMs + this.leaseTtlMs,
       unwrittenEvents: this.log.lastIndex - this.log.settledIndex,
+      generation: this.recovery.generation,
+      dataLoss: { ...this.recovery.stats },
       log: this.log.stats,
       replicator: this.replicator.stats,
       engine: this.engine.stats,
@@ -521,6 +532,39 @@ export class RedisPresenceNode {
       },
       flush: () => this.log.settledAll(),
       upkeep: () => this.autoCompact(),
+      generation: () => this.recovery.generation,
+      dataLoss: (why) => this.recovery.detect(why),
+    };
+  }
+
+  private recoveryHost(): RecoveryHost {
+    const node = this;
+    return {
+      redis: this.redis,
+      keys: this.keys,
+      instanceId: this.instanceId,
+      logger: this.logger,
+      leaseTtlMs: this.leaseTtlMs,
+      renewIntervalMs: this.renewIntervalMs,
+      get stopping() {
+        return node.stopping;
+      },
+      freeze: () => {
+        const held = this.leaseSet.freeze();
+        for (const p of held) this.ownership.next({ partition: p, change: 'lost' });
+        return held;
+      },
+      failWrites: () => {
+        for (const p of this.log.unsettledPartitions()) this.log.discard(p, 'data_loss');
+      },
+      checkpointOf: (p) => JSON.stringify({ checkpoint: partitionCheckpoint(this.engine.snapshot(), p, this.partitions, this.engine.clock.now()) }),
+      positions: (p) => ({ read: this.replicator.position(p), written: this.log.lastWrittenId(p) }),
+      reload: async () => {
+        this.log.forgetWritten();
+        this.replicator.reset();
+        await this.replicator.catchUpAll();
+      },
+      resume: () => this.leaseSet.resume(),
     };
   }
 

@@ -35,6 +35,10 @@ export interface RedisPartitionedLogOptions {
   readonly writerFor: (p: number) => string | undefined;
   /** An append was refused because the lease moved on: the partition is lost. */
   readonly onFenced: (p: number, writer: string) => void;
+  /** The deployment generation appends are made under. */
+  readonly generation: () => string;
+  /** An append found the partition's generation key missing or changed: Redis lost data. */
+  readonly onDataLoss: (why: string) => void;
   readonly logger: Logger;
   /** After each successful append, `WAIT` for this many replicas (0: do not wait). */
   readonly waitReplicas?: number;
@@ -43,14 +47,15 @@ export interface RedisPartitionedLogOptions {
 }
 
 /** Why acknowledged events were not made durable. */
-export type NotDurableReason = 'fenced' | 'not_owner' | 'replicas' | 'closed';
+export type NotDurableReason = 'fenced' | 'not_owner' | 'replicas' | 'closed' | 'data_loss';
 
 /**
  * A write the caller waited for is not durable in Redis: its partition's lease
  * moved on (`fenced`; the change is undone on this process), the process did
  * not own the partition (`not_owner`), fewer replicas than configured confirmed
  * it (`replicas`: it is on the primary and stays, but may be lost on a failover),
- * or the log was closed (`closed`). Retry the input on the user's current owner.
+ * the log was closed (`closed`), or Redis lost data (`data_loss`: the deployment
+ * is re-seeded, docs/distributed.md). Retry the input on the user's current owner.
  */
 export class NotDurableError extends LogError {
   constructor(
@@ -167,6 +172,19 @@ export class RedisPartitionedLog implements EventLog {
   /** The stream id of the last entry this process wrote to partition `p` (undefined: none; '+': unknown). */
   lastWrittenId(p: number): string | undefined {
     return this.writtenIds.get(p);
+  }
+
+  /** Forget the ids written (the streams were re-seeded). */
+  forgetWritten(): void {
+    this.writtenIds.clear();
+  }
+
+  /** Partitions with writes queued or in flight. */
+  unsettledPartitions(): Set<number> {
+    const ps = new Set<number>();
+    for (const b of this.pending) ps.add(b.partition);
+    for (const c of this.retryCalls) ps.add(c.partition);
+    return ps;
   }
 
   /** The highest index of partition `p` that was not written (0: none). */
@@ -320,14 +338,14 @@ export class RedisPartitionedLog implements EventLog {
   }
 
   /** Drop pending events of a partition this process lost (they are fenced anyway): their waiters fail. */
-  discard(partition: number): void {
+  discard(partition: number, reason: NotDurableReason = 'fenced'): void {
     const keep: Batch[] = [];
     const dropped: Batch[] = [];
     for (const b of this.pending) (b.partition === partition ? dropped : keep).push(b);
     this.pending = keep;
     for (const b of dropped) {
       this.stats.eventsDropped += b.events.length;
-      this.settle(b.indices, partition, 'fenced');
+      this.settle(b.indices, partition, reason);
     }
   }
 
@@ -389,7 +407,7 @@ export class RedisPartitionedLog implements EventLog {
           call.firstSeq = this.nextSeq(call.writer, call.payloads.length);
           call.sent = true;
         }
-        void pipeline.presenceAppend(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), call.writer, call.firstSeq, ...call.payloads);
+        void pipeline.presenceAppend(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), k.gen(call.partition), call.writer, call.firstSeq, this.options.generation(), ...call.payloads);
       }
       const replicas = this.options.waitReplicas ?? 0;
       let results: [Error | null, unknown][] | null;
@@ -420,6 +438,10 @@ export class RedisPartitionedLog implements EventLog {
           const id = typeof r?.[1] === 'string' && r[1] !== '' ? r[1] : '+';
           this.writtenIds.set(call.partition, id);
           if (call.onWritten !== undefined && id !== '+') call.onWritten(id);
+        } else if (err.message.includes('GENERATION')) {
+          this.stats.eventsDropped += call.events;
+          this.settle(call.indices, call.partition, 'data_loss');
+          this.options.onDataLoss(`an append to partition ${call.partition} was refused: ${err.message}`);
         } else if (err.message.includes('FENCED')) {
           this.stats.eventsDropped += call.events;
           this.settle(call.indices, call.partition, 'fenced');
@@ -457,5 +479,7 @@ function notDurableMessage(f: Failure): string {
       return `the write to partition ${f.partition} is on the Redis primary but fewer replicas than configured (wait_replicas) confirmed it in time; it may be lost on a failover`;
     case 'closed':
       return `the log was closed before the write to partition ${f.partition} reached Redis`;
+    case 'data_loss':
+      return `Redis lost data (partition ${f.partition}'s generation key is gone or changed): the write was refused; retry once the deployment is re-seeded`;
   }
 }

@@ -171,6 +171,13 @@ export class RedisReplicator {
     return fold;
   }
 
+  /** Forget every read position and dedup state (after Redis was re-seeded: read every stream from its start). */
+  reset(): void {
+    this.lastId.fill('0-0');
+    this.lastWriter.fill(undefined);
+    this.lastSeq.fill(0);
+  }
+
   /** Start following all partitions. */
   start(): void {
     if (this.running) return;

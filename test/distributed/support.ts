@@ -44,10 +44,24 @@ export interface RedisServer {
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
+  /** SIGKILL the server, keeping its directory (an AOF survives). */
+  crash(): Promise<void>;
+  /** Start it again on the same port and directory, with the same settings. */
+  restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that stops answering without closing connections. */
+  pause(): void;
+  resume(): void;
 }
 
-/** Start `redis-server` on a free loopback port, no persistence, in a temp dir. */
-export async function startRedis(): Promise<RedisServer> {
+export interface RedisServerOptions {
+  /** `appendonly yes` with `appendfsync always` (an acknowledged write survives a crash). Default false. */
+  readonly aof?: boolean;
+  /** More `redis-server` arguments. */
+  readonly args?: readonly string[];
+}
+
+/** Start `redis-server` on a free loopback port, in a temp dir; no persistence unless `aof`. */
+export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   if (!existsSync(REDIS_SERVER)) {
     throw new Error(
       `redis-server not found at ${REDIS_SERVER}: the distributed tests need a real Redis. ` +
@@ -57,14 +71,44 @@ export async function startRedis(): Promise<RedisServer> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'presence-redis-'));
   const port = await freePort();
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir,
+    ...(options.aof === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+    ...(options.args ?? []),
+  ];
+  let child: ChildProcess = await spawnRedis(args, port);
+  const url = `redis://127.0.0.1:${port}`;
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  return {
+    url,
+    port,
+    stop: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    crash: kill,
+    restart: async () => {
+      await kill();
+      child = await spawnRedis(args, port);
+    },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
+  };
+}
+
+async function spawnRedis(args: readonly string[], port: number): Promise<ChildProcess> {
+  const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const url = `redis://127.0.0.1:${port}`;
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => {});
   try {
     await waitFor('redis-server to answer PING', async () => {
@@ -75,18 +119,7 @@ export async function startRedis(): Promise<RedisServer> {
   } finally {
     probe.disconnect();
   }
-  return {
-    url,
-    port,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return child;
 }
 
 export interface Batch {
