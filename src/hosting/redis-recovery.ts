@@ -107,12 +107,19 @@ export class DataLossRecovery {
     if (this.round !== undefined || this.host.stopping) return;
     const { redis, keys } = this.host;
     const k = keys.partitions;
+    // Positions are taken before the reads: they only grow, so a stream read after them can only be ahead.
+    const seenBefore = Array.from({ length: k }, (_, p) => {
+      const { read, written } = this.host.positions(p);
+      return written !== undefined && written !== '+' && compareStreamIds(written, read) > 0 ? written : read;
+    });
     const pipeline = redis.pipeline();
     pipeline.get(keys.generation);
     for (let p = 0; p < k; p++) pipeline.xrevrange(keys.stream(p), '+', '-', 'COUNT', 1);
     const results = await pipeline.exec();
     if (results === null || this.round !== undefined) return;
-    const gen = results[0]?.[1] as string | null | undefined;
+    const [genError, genReply] = results[0] ?? [new Error('no reply'), null];
+    if (genError !== null) return; // Redis unreachable or silent: nothing can be concluded
+    const gen = genReply as string | null;
     if (gen !== this.gen) {
       this.detect(`the deployment generation is ${gen ?? 'missing'}, this process runs ${this.gen}`);
       return;
@@ -121,8 +128,7 @@ export class DataLossRecovery {
       const [error, reply] = results[p + 1] ?? [null, null];
       if (error !== null) continue;
       const top = (reply as [string, string[]][])[0]?.[0] ?? '0-0';
-      const { read, written } = this.host.positions(p);
-      const seen = written !== undefined && written !== '+' && compareStreamIds(written, read) > 0 ? written : read;
+      const seen = seenBefore[p] as string;
       if (compareStreamIds(top, seen) < 0) {
         this.detect(`partition ${p}'s stream ends at ${top}, before entry ${seen} this process already saw`);
         return;

@@ -3,7 +3,7 @@
  * loopback port, and engine child processes spoken to over JSON lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,8 +46,8 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** SIGKILL the server, keeping its directory (an AOF survives). */
   crash(): Promise<void>;
-  /** Start it again on the same port and directory, with the same settings. */
-  restart(): Promise<void>;
+  /** Start it again on the same port and directory, with the same settings (`wipe`: its data deleted first, as without persistence). */
+  restart(options?: { wipe?: boolean }): Promise<void>;
   /** SIGSTOP / SIGCONT: a Redis that stops answering without closing connections. */
   pause(): void;
   resume(): void;
@@ -94,8 +94,9 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       rmSync(dir, { recursive: true, force: true });
     },
     crash: kill,
-    restart: async () => {
+    restart: async (o = {}) => {
       await kill();
+      if (o.wipe === true) for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
       child = await spawnRedis(args, port);
     },
     pause: () => void child.kill('SIGSTOP'),
@@ -213,10 +214,16 @@ export class NodeProcess {
     return undefined;
   }
 
+  /** Send a signal (SIGSTOP / SIGCONT: a process that freezes without closing its connections). */
+  signal(sig: NodeJS.Signals): void {
+    if (!this.exited) this.child.kill(sig);
+  }
+
   /** SIGKILL: no clean-up, leases left to expire. */
   async kill(): Promise<void> {
     if (this.exited) return;
     const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGCONT');
     this.child.kill('SIGKILL');
     await exited;
   }
