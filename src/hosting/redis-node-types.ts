@@ -50,6 +50,12 @@ export interface RedisPresenceNodeOptions {
   readonly waitTimeoutMs?: number;
   /** Redis command timeout (ms) on the node's connections. Default `leaseTtlMs / 3` (at least 100). */
   readonly commandTimeoutMs?: number;
+  /**
+   * The Redis persistence settings checked at start-up (appendonly, appendfsync,
+   * maxmemory-policy, min-replicas-to-write with `waitReplicas`): `warn` logs each
+   * finding (default), `refuse` fails start-up with a ConfigError, `ignore` skips.
+   */
+  readonly redisSettings?: 'warn' | 'refuse' | 'ignore';
   /** Compact an owned partition after this many events logged here since its last checkpoint (0: never). Default 100 000. */
   readonly compactEvery?: number;
 }

@@ -41,6 +41,7 @@ import { RedisReplicator, type PartitionFold } from '../log/redis-replicator.js'
 import { PartitionLeases, type PartitionLeaseHost } from './partition-leases.js';
 import { correctionsTo, partitionCheckpoint } from './redis-checkpoint.js';
 import { DataLossRecovery, type RecoveryHost } from './redis-recovery.js';
+import { checkRedisSettings } from './redis-settings.js';
 import {
   isParsedConfig,
   NotOwnerError,
@@ -159,6 +160,15 @@ export class RedisPresenceNode {
       logger.warn(`redis node: connection error (reconnecting): ${error.message}`);
     };
     redis.on('error', onError);
+    const settings = options.redisSettings ?? 'warn';
+    if (settings !== 'ignore') {
+      const { findings } = await checkRedisSettings(redis, options.waitReplicas ?? 0);
+      if (findings.length > 0 && settings === 'refuse') {
+        redis.disconnect();
+        throw new ConfigError('log.url', `the Redis at ${url} is not set up for durable presence: ${findings.join('; ')} (or start with redisSettings: 'warn')`);
+      }
+      for (const f of findings) logger.warn(`redis node: ${f}`);
+    }
     const node = new RedisPresenceNode(options, config, redis);
     node.blocking.on('error', onError);
     await node.recovery.init();

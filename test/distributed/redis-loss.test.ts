@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RedisPresenceNode, type RedisPresenceNodeOptions } from '../../src/hosting/redis-node.js';
-import { silentLogger } from '../../src/logger.js';
+import { ConfigError } from '../../src/errors.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
 import { startRedis, waitFor, type RedisServer } from './support.js';
 
 function options(url: string, name: string): RedisPresenceNodeOptions {
@@ -63,6 +64,30 @@ async function withCluster(redis: RedisServer, run: (a: RedisPresenceNode, b: Re
     await b.stop();
   }
 }
+
+describe('Redis settings at start-up', () => {
+  it('warns about, or refuses, a Redis without AOF, with eviction, or without min-replicas-to-write', async () => {
+    const redis = await startRedis({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+    const warnings: string[] = [];
+    const logger: Logger = { ...silentLogger, warn: (m) => void warnings.push(m) };
+    try {
+      await expect(RedisPresenceNode.start({ ...options(redis.url, 'strict'), redisSettings: 'refuse' })).rejects.toThrow(ConfigError);
+      await expect(RedisPresenceNode.start({ ...options(redis.url, 'strict'), redisSettings: 'refuse' })).rejects.toThrow(/appendonly yes.*noeviction/);
+      const n = await RedisPresenceNode.start({ ...options(redis.url, 'lax'), logger, waitReplicas: 1 });
+      await n.stop();
+      expect(warnings.filter((w) => /appendonly|maxmemory-policy|min-replicas-to-write/.test(w))).toHaveLength(3);
+    } finally {
+      await redis.stop();
+    }
+    const good = await startRedis({ aof: true });
+    try {
+      const n = await RedisPresenceNode.start({ ...options(good.url, 'ok'), redisSettings: 'refuse' });
+      await n.stop();
+    } finally {
+      await good.stop();
+    }
+  });
+});
 
 describe('Redis data loss (D2, D3)', () => {
   it('a restart without persistence is detected, writes stop, and the processes re-seed Redis and agree', async () => {
