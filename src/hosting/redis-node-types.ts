@@ -35,7 +35,11 @@ export interface RedisPresenceNodeOptions {
   readonly renewIntervalMs?: number;
   /** Never own more than this many partitions (e.g. a read-only follower: 0). Default: no cap. */
   readonly maxPartitions?: number;
-  /** Connect to Redis (default `new Redis(url)`); the node also duplicates it for its blocking reader. */
+  /**
+   * Connect to Redis (default `new Redis(url)`); the node also duplicates it for its
+   * blocking reader. Return an ioredis `Cluster` (cast to Redis) to run on Redis
+   * Cluster: partitions are read one XREAD per slot (polled every `clusterPollMs`).
+   */
   readonly connect?: (url: string) => Redis;
   /** Give up start-up when Redis does not answer within this many ms. Default 10 000. */
   readonly connectTimeoutMs?: number;
@@ -56,6 +60,8 @@ export interface RedisPresenceNodeOptions {
    * finding (default), `refuse` fails start-up with a ConfigError, `ignore` skips.
    */
   readonly redisSettings?: 'warn' | 'refuse' | 'ignore';
+  /** Redis Cluster: how often the per-slot reads poll when every stream was empty (ms). Default 20. */
+  readonly clusterPollMs?: number;
   /** Compact an owned partition after this many events logged here since its last checkpoint (0: never). Default 100 000. */
   readonly compactEvery?: number;
 }

@@ -92,6 +92,12 @@ export class RedisPresenceNode {
     this.maxPartitions = options.maxPartitions ?? Infinity;
     this.compactEvery = options.compactEvery ?? 100_000;
     this.redis = withScripts(redis);
+    // ioredis' Cluster client: streams sit in different slots, so no multi-slot XREAD or pipeline.
+    const cluster = (redis as { isCluster?: boolean }).isCluster === true;
+    if (cluster && (redis as { options?: { enableAutoPipelining?: boolean } }).options?.enableAutoPipelining === true) {
+      this.logger.warn('redis node: the Cluster client has enableAutoPipelining on: ioredis then reports MOVED after a failover as an error instead of following it; create the Cluster without it');
+    }
+    if (cluster && (options.waitReplicas ?? 0) > 0) throw new ConfigError('waitReplicas', 'is not supported on Redis Cluster yet (WAIT is per shard); use min-replicas-to-write on the shards');
     // The blocking reader may wait `blockMs` for an answer; give it that much on top of the command timeout.
     this.blocking = options.connect === undefined ? redis.duplicate({ commandTimeout: commandTimeoutOf(options) + 1_000 }) : redis.duplicate();
     this.recovery = new DataLossRecovery(this.recoveryHost());
@@ -106,6 +112,7 @@ export class RedisPresenceNode {
       logger: this.logger,
       generation: () => this.recovery.generation,
       onDataLoss: (why) => this.recovery.detect(why),
+      perSlot: cluster,
       ...(options.waitReplicas !== undefined ? { waitReplicas: options.waitReplicas } : {}),
       ...(options.waitTimeoutMs !== undefined ? { waitTimeoutMs: options.waitTimeoutMs } : {}),
     });
@@ -123,6 +130,7 @@ export class RedisPresenceNode {
       instanceId: this.instanceId,
       sink: (events) => this.engine.applyReplicated(events),
       onCheckpoint: (p, fold) => this.correct(p, fold, 'checkpoint'),
+      ...(cluster ? { perSlot: { pollMs: options.clusterPollMs ?? 20 } } : {}),
       logger: this.logger,
     });
   }

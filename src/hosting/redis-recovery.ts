@@ -112,11 +112,17 @@ export class DataLossRecovery {
       const { read, written } = this.host.positions(p);
       return written !== undefined && written !== '+' && compareStreamIds(written, read) > 0 ? written : read;
     });
-    const pipeline = redis.pipeline();
-    pipeline.get(keys.generation);
-    for (let p = 0; p < k; p++) pipeline.xrevrange(keys.stream(p), '+', '-', 'COUNT', 1);
-    const results = await pipeline.exec();
-    if (results === null || this.round !== undefined) return;
+    // One command each (a pipeline may not span Redis Cluster slots; auto-pipelining batches them anyway).
+    const settle = <T>(p: Promise<T>): Promise<[Error | null, T | null]> =>
+      p.then(
+        (v): [Error | null, T | null] => [null, v],
+        (e: unknown): [Error | null, T | null] => [e instanceof Error ? e : new Error(String(e)), null],
+      );
+    const results: [Error | null, unknown][] = await Promise.all([
+      settle<unknown>(redis.get(keys.generation)),
+      ...Array.from({ length: k }, (_, p) => settle<unknown>(redis.xrevrange(keys.stream(p), '+', '-', 'COUNT', 1))),
+    ]);
+    if (this.round !== undefined) return;
     const [genError, genReply] = results[0] ?? [new Error('no reply'), null];
     if (genError !== null) return; // Redis unreachable or silent: nothing can be concluded
     const gen = genReply as string | null;

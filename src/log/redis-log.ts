@@ -44,6 +44,8 @@ export interface RedisPartitionedLogOptions {
   readonly waitReplicas?: number;
   /** How long `WAIT` may take (ms). Default 1000. */
   readonly waitTimeoutMs?: number;
+  /** Redis Cluster: send each script call on its own (a pipeline may not span slots). */
+  readonly perSlot?: boolean;
 }
 
 /** Why acknowledged events were not made durable. */
@@ -400,21 +402,33 @@ export class RedisPartitionedLog implements EventLog {
           calls.push({ partition: b.partition, writer: b.writer, firstSeq: 0, payloads: [JSON.stringify(b.events)], events: b.events.length, indices: [...b.indices], sent: false });
         }
       }
-      const pipeline = this.redis.pipeline() as unknown as PresenceScripts & { exec(): Promise<[Error | null, unknown][] | null> };
+      const pipeline = (this.options.perSlot === true ? undefined : this.redis.pipeline()) as unknown as PresenceScripts & { exec(): Promise<[Error | null, unknown][] | null> };
       const k = this.options.keys;
       for (const call of calls) {
         if (!call.sent) {
           call.firstSeq = this.nextSeq(call.writer, call.payloads.length);
           call.sent = true;
         }
-        void pipeline.presenceAppend(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), k.gen(call.partition), call.writer, call.firstSeq, this.options.generation(), ...call.payloads);
+        if (this.options.perSlot !== true) void pipeline.presenceAppend(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), k.gen(call.partition), call.writer, call.firstSeq, this.options.generation(), ...call.payloads);
       }
       const replicas = this.options.waitReplicas ?? 0;
       let results: [Error | null, unknown][] | null;
       let confirmed = Infinity;
       this.inFlight = calls;
       try {
-        results = await pipeline.exec();
+        results =
+          this.options.perSlot === true
+            ? await Promise.all(
+                calls.map((call) =>
+                  this.redis
+                    .presenceAppend(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), k.gen(call.partition), call.writer, call.firstSeq, this.options.generation(), ...call.payloads)
+                    .then(
+                      (v): [Error | null, unknown] => [null, v],
+                      (e: unknown): [Error | null, unknown] => [e instanceof Error ? e : new Error(String(e)), null],
+                    ),
+                ),
+              )
+            : await pipeline.exec();
         // WAIT on the same connection covers every write sent on it so far.
         if (replicas > 0) confirmed = Number(await this.redis.wait(replicas, this.options.waitTimeoutMs ?? 1_000));
       } catch (error) {

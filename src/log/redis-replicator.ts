@@ -39,6 +39,13 @@ export interface RedisReplicatorOptions {
   readonly onCheckpoint?: (p: number, fold: PartitionFold) => void;
   /** XREAD BLOCK timeout (ms). Default 1000. */
   readonly blockMs?: number;
+  /**
+   * Redis Cluster: streams live in different slots, and one XREAD may not span
+   * slots. Then every partition is read with its own non-blocking XREAD on the
+   * shared connection (grouped per shard by auto-pipelining), every `pollMs`
+   * when all were empty.
+   */
+  readonly perSlot?: { readonly pollMs: number };
 }
 
 /** A partition's stream folded from its start: the state every process agrees on. */
@@ -199,6 +206,20 @@ export class RedisReplicator {
     while (this.running) {
       try {
         const ids = streams.map((_, p) => this.position(p));
+        if (this.options.perSlot !== undefined) {
+          const replies = await Promise.all(streams.map((s, p) => this.options.redis.xread('COUNT', this.options.count ?? 200, 'STREAMS', s, ids[p] as string) as Promise<XReadReply>));
+          backoff = 100;
+          this.lastReadAt = performance.now();
+          if (!this.running) return;
+          const batch: [number, RawEntry[]][] = [];
+          replies.forEach((r, p) => {
+            const entries = r?.[0]?.[1];
+            if (entries !== undefined && entries.length > 0) batch.push([p, entries]);
+          });
+          if (batch.length > 0) await this.deliver(batch);
+          else await new Promise((r) => setTimeout(r, this.options.perSlot?.pollMs));
+          continue;
+        }
         const reply = (await this.options.blocking.xread(
           'COUNT',
           this.options.count ?? 200,
