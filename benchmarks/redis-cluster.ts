@@ -11,8 +11,12 @@
  *  - latency: `setPresence` on process 0 → the change emitted on a sync stream
  *    of a room-mate on process 1 (process 0 itself when alone), one probe at a
  *    time, idle cluster. Includes the stdin/stdout hops to the driver (~0.1 ms).
+ *  - CPU per change: each engine process's CPU time (user + system) during the
+ *    throughput phase divided by the changes in the cluster, and redis-server's
+ *    (INFO cpu), so the cost of a change on every process can be read per N.
  * Needs /usr/bin/redis-server (or REDIS_SERVER); starts its own on a free port.
  */
+import { Redis } from 'ioredis';
 import { NodeProcess, startRedis, waitFor, type RedisServer } from '../test/distributed/support.js';
 
 const args = process.argv.slice(2);
@@ -35,6 +39,7 @@ interface Counters {
   applied: number;
   written: number;
   maxLagMs: number;
+  cpuUs: number;
 }
 
 interface Result {
@@ -46,6 +51,21 @@ interface Result {
   deliveriesPerProcess: number;
   /** Worst event-loop lag seen in any engine process (ms). */
   maxEventLoopLagMs: number;
+  /** CPU µs per change (of the cluster's total) of each engine process, during the throughput phase. */
+  cpuUsPerChangePerProcess: number[];
+  /** The same for redis-server. */
+  redisCpuUsPerChange: number;
+}
+
+async function redisCpuUs(url: string): Promise<number> {
+  const r = new Redis(url);
+  try {
+    const info = await r.info('cpu');
+    const v = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+    return (v('used_cpu_user') + v('used_cpu_sys')) * 1e6;
+  } finally {
+    r.disconnect();
+  }
 }
 
 function pct(sorted: number[], q: number): number {
@@ -100,6 +120,7 @@ async function runWith(redis: RedisServer, n: number, run: number): Promise<Resu
 
     // ── throughput
     const before = await Promise.all(nodes.map((x) => x.request<Counters>('counters')));
+    const redisBefore = await redisCpuUs(redis.url);
     const total = n * CHANGES_PER_PROCESS;
     const t0 = performance.now();
     await Promise.all(
@@ -120,6 +141,7 @@ async function runWith(redis: RedisServer, n: number, run: number): Promise<Resu
       return after.every((c, i) => c.updates - before[i]!.updates >= total);
     }, 300_000, 5);
     const seconds = (performance.now() - t0) / 1000;
+    const redisAfter = await redisCpuUs(redis.url);
     const deliveries = after.reduce((s, c, i) => s + (c.deliveries - before[i]!.deliveries), 0) / n;
     return {
       processes: n,
@@ -129,6 +151,8 @@ async function runWith(redis: RedisServer, n: number, run: number): Promise<Resu
       latencyMs: { p50: pct(lat, 0.5), p90: pct(lat, 0.9), p99: pct(lat, 0.99), max: lat[lat.length - 1] ?? NaN },
       deliveriesPerProcess: deliveries,
       maxEventLoopLagMs: Math.max(...after.map((c) => c.maxLagMs)),
+      cpuUsPerChangePerProcess: after.map((c, i) => Math.round(((c.cpuUs - before[i]!.cpuUs) / total) * 10) / 10),
+      redisCpuUsPerChange: Math.round(((redisAfter - redisBefore) / total) * 10) / 10,
     };
   } catch (error) {
     for (const x of nodes) console.error(`process ${x.instanceId}: counters ${JSON.stringify(await x.request('counters').catch(() => null))}`);
@@ -152,7 +176,8 @@ try {
     console.log(
       `${n} process(es): ${r.changes} changes applied on every process in ${r.seconds.toFixed(2)} s = ${Math.round(r.changesPerSecond)} changes/s; ` +
         `cross-process latency p50 ${r.latencyMs.p50} ms, p90 ${r.latencyMs.p90} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms; ` +
-        `${Math.round(r.deliveriesPerProcess)} sync deliveries per process; worst event-loop lag ${r.maxEventLoopLagMs} ms`,
+        `${Math.round(r.deliveriesPerProcess)} sync deliveries per process; worst event-loop lag ${r.maxEventLoopLagMs} ms; ` +
+        `CPU per change: engine processes ${r.cpuUsPerChangePerProcess.join(' / ')} µs, redis-server ${r.redisCpuUsPerChange} µs`,
     );
   }
 } finally {

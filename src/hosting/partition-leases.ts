@@ -35,6 +35,10 @@ export interface PartitionLeaseHost {
   flush(): Promise<void>;
   /** Once per balancing round (e.g. compaction). */
   upkeep(): void;
+  /** The deployment generation leases are taken under. */
+  generation(): string;
+  /** A lease script found the generation key missing or changed: Redis lost data. */
+  dataLoss(why: string): void;
 }
 
 export interface PartitionLeaseOptions {
@@ -52,6 +56,8 @@ export class PartitionLeases {
   private ticking: Promise<void> | undefined;
   private renewing: Promise<void> | undefined;
   private stopping = false;
+  /** Frozen after Redis lost data: no renewal, no balancing, until `resume`. */
+  private frozen = false;
   /** Live processes in the registry at the last balancing round. */
   liveNodes = 1;
   private readonly offset: number;
@@ -75,8 +81,26 @@ export class PartitionLeases {
     return this.ready.has(p) ? this.leases.get(p)?.value : undefined;
   }
 
+  /**
+   * Redis lost data: drop every lease at once without the loss callbacks (no
+   * undo: this view is what the re-seed starts from) and stop until `resume`.
+   * Returns the partitions that were running here.
+   */
+  freeze(): number[] {
+    this.frozen = true;
+    const held = [...this.ready];
+    this.ready.clear();
+    this.leases.clear();
+    return held;
+  }
+
+  resume(): void {
+    this.frozen = false;
+  }
+
   /** Renew, then balance (renewals never wait behind a slow balancing step). */
   tick(): Promise<void> {
+    if (this.frozen) return Promise.resolve();
     if (this.renewing === undefined && !this.stopping) {
       this.renewing = this.renewAll()
         .catch((error: unknown) => this.host.logger.warn('redis node: lease renewal failed; retrying', { error: String(error) }))
@@ -86,7 +110,10 @@ export class PartitionLeases {
     }
     if (this.ticking !== undefined || this.stopping) return this.ticking ?? Promise.resolve();
     this.ticking = this.balance()
-      .catch((error: unknown) => this.host.logger.warn('redis node: lease upkeep failed; retrying', { error: String(error) }))
+      .catch((error: unknown) => {
+        if (String(error).includes('GENERATION')) this.host.dataLoss(String(error));
+        else this.host.logger.warn('redis node: lease upkeep failed; retrying', { error: String(error) });
+      })
       .finally(() => {
         this.ticking = undefined;
       });
@@ -123,7 +150,7 @@ export class PartitionLeases {
     // A read-only process (maxPartitions 0) does not register: it must not lower the others' targets.
     const heartbeat = this.options.maxPartitions > 0 ? redis.zadd(keys.nodes, now, this.host.instanceId) : Promise.resolve(0);
     const [, , live] = await Promise.all([heartbeat, redis.zremrangebyscore(keys.nodes, '-inf', now - this.options.leaseTtlMs), redis.zcard(keys.nodes)]);
-    if (this.stopping) return;
+    if (this.stopping || this.frozen) return;
     this.host.upkeep();
     this.liveNodes = Math.max(1, live);
     const target = Math.min(this.options.maxPartitions, Math.ceil(this.options.partitions / this.liveNodes));
@@ -140,10 +167,16 @@ export class PartitionLeases {
     const ttl = this.options.leaseTtlMs;
     const sentAt = performance.now();
     const held = [...this.leases];
-    const results = await Promise.allSettled(held.map(([p, l]) => this.host.redis.presenceRenew(this.host.keys.lease(p), l.value, ttl)));
+    const gen = this.host.generation();
+    const results = await Promise.allSettled(held.map(([p, l]) => this.host.redis.presenceRenew(this.host.keys.lease(p), this.host.keys.gen(p), l.value, ttl, gen)));
+    const lostData = results.find((r) => r.status === 'rejected' && String(r.reason).includes('GENERATION'));
+    if (lostData !== undefined && lostData.status === 'rejected') {
+      this.host.dataLoss(`a lease renewal was refused: ${String(lostData.reason)}`);
+      return;
+    }
     results.forEach((r, i) => {
       const [p, l] = held[i] as [number, Lease];
-      if (this.leases.get(p) !== l) return;
+      if (this.leases.get(p) !== l || this.frozen) return;
       if (r.status === 'fulfilled') {
         if (r.value === 1) {
           // The lease survived a stretch in which this process did not trust it: timers skipped then are re-armed.
@@ -167,10 +200,10 @@ export class PartitionLeases {
     }
     const exists = await Promise.all(candidates.map((p) => redis.exists(keys.lease(p))));
     for (let i = 0; i < candidates.length && want > 0; i++) {
-      if (exists[i] !== 0 || this.stopping) continue;
+      if (exists[i] !== 0 || this.stopping || this.frozen) continue;
       const p = candidates[i] as number;
       const sentAt = performance.now();
-      const value = await redis.presenceAcquire(keys.lease(p), keys.epoch(p), this.host.instanceId, this.options.leaseTtlMs);
+      const value = await redis.presenceAcquire(keys.lease(p), keys.epoch(p), keys.gen(p), this.host.instanceId, this.options.leaseTtlMs, this.host.generation());
       if (value === null) continue;
       want--;
       const lease: Lease = { value, renewedAt: sentAt };
@@ -187,7 +220,7 @@ export class PartitionLeases {
       await this.host.redis.presenceRelease(this.host.keys.lease(p), lease.value).catch(() => {});
       return;
     }
-    if (this.leases.get(p) !== lease || this.stopping) return;
+    if (this.leases.get(p) !== lease || this.stopping || this.frozen) return;
     this.ready.add(p);
     this.host.adopted(p, lease);
   }

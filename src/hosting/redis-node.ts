@@ -33,16 +33,21 @@ import {
 } from '../engine.js';
 import { ConfigError, InvalidInputError, LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
+import type { FederationLink, FederationTransport, FederationTransportOptions } from '../federation/outbound.js';
+import type { PresenceEdu } from '../federation/edu.js';
 import { RedisPartitionedLog } from '../log/redis-log.js';
 import { leaseHolder, partitionOf, RedisKeys, withScripts, type PresenceScripts } from '../log/redis-partitions.js';
 import { RedisReplicator, type PartitionFold } from '../log/redis-replicator.js';
 import { PartitionLeases, type PartitionLeaseHost } from './partition-leases.js';
 import { correctionsTo, partitionCheckpoint } from './redis-checkpoint.js';
+import { DataLossRecovery, type RecoveryHost } from './redis-recovery.js';
+import { checkRedisSettings } from './redis-settings.js';
 import {
   isParsedConfig,
   NotOwnerError,
   withTimeout,
   type DistributedNewEvents,
+  type DistributedSyncHandle,
   type DistributedToken,
   type OwnershipChange,
   type RedisNodeStats,
@@ -50,7 +55,8 @@ import {
 } from './redis-node-types.js';
 
 export { NotOwnerError } from './redis-node-types.js';
-export type { DistributedNewEvents, DistributedToken, OwnershipChange, RedisNodeStats, RedisPresenceNodeOptions } from './redis-node-types.js';
+export { NotDurableError, type NotDurableReason } from '../log/redis-log.js';
+export type { DistributedNewEvents, DistributedSyncHandle, DistributedToken, OwnershipChange, RedisNodeStats, RedisPresenceNodeOptions } from './redis-node-types.js';
 
 export class RedisPresenceNode {
   readonly engine: PresenceEngine;
@@ -67,9 +73,12 @@ export class RedisPresenceNode {
   private readonly maxPartitions: number;
   private readonly compactEvery: number;
   private readonly leaseSet: PartitionLeases;
+  private readonly recovery: DataLossRecovery;
   private readonly ownership = new Subject<OwnershipChange>();
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Per partition: the undo of unwritten changes after a loss, still running (a retake waits for it). */
+  private readonly undoing = new Map<number, Promise<void>>();
 
   private constructor(options: RedisPresenceNodeOptions, config: PresenceConfig, redis: Redis) {
     if (config.log.kind !== 'redis') throw new ConfigError('log.kind', 'a RedisPresenceNode needs log: { kind: redis, url, partitions }');
@@ -83,7 +92,15 @@ export class RedisPresenceNode {
     this.maxPartitions = options.maxPartitions ?? Infinity;
     this.compactEvery = options.compactEvery ?? 100_000;
     this.redis = withScripts(redis);
-    this.blocking = redis.duplicate();
+    // ioredis' Cluster client: streams sit in different slots, so no multi-slot XREAD or pipeline.
+    const cluster = (redis as { isCluster?: boolean }).isCluster === true;
+    if (cluster && (redis as { options?: { enableAutoPipelining?: boolean } }).options?.enableAutoPipelining === true) {
+      this.logger.warn('redis node: the Cluster client has enableAutoPipelining on: ioredis then reports MOVED after a failover as an error instead of following it; create the Cluster without it');
+    }
+    if (cluster && (options.waitReplicas ?? 0) > 0) throw new ConfigError('waitReplicas', 'is not supported on Redis Cluster yet (WAIT is per shard); use min-replicas-to-write on the shards');
+    // The blocking reader may wait `blockMs` for an answer; give it that much on top of the command timeout.
+    this.blocking = options.connect === undefined ? redis.duplicate({ commandTimeout: commandTimeoutOf(options) + 1_000 }) : redis.duplicate();
+    this.recovery = new DataLossRecovery(this.recoveryHost());
     this.leaseSet = new PartitionLeases(this.leaseHost(), { partitions: this.partitions, leaseTtlMs: this.leaseTtlMs, maxPartitions: this.maxPartitions });
     this.log = new RedisPartitionedLog({
       redis: this.redis,
@@ -93,6 +110,11 @@ export class RedisPresenceNode {
         if (this.leaseSet.leases.get(p)?.value === writer) this.leaseSet.lose(p, 'an append was fenced');
       },
       logger: this.logger,
+      generation: () => this.recovery.generation,
+      onDataLoss: (why) => this.recovery.detect(why),
+      perSlot: cluster,
+      ...(options.waitReplicas !== undefined ? { waitReplicas: options.waitReplicas } : {}),
+      ...(options.waitTimeoutMs !== undefined ? { waitTimeoutMs: options.waitTimeoutMs } : {}),
     });
     this.engine = new PresenceEngine({
       config,
@@ -108,6 +130,7 @@ export class RedisPresenceNode {
       instanceId: this.instanceId,
       sink: (events) => this.engine.applyReplicated(events),
       onCheckpoint: (p, fold) => this.correct(p, fold, 'checkpoint'),
+      ...(cluster ? { perSlot: { pollMs: options.clusterPollMs ?? 20 } } : {}),
       logger: this.logger,
     });
   }
@@ -124,7 +147,9 @@ export class RedisPresenceNode {
     // A tick still open when a partition is handed over or the node stops would be appended after its partitions stopped being writable.
     if (config.turns !== 'per_input') throw new ConfigError('presence.turns', 'a RedisPresenceNode commits after each input: remove presence.turns or set it to per_input');
     const url = config.log.url;
-    const redis = options.connect?.(url) ?? new Redis(url, { lazyConnect: true, enableAutoPipelining: true });
+    // A command timeout: a Redis that stops answering must not hang renewals, appends or reads (a silent
+    // process would keep believing it owns its partitions).
+    const redis = options.connect?.(url) ?? new Redis(url, { lazyConnect: true, enableAutoPipelining: true, commandTimeout: commandTimeoutOf(options) });
     redis.on('error', () => {}); // reported below once connected; start-up failures surface as LogError
     const timeout = options.connectTimeoutMs ?? 10_000;
     try {
@@ -143,12 +168,25 @@ export class RedisPresenceNode {
       logger.warn(`redis node: connection error (reconnecting): ${error.message}`);
     };
     redis.on('error', onError);
+    const settings = options.redisSettings ?? 'warn';
+    if (settings !== 'ignore') {
+      const { findings } = await checkRedisSettings(redis, options.waitReplicas ?? 0);
+      if (findings.length > 0 && settings === 'refuse') {
+        redis.disconnect();
+        throw new ConfigError('log.url', `the Redis at ${url} is not set up for durable presence: ${findings.join('; ')} (or start with redisSettings: 'warn')`);
+      }
+      for (const f of findings) logger.warn(`redis node: ${f}`);
+    }
     const node = new RedisPresenceNode(options, config, redis);
     node.blocking.on('error', onError);
+    await node.recovery.init();
     await node.replicator.catchUpAll();
     node.replicator.start();
     await node.leaseSet.tick();
-    node.timer = setInterval(() => void node.leaseSet.tick(), node.renewIntervalMs);
+    node.timer = setInterval(() => {
+      void node.leaseSet.tick();
+      node.recovery.check().catch(() => {}); // Redis unreachable: the lease logic reports it
+    }, node.renewIntervalMs);
     node.timer.unref?.();
     return node;
   }
@@ -165,9 +203,13 @@ export class RedisPresenceNode {
     return this.holds(this.partitionOf(userId));
   }
 
-  /** Partitions replayed and running here, ascending. */
+  /**
+   * Partitions replayed and running here whose lease is certainly valid, ascending.
+   * A process that cannot renew (Redis unreachable or silent) stops listing a
+   * partition one TTL after its last renewal was sent.
+   */
   get ownedPartitions(): number[] {
-    return [...this.leaseSet.ready].sort((a, b) => a - b);
+    return [...this.leaseSet.ready].filter((p) => this.holds(p)).sort((a, b) => a - b);
   }
 
   /** Partition ownership changes of this process. */
@@ -181,16 +223,27 @@ export class RedisPresenceNode {
     return value === null ? null : leaseHolder(value);
   }
 
-  /** Wait until everything this process logged so far is in Redis. */
+  /**
+   * Wait until everything this process logged so far is durable in Redis.
+   * Rejects with NotDurableError when something logged since the previous
+   * `flush()` was fenced or dropped (it was undone here, not written).
+   */
   flush(): Promise<void> {
     return this.log.flush();
   }
 
   get stats(): RedisNodeStats {
+    const silentForMs = this.replicator.silentForMs;
     return {
       instanceId: this.instanceId,
       ownedPartitions: this.ownedPartitions,
+      heldButUnconfirmed: [...this.leaseSet.ready].filter((p) => !this.holds(p)).sort((a, b) => a - b),
       liveNodes: this.leaseSet.liveNodes,
+      replicationSilentMs: Math.round(silentForMs),
+      stale: silentForMs > this.replicator.blockMs + this.leaseTtlMs,
+      unwrittenEvents: this.log.lastIndex - this.log.settledIndex,
+      generation: this.recovery.generation,
+      dataLoss: { ...this.recovery.stats },
       log: this.log.stats,
       replicator: this.replicator.stats,
       engine: this.engine.stats,
@@ -199,47 +252,58 @@ export class RedisPresenceNode {
 
   // ───────────────────────────── inputs (owner only) ─────────────────────────────
 
-  /** `PUT /presence/{userId}/status` for an owned user. @throws NotOwnerError, and what the engine throws. */
-  setPresence(userId: string, input: SetPresenceInput): void {
-    this.requireOwner(userId);
-    this.engine.setPresence(userId, input);
+  /**
+   * `PUT /presence/{userId}/status` for an owned user. The promise is the
+   * acknowledgement: it resolves once the change is in the partition's stream
+   * under a valid lease, and rejects with NotDurableError when it was fenced
+   * (then it is undone here and was not federated). Ignoring it is safe.
+   * @throws NotOwnerError (synchronously), and what the engine throws.
+   */
+  setPresence(userId: string, input: SetPresenceInput): Promise<void> {
+    const p = this.requireOwner(userId);
+    return this.acknowledged(p, () => this.engine.setPresence(userId, input));
   }
 
   /**
-   * A sync request of an owned user started. If the partition changes hands
-   * before `end()`, the end is dropped: the new owner ended the sync when it
-   * took over (docs/distributed.md).
+   * A sync request of an owned user started (`written`: its acknowledgement).
+   * If the partition changes hands before `end()`, the end is dropped: the new
+   * owner ended the sync when it took over (docs/distributed.md).
    */
-  userSyncing(userId: string, input: UserSyncingInput = {}): SyncHandle {
+  userSyncing(userId: string, input: UserSyncingInput = {}): DistributedSyncHandle {
     const p = this.requireOwner(userId);
     const tenure = this.leaseSet.leases.get(p)?.value;
-    const handle = this.engine.userSyncing(userId, input);
-    if (!handle.affectsPresence) return handle;
+    let handle: SyncHandle | undefined;
+    const written = this.acknowledged(p, () => {
+      handle = this.engine.userSyncing(userId, input);
+    });
+    const h = handle as SyncHandle;
+    if (!h.affectsPresence) return { affectsPresence: false, end: () => h.end(), written };
     return {
       affectsPresence: true,
+      written,
       end: () => {
-        if (this.leaseSet.ready.has(p) && this.leaseSet.leases.get(p)?.value === tenure && !this.stopping) handle.end();
+        if (this.leaseSet.ready.has(p) && this.leaseSet.leases.get(p)?.value === tenure && !this.stopping) h.end();
       },
     };
   }
 
-  bumpActive(userId: string, deviceId?: string): void {
-    this.requireOwner(userId);
-    this.engine.bumpActive(userId, deviceId);
+  bumpActive(userId: string, deviceId?: string): Promise<void> {
+    const p = this.requireOwner(userId);
+    return this.acknowledged(p, () => this.engine.bumpActive(userId, deviceId));
   }
 
-  /** Membership changes are recorded by the owner of the member (local or remote user). */
-  setMembership(roomId: string, userId: string, membership: 'join' | 'leave' | 'ban'): void {
-    this.requireOwner(userId);
-    this.engine.setMembership(roomId, userId, membership);
+  /** Membership changes are recorded by the owner of the member (local or remote user). Acknowledged like `setPresence`. */
+  setMembership(roomId: string, userId: string, membership: 'join' | 'leave' | 'ban'): Promise<void> {
+    const p = this.requireOwner(userId);
+    return this.acknowledged(p, () => this.engine.setMembership(roomId, userId, membership));
   }
 
-  joinRoom(roomId: string, userId: string): void {
-    this.setMembership(roomId, userId, 'join');
+  joinRoom(roomId: string, userId: string): Promise<void> {
+    return this.setMembership(roomId, userId, 'join');
   }
 
-  leaveRoom(roomId: string, userId: string): void {
-    this.setMembership(roomId, userId, 'leave');
+  leaveRoom(roomId: string, userId: string): Promise<void> {
+    return this.setMembership(roomId, userId, 'leave');
   }
 
   /**
@@ -247,15 +311,44 @@ export class RedisPresenceNode {
    * (their full-presence marker is logged in their partitions); remote targets'
    * servers are sent this process's view.
    */
-  sendLocalOnlinePresenceTo(userIds: readonly string[]): void {
+  sendLocalOnlinePresenceTo(userIds: readonly string[]): Promise<void> {
     for (const u of userIds) if (this.engine.isMine(parseUserId(u))) this.requireOwner(u);
-    this.engine.sendLocalOnlinePresenceTo(userIds);
+    return this.acknowledged(undefined, () => this.engine.sendLocalOnlinePresenceTo(userIds));
   }
 
   /** Module API `set_presence_for_users`; every user must be owned here. */
-  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void {
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): Promise<void> {
     for (const u of Object.keys(users)) this.requireOwner(u);
-    this.engine.setPresenceForUsers(users);
+    return this.acknowledged(undefined, () => this.engine.setPresenceForUsers(users));
+  }
+
+  /**
+   * Send this process's outbound federation through `transport`, only once
+   * durable: a transmission waits until everything committed before it is
+   * written, and leaves out the users of a partition where a write failed
+   * since the previous transmission to that destination (their change was
+   * undone; the remote keeps the state it had, which is the stream's).
+   */
+  attachFederationTransport(transport: FederationTransport, options: FederationTransportOptions = {}): FederationLink {
+    const sentUpTo = new Map<string, number>();
+    const attachedAt = this.log.lastIndex;
+    return this.engine.attachFederationTransport(
+      {
+        send: async (destination, edus) => {
+          const to = this.log.lastIndex;
+          await this.log.ack(to, to);
+          const from = sentUpTo.get(destination) ?? attachedAt;
+          sentUpTo.set(destination, to);
+          const keep: PresenceEdu[] = [];
+          for (const edu of edus) {
+            const push = edu.content.push.filter((item) => this.log.lastFailure(this.partitionOf(String(item.user_id))) <= from);
+            if (push.length > 0) keep.push({ ...edu, content: { ...edu.content, push } });
+          }
+          if (keep.length > 0) await transport.send(destination, keep);
+        },
+      },
+      options,
+    );
   }
 
   /**
@@ -366,7 +459,8 @@ export class RedisPresenceNode {
     this.stopping = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     const owned = await this.leaseSet.stop();
-    await this.log.flush();
+    // Refused writes were reported to their callers (their acknowledgements); stopping goes on.
+    await this.log.settledAll();
     try {
       await Promise.all(owned.map(([p, l]) => this.redis.presenceRelease(this.keys.lease(p), l.value)));
       await this.redis.zrem(this.keys.nodes, this.instanceId);
@@ -395,6 +489,30 @@ export class RedisPresenceNode {
     return this.leaseSet.holds(p);
   }
 
+  /**
+   * Run an input and return its acknowledgement: every event it logged, and any
+   * earlier unwritten event of its partition (which it built on), durable. The
+   * promise is marked handled so callers may ignore it.
+   */
+  private acknowledged(p: number | undefined, run: () => void): Promise<void> {
+    const from = this.log.settledIndex;
+    run();
+    const ack = this.log.ack(from, this.log.lastIndex, p);
+    ack.catch(() => {});
+    return ack;
+  }
+
+  /** After losing `p`: once its writes in flight settled, undo in this view what never reached the stream. */
+  private undoUnwritten(p: number): void {
+    const run = (async () => {
+      await this.log.quiesce(p);
+      await this.replicator.resync(p, this.log.lastWrittenId(p), (fold) => this.correct(p, fold, 'loss'), () => this.stopping);
+    })().finally(() => {
+      if (this.undoing.get(p) === run) this.undoing.delete(p);
+    });
+    this.undoing.set(p, run);
+  }
+
   private leaseHost(): PartitionLeaseHost {
     return {
       redis: this.redis,
@@ -403,6 +521,8 @@ export class RedisPresenceNode {
       logger: this.logger,
       replay: async (p) => {
         try {
+          // A retake after a loss waits until the loss's undo is done (else the undo could be skipped).
+          await this.undoing.get(p);
           await this.replicator.catchUp(p);
           return true;
         } catch (error) {
@@ -422,14 +542,47 @@ export class RedisPresenceNode {
         this.logger.warn(`redis node ${this.instanceId}: lost partition ${p}: ${why}`);
         this.ownership.next({ partition: p, change: 'lost' });
         // Changes made here that never reached the stream must not linger in this view.
-        if (resync) void this.replicator.resync(p, (fold) => this.correct(p, fold, 'loss'));
+        if (resync) this.undoUnwritten(p);
       },
       released: (p) => {
         this.logger.info(`redis node ${this.instanceId}: handed partition ${p} over`);
         this.ownership.next({ partition: p, change: 'released' });
       },
-      flush: () => this.log.flush(),
+      flush: () => this.log.settledAll(),
       upkeep: () => this.autoCompact(),
+      generation: () => this.recovery.generation,
+      dataLoss: (why) => this.recovery.detect(why),
+    };
+  }
+
+  private recoveryHost(): RecoveryHost {
+    const node = this;
+    return {
+      redis: this.redis,
+      keys: this.keys,
+      instanceId: this.instanceId,
+      logger: this.logger,
+      leaseTtlMs: this.leaseTtlMs,
+      renewIntervalMs: this.renewIntervalMs,
+      get stopping() {
+        return node.stopping;
+      },
+      freeze: () => {
+        const held = this.leaseSet.freeze();
+        for (const p of held) this.ownership.next({ partition: p, change: 'lost' });
+        return held;
+      },
+      failWrites: () => {
+        for (const p of this.log.unsettledPartitions()) this.log.discard(p, 'data_loss');
+      },
+      checkpointOf: (p) => JSON.stringify({ checkpoint: partitionCheckpoint(this.engine.snapshot(), p, this.partitions, this.engine.clock.now()) }),
+      positions: (p) => ({ read: this.replicator.position(p), written: this.log.lastWrittenId(p) }),
+      reload: async () => {
+        this.log.forgetWritten();
+        this.replicator.reset();
+        await this.replicator.catchUpAll();
+      },
+      resume: () => this.leaseSet.resume(),
     };
   }
 
@@ -442,10 +595,14 @@ export class RedisPresenceNode {
 
   /** Make this engine's view of partition `p` equal to `fold`: after a loss, or on a foreign checkpoint. */
   private correct(p: number, fold: PartitionFold, why: 'loss' | 'checkpoint'): void {
-    if (this.stopping || this.leaseSet.ready.has(p)) return;
+    if (this.stopping || (why === 'checkpoint' && this.leaseSet.ready.has(p))) return;
     const events = correctionsTo(fold, this.engine.snapshot(), p, this.partitions, (id) => this.engine.getUserRecord(id), Date.now());
     if (events.length === 0) return;
     if (why === 'loss') this.logger.warn(`redis node ${this.instanceId}: undid ${events.length} unwritten change(s) in partition ${p}`);
     this.engine.applyReplicated(events);
   }
+}
+
+function commandTimeoutOf(options: RedisPresenceNodeOptions): number {
+  return options.commandTimeoutMs ?? Math.max(100, Math.floor((options.leaseTtlMs ?? 10_000) / 3));
 }

@@ -52,22 +52,58 @@ export class RedisKeys {
     return `${this.tag(p)}:epoch`;
   }
 
+  /** The partition's last appended entry: `<lease value> <sequence>` (makes a resent append idempotent). */
+  last(p: number): string {
+    return `${this.tag(p)}:last`;
+  }
+
+  /** The partition's copy of the deployment's generation (written when the generation starts; checked by every lease script). */
+  gen(p: number): string {
+    return `${this.tag(p)}:gen`;
+  }
+
+  /** A recovery seed of partition `p` (its last owner's view) for the recovery of generation `round`. */
+  seed(p: number, round: string): string {
+    return `${this.tag(p)}:seed:${round}`;
+  }
+
+  /** The deployment's generation `<n>-<random>`: changes only when Redis lost data and was re-seeded. */
+  get generation(): string {
+    return `${this.prefix}:generation`;
+  }
+
+  /** Coordinator lock of the recovery of generation `round`. */
+  recovery(round: string): string {
+    return `${this.prefix}:recovery:${round}`;
+  }
+
   /** Sorted set of live node instance ids, scored by their last heartbeat (Redis time, ms). */
   get nodes(): string {
     return `${this.prefix}:nodes`;
   }
 }
 
-/** Lua: take a free lease. Returns the lease value `<instance>/<epoch>`, or nil when held. */
+/**
+ * Every lease script first checks the partition's generation key against the
+ * caller's generation: a missing or different key means Redis lost data (or was
+ * re-seeded since), and the script refuses with GENERATION (docs/distributed.md,
+ * "Redis data loss").
+ */
+const GEN = (key: string, arg: string) =>
+  `if redis.call('GET', ${key}) ~= ${arg} then return redis.error_reply('GENERATION partition key ' .. ${key} .. ' does not hold generation ' .. ${arg}) end`;
+
+/** Lua: take a free lease. Returns the lease value `<instance>/<epoch>`, or nil when held. KEYS: lease, epoch, gen. ARGV: instance, ttl, generation. */
 const ACQUIRE = `
+${GEN('KEYS[3]', 'ARGV[3]')}
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local e = redis.call('INCR', KEYS[2])
 local v = ARGV[1] .. '/' .. e
 redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
 return v`;
 
-/** Lua: extend a lease we hold. 1 = renewed, 0 = lost. */
+/** Lua: extend a lease we hold. 1 = renewed, 0 = lost. KEYS: lease, gen. ARGV: value, ttl, generation. */
 const RENEW = `
+${GEN('KEYS[2]', 'ARGV[3]')}
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0`;
 
@@ -77,26 +113,57 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 
 return 0`;
 
 /**
- * Lua: the fenced append. Appends one entry per payload only while the caller's
- * lease value is current; otherwise fails with FENCED and appends nothing.
- * ARGV: lease value, first sequence number, payloads…
+ * Lua: the fenced, idempotent append. KEYS: lease, stream, last, gen. ARGV:
+ * lease value, first sequence number, generation, payloads…
+ *
+ * Entries whose (writer, sequence) is already recorded in `last` landed on an
+ * earlier try whose reply was lost: they are skipped, and when all of them did,
+ * the call succeeds even if the lease has moved on since (the caller's data is
+ * in the stream, so its acknowledgement is true). Anything still to write needs
+ * the caller's lease to be current, else FENCED and nothing is appended.
+ * Returns the id of the last entry written (or '' when all had landed).
  */
 const APPEND = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
+${GEN('KEYS[4]', 'ARGV[3]')}
 local seq = tonumber(ARGV[2])
-local last = false
-for i = 3, #ARGV do
-  last = redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 's', tostring(seq), 'e', ARGV[i])
-  seq = seq + 1
+local n = #ARGV - 3
+local skip = 0
+local last = redis.call('GET', KEYS[3])
+if last then
+  local sp = string.find(last, ' ', 1, true)
+  if string.sub(last, 1, sp - 1) == ARGV[1] then
+    local done = tonumber(string.sub(last, sp + 1))
+    if done >= seq then skip = math.min(n, done - seq + 1) end
+  end
 end
-return last`;
+if skip == n then return '' end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
+local id = ''
+for i = 4 + skip, #ARGV do
+  id = redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 's', tostring(seq + i - 4), 'e', ARGV[i])
+end
+redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. tostring(seq + n - 1))
+return id`;
+
+/**
+ * Lua: re-seed a partition after Redis lost data: its stream restarts with one
+ * checkpoint entry, its lease and dedup keys are cleared, and its generation key
+ * moves to the new generation. KEYS: stream, lease, last, gen. ARGV: generation,
+ * writer, checkpoint entry.
+ */
+const RESEED = `
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local id = redis.call('XADD', KEYS[1], '*', 'w', ARGV[2], 's', '1', 'e', ARGV[3])
+redis.call('SET', KEYS[4], ARGV[1])
+return id`;
 
 /** The scripts as ioredis custom commands (EVALSHA with automatic EVAL fallback). */
 export interface PresenceScripts {
-  presenceAcquire(lease: string, epoch: string, instance: string, ttlMs: number): Promise<string | null>;
-  presenceRenew(lease: string, value: string, ttlMs: number): Promise<number>;
+  presenceAcquire(lease: string, epoch: string, gen: string, instance: string, ttlMs: number, generation: string): Promise<string | null>;
+  presenceRenew(lease: string, gen: string, value: string, ttlMs: number, generation: string): Promise<number>;
   presenceRelease(lease: string, value: string): Promise<number>;
-  presenceAppend(lease: string, stream: string, value: string, firstSeq: number, ...payloads: string[]): Promise<string | null>;
+  presenceAppend(lease: string, stream: string, last: string, gen: string, value: string, firstSeq: number, generation: string, ...payloads: string[]): Promise<string>;
+  presenceReseed(stream: string, lease: string, last: string, gen: string, generation: string, writer: string, checkpoint: string): Promise<string>;
 }
 
 const defined = new WeakSet<Redis>();
@@ -104,10 +171,11 @@ const defined = new WeakSet<Redis>();
 /** Register the scripts on a connection (idempotent) and return it typed with them. */
 export function withScripts(redis: Redis): Redis & PresenceScripts {
   if (!defined.has(redis)) {
-    redis.defineCommand('presenceAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-    redis.defineCommand('presenceRenew', { numberOfKeys: 1, lua: RENEW });
+    redis.defineCommand('presenceAcquire', { numberOfKeys: 3, lua: ACQUIRE });
+    redis.defineCommand('presenceRenew', { numberOfKeys: 2, lua: RENEW });
+    redis.defineCommand('presenceReseed', { numberOfKeys: 4, lua: RESEED });
     redis.defineCommand('presenceRelease', { numberOfKeys: 1, lua: RELEASE });
-    redis.defineCommand('presenceAppend', { numberOfKeys: 2, lua: APPEND });
+    redis.defineCommand('presenceAppend', { numberOfKeys: 4, lua: APPEND });
     defined.add(redis);
   }
   return redis as Redis & PresenceScripts;
@@ -195,4 +263,10 @@ export function routeEvent(e: PresenceEvent, partitions: number): [number, Prese
       return [...by].map(([p, userIds]) => [p, { ...e, userIds }]);
     }
   }
+}
+
+/** The counter part of a generation `<n>-<random>` (0 for none). */
+export function generationNumber(generation: string | null | undefined): number {
+  const n = Number((generation ?? '0').split('-')[0]);
+  return Number.isSafeInteger(n) ? n : 0;
 }

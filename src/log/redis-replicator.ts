@@ -39,6 +39,13 @@ export interface RedisReplicatorOptions {
   readonly onCheckpoint?: (p: number, fold: PartitionFold) => void;
   /** XREAD BLOCK timeout (ms). Default 1000. */
   readonly blockMs?: number;
+  /**
+   * Redis Cluster: streams live in different slots, and one XREAD may not span
+   * slots. Then every partition is read with its own non-blocking XREAD on the
+   * shared connection (grouped per shard by auto-pipelining), every `pollMs`
+   * when all were empty.
+   */
+  readonly perSlot?: { readonly pollMs: number };
 }
 
 /** A partition's stream folded from its start: the state every process agrees on. */
@@ -69,6 +76,8 @@ export class RedisReplicator {
   private running = false;
   private loop: Promise<void> | undefined;
   private readonly ownPrefix: string;
+  /** When the follow loop last heard from Redis (performance.now). */
+  private lastReadAt = performance.now();
   /** The application queue (see `deliver`). */
   private applying: Promise<void> = Promise.resolve();
 
@@ -79,6 +88,20 @@ export class RedisReplicator {
     this.lastSeq = new Array<number>(k).fill(0);
     for (let p = 0; p < k; p++) this.streamIndex.set(options.keys.stream(p), p);
     this.ownPrefix = `${options.instanceId}/`;
+  }
+
+  /**
+   * Milliseconds since the follow loop last got an answer from Redis (an idle
+   * blocking read answers every `blockMs`): how stale this process's view of
+   * the other processes' partitions may be.
+   */
+  get silentForMs(): number {
+    return this.running ? Math.max(0, performance.now() - this.lastReadAt) : 0;
+  }
+
+  /** XREAD BLOCK timeout (ms). */
+  get blockMs(): number {
+    return this.options.blockMs ?? 1000;
   }
 
   /** The last stream id applied for a partition. */
@@ -105,44 +128,68 @@ export class RedisReplicator {
   }
 
   /**
-   * Fold partition `p` from its first entry up to the last entry applied here,
-   * in the application queue (so the engine's view of `p` is exactly that prefix
-   * plus whatever this process changed locally), and hand the fold to `correct`.
-   * Used after this process lost `p` with unwritten changes: they were applied
-   * locally but never reached the stream, and `correct` undoes them.
+   * Fold partition `p` from its first entry up to the later of the last entry
+   * applied here and `written` (the last entry this process wrote itself: its
+   * own entries are never read back, so they may lie beyond the read position),
+   * in the application queue, and hand the fold to `correct`. Used after this
+   * process lost `p`: changes it applied locally but never wrote are undone,
+   * while everything it did write stays. Retries until Redis answers, unless
+   * `cancelled()` says the result is no longer wanted.
    */
-  resync(p: number, correct: (fold: PartitionFold) => void): Promise<void> {
-    this.applying = this.applying
-      .then(async () => {
-        const upTo = this.position(p);
-        let fold: PartitionFold = { records: new Map(), joined: new Map() };
-        const count = 1_000;
-        let from = '-';
-        while (upTo !== '0-0') {
-          const entries = (await this.options.redis.xrange(this.options.keys.stream(p), from, upTo, 'COUNT', count)) as RawEntry[];
-          for (const [id, fields] of entries) {
-            let rec;
-            try {
-              rec = decodeEntry(id, fields);
-            } catch {
-              continue;
-            }
-            if (rec.checkpoint !== undefined) fold = checkpointFold(rec.checkpoint);
-            for (const e of rec.events) foldEvent(fold, e);
-          }
-          if (entries.length < count) break;
-          from = `(${(entries[entries.length - 1] as RawEntry)[0]}`;
+  resync(p: number, written: string | undefined, correct: (fold: PartitionFold) => void, cancelled: () => boolean = () => false): Promise<void> {
+    this.applying = this.applying.then(async () => {
+      let backoff = 100;
+      while (!cancelled()) {
+        try {
+          const read = this.position(p);
+          const upTo = written === undefined || (written !== '+' && compareStreamIds(written, read) <= 0) ? read : written;
+          correct(await this.fold(p, upTo));
+          return;
+        } catch (error) {
+          this.options.logger.warn(`redis replicator: could not resync partition ${p}; retrying`, { error: String(error) });
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(backoff * 2, 2_000);
         }
-        correct(fold);
-      })
-      .catch((error: unknown) => this.options.logger.error(`redis replicator: could not resync partition ${p}`, { error: String(error) }));
+      }
+    });
     return this.applying;
+  }
+
+  /** Fold partition `p`'s stream from its start up to `upTo` (a stream id, or '+'). */
+  private async fold(p: number, upTo: string): Promise<PartitionFold> {
+    let fold: PartitionFold = { records: new Map(), joined: new Map() };
+    const count = 1_000;
+    let from = '-';
+    while (upTo !== '0-0') {
+      const entries = (await this.options.redis.xrange(this.options.keys.stream(p), from, upTo, 'COUNT', count)) as RawEntry[];
+      for (const [id, fields] of entries) {
+        let rec;
+        try {
+          rec = decodeEntry(id, fields);
+        } catch {
+          continue;
+        }
+        if (rec.checkpoint !== undefined) fold = checkpointFold(rec.checkpoint);
+        for (const e of rec.events) foldEvent(fold, e);
+      }
+      if (entries.length < count) break;
+      from = `(${(entries[entries.length - 1] as RawEntry)[0]}`;
+    }
+    return fold;
+  }
+
+  /** Forget every read position and dedup state (after Redis was re-seeded: read every stream from its start). */
+  reset(): void {
+    this.lastId.fill('0-0');
+    this.lastWriter.fill(undefined);
+    this.lastSeq.fill(0);
   }
 
   /** Start following all partitions. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.lastReadAt = performance.now();
     this.loop = this.follow();
   }
 
@@ -159,16 +206,31 @@ export class RedisReplicator {
     while (this.running) {
       try {
         const ids = streams.map((_, p) => this.position(p));
+        if (this.options.perSlot !== undefined) {
+          const replies = await Promise.all(streams.map((s, p) => this.options.redis.xread('COUNT', this.options.count ?? 200, 'STREAMS', s, ids[p] as string) as Promise<XReadReply>));
+          backoff = 100;
+          this.lastReadAt = performance.now();
+          if (!this.running) return;
+          const batch: [number, RawEntry[]][] = [];
+          replies.forEach((r, p) => {
+            const entries = r?.[0]?.[1];
+            if (entries !== undefined && entries.length > 0) batch.push([p, entries]);
+          });
+          if (batch.length > 0) await this.deliver(batch);
+          else await new Promise((r) => setTimeout(r, this.options.perSlot?.pollMs));
+          continue;
+        }
         const reply = (await this.options.blocking.xread(
           'COUNT',
           this.options.count ?? 200,
           'BLOCK',
-          this.options.blockMs ?? 1000,
+          this.blockMs,
           'STREAMS',
           ...streams,
           ...ids,
         )) as XReadReply;
         backoff = 100;
+        this.lastReadAt = performance.now();
         if (reply === null || !this.running) continue;
         const batch: [number, RawEntry[]][] = [];
         for (const [key, entries] of reply) {

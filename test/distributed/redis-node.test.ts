@@ -82,20 +82,33 @@ describe('leases and fenced appends', () => {
   it('one holder at a time; renew, release, and appends fenced once the lease moved', async () => {
     const k = new RedisKeys(`lease${++prefixN}`, 2);
     const r = withScripts(client);
-    const a = await r.presenceAcquire(k.lease(0), k.epoch(0), 'A', 300);
+    await client.set(k.gen(0), 'G1');
+    const a = await r.presenceAcquire(k.lease(0), k.epoch(0), k.gen(0), 'A', 300, 'G1');
     expect(a).toBe('A/1');
-    expect(await r.presenceAcquire(k.lease(0), k.epoch(0), 'B', 300)).toBeNull();
-    expect(await r.presenceRenew(k.lease(0), 'A/1', 300)).toBe(1);
-    expect(await r.presenceAppend(k.lease(0), k.stream(0), 'A/1', 1, '[]', '[]')).toMatch(/^\d+-\d+$/);
-    expect(await r.presenceRenew(k.lease(0), 'B/9', 300)).toBe(0);
-    expect(await r.presenceRelease(k.lease(0), 'A/1')).toBe(1);
-    const b = await r.presenceAcquire(k.lease(0), k.epoch(0), 'B', 300);
-    expect(b).toBe('B/2'); // the epoch is the fencing token
-    await expect(r.presenceAppend(k.lease(0), k.stream(0), 'A/1', 3, '[]')).rejects.toThrow(/FENCED/);
+    expect(await r.presenceAcquire(k.lease(0), k.epoch(0), k.gen(0), 'B', 300, 'G1')).toBeNull();
+    expect(await r.presenceRenew(k.lease(0), k.gen(0), 'A/1', 300, 'G1')).toBe(1);
+    expect(await r.presenceAppend(k.lease(0), k.stream(0), k.last(0), k.gen(0), 'A/1', 1, 'G1', '[]', '[]')).toMatch(/^\d+-\d+$/);
+    // A resend of entries that landed (lost reply) appends nothing; a partly landed one appends the rest.
+    expect(await r.presenceAppend(k.lease(0), k.stream(0), k.last(0), k.gen(0), 'A/1', 1, 'G1', '[]', '[]')).toBe('');
     expect(await client.xlen(k.stream(0))).toBe(2);
+    expect(await r.presenceRenew(k.lease(0), k.gen(0), 'B/9', 300, 'G1')).toBe(0);
+    expect(await r.presenceRelease(k.lease(0), 'A/1')).toBe(1);
+    const b = await r.presenceAcquire(k.lease(0), k.epoch(0), k.gen(0), 'B', 300, 'G1');
+    expect(b).toBe('B/2'); // the epoch is the fencing token
+    await expect(r.presenceAppend(k.lease(0), k.stream(0), k.last(0), k.gen(0), 'A/1', 3, 'G1', '[]')).rejects.toThrow(/FENCED/);
+    expect(await client.xlen(k.stream(0))).toBe(2);
+    // …but a resend of what A wrote before it lost the lease is acknowledged (it is in the stream), not refused.
+    expect(await r.presenceAppend(k.lease(0), k.stream(0), k.last(0), k.gen(0), 'A/1', 2, 'G1', '[]')).toBe('');
+    // A generation key that is gone or changed (Redis lost data) refuses every lease script.
+    await client.set(k.gen(0), 'G2');
+    await expect(r.presenceRenew(k.lease(0), k.gen(0), 'B/2', 300, 'G1')).rejects.toThrow(/GENERATION/);
+    await expect(r.presenceAppend(k.lease(0), k.stream(0), k.last(0), k.gen(0), 'B/2', 1, 'G1', '[]')).rejects.toThrow(/GENERATION/);
+    await client.del(k.gen(0));
+    await expect(r.presenceAcquire(k.lease(1), k.epoch(1), k.gen(0), 'C', 300, 'G1')).rejects.toThrow(/GENERATION/);
+    await client.set(k.gen(0), 'G1');
     // expiry
     await waitFor('lease expiry', async () => (await client.exists(k.lease(0))) === 0, 3000);
-    expect(await r.presenceRenew(k.lease(0), 'B/2', 300)).toBe(0);
+    expect(await r.presenceRenew(k.lease(0), k.gen(0), 'B/2', 300, 'G1')).toBe(0);
   });
 });
 

@@ -3,8 +3,8 @@
  * loopback port, and engine child processes spoken to over JSON lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -44,10 +44,24 @@ export interface RedisServer {
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
+  /** SIGKILL the server, keeping its directory (an AOF survives). */
+  crash(): Promise<void>;
+  /** Start it again on the same port and directory, with the same settings (`wipe`: its data deleted first, as without persistence). */
+  restart(options?: { wipe?: boolean }): Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that stops answering without closing connections. */
+  pause(): void;
+  resume(): void;
 }
 
-/** Start `redis-server` on a free loopback port, no persistence, in a temp dir. */
-export async function startRedis(): Promise<RedisServer> {
+export interface RedisServerOptions {
+  /** `appendonly yes` with `appendfsync always` (an acknowledged write survives a crash). Default false. */
+  readonly aof?: boolean;
+  /** More `redis-server` arguments. */
+  readonly args?: readonly string[];
+}
+
+/** Start `redis-server` on a free loopback port, in a temp dir; no persistence unless `aof`. */
+export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   if (!existsSync(REDIS_SERVER)) {
     throw new Error(
       `redis-server not found at ${REDIS_SERVER}: the distributed tests need a real Redis. ` +
@@ -57,14 +71,45 @@ export async function startRedis(): Promise<RedisServer> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'presence-redis-'));
   const port = await freePort();
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir,
+    ...(options.aof === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+    ...(options.args ?? []),
+  ];
+  let child: ChildProcess = await spawnRedis(args, port);
+  const url = `redis://127.0.0.1:${port}`;
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  return {
+    url,
+    port,
+    stop: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    crash: kill,
+    restart: async (o = {}) => {
+      await kill();
+      if (o.wipe === true) for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
+      child = await spawnRedis(args, port);
+    },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
+  };
+}
+
+async function spawnRedis(args: readonly string[], port: number): Promise<ChildProcess> {
+  const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const url = `redis://127.0.0.1:${port}`;
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => {});
   try {
     await waitFor('redis-server to answer PING', async () => {
@@ -75,18 +120,7 @@ export async function startRedis(): Promise<RedisServer> {
   } finally {
     probe.disconnect();
   }
-  return {
-    url,
-    port,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return child;
 }
 
 export interface Batch {
@@ -180,10 +214,16 @@ export class NodeProcess {
     return undefined;
   }
 
+  /** Send a signal (SIGSTOP / SIGCONT: a process that freezes without closing its connections). */
+  signal(sig: NodeJS.Signals): void {
+    if (!this.exited) this.child.kill(sig);
+  }
+
   /** SIGKILL: no clean-up, leases left to expire. */
   async kill(): Promise<void> {
     if (this.exited) return;
     const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGCONT');
     this.child.kill('SIGKILL');
     await exited;
   }
@@ -196,4 +236,64 @@ export class NodeProcess {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     await this.kill();
   }
+}
+
+/**
+ * A TCP proxy in front of a Redis, to cut one process off: `blackhole()` keeps
+ * connections open but forwards nothing either way (a partition where packets
+ * vanish: commands hang until a timeout); `restore()` drops the stalled
+ * connections (clients reconnect) and forwards again.
+ */
+export interface CutProxy {
+  readonly url: string;
+  blackhole(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+export async function startCutProxy(targetPort: number): Promise<CutProxy> {
+  let passing = true;
+  const pairs = new Set<[Socket, Socket]>();
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('data', (d) => passing && upstream.write(d));
+    upstream.on('data', (d) => passing && client.write(d));
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+  });
+  const port = await new Promise<number>((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      resolve(typeof a === 'object' && a !== null ? a.port : 0);
+    });
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    blackhole: () => {
+      passing = false;
+    },
+    restore: () => {
+      for (const [c, u] of [...pairs]) {
+        c.destroy();
+        u.destroy();
+      }
+      pairs.clear();
+      passing = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const [c, u] of pairs) {
+          c.destroy();
+          u.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
 }
