@@ -78,8 +78,12 @@ describe('PushFanOut', () => {
     expect(deliveries).toBe(4);
     // the room's listeners share one batch (one segment per room)
     expect(f.got.get('@a:example.org')?.[0]).toBe(f.got.get('@b:example.org')?.[0]);
-    expect(f.flush()).toBe(0); // segments are cleared by the flush
+    expect(f.flush()).toBe(0);
     expect(f.received('@a:example.org')).toHaveLength(1);
+    // the next turn's segment holds only the next turn's changes (segments are cleared by the flush)
+    f.change('@d:example.org');
+    f.flush();
+    expect(f.received('@a:example.org')).toEqual([['@c:example.org', '@d:example.org'], ['@d:example.org']]);
   });
 
   it('a member seen through two rooms and changed twice is delivered once; a user hears their own change', () => {
