@@ -93,15 +93,22 @@ describe('Delivery', () => {
     const f = setup();
     register(f.router, {
       getInterestedUsers: (id) => (id === '@all:example.org' ? ALL_USERS : new Set()),
-      getUsersForStates: (states) => new Map([['@all:example.org', new Set(states)], ['@p:peer.test', new Set(states)]]),
+      getUsersForStates: (states) =>
+        new Map([
+          ['@all:example.org', new Set(states)],
+          ['@p:peer.test', new Set(states)],
+          ['@b:example.org', new Set(states)], // b is not an ALL_USERS listener: served by rooms and interest, not this answer
+        ]),
     });
     f.join('@all:example.org', '!r:example.org');
     f.join('@b:example.org', '!r:example.org');
     f.listen('@all:example.org'); // open asks the router: ALL_USERS is cached
+    f.listen('@b:example.org');
     f.set('@b:example.org', 'online');
     f.set('@lonely:example.org', 'online');
     f.commit('@b:example.org', '@lonely:example.org');
     expect(f.received('@all:example.org')).toEqual([[2, ['@b:example.org=online', '@lonely:example.org=online']]]);
+    expect(f.received('@b:example.org')).toEqual([[2, ['@b:example.org=online']]]);
     expect(f.sent).toEqual([
       { servers: ['peer.test'], users: ['@b:example.org'] },
       { servers: ['peer.test'], users: ['@lonely:example.org'] },
