@@ -9,6 +9,8 @@ import { diffRecords } from '../domain/evolve.js';
 import type { RoomId, UserId } from '../domain/ids.js';
 import { defaultRecord, type UserRecord } from '../domain/presence.js';
 import type { EngineSnapshot } from '../domain/snapshot.js';
+import type { Redis } from 'ioredis';
+import type { RedisPartitionedLog } from '../log/redis-log.js';
 import { partitionOf, type Checkpoint } from '../log/redis-partitions.js';
 import type { PartitionFold } from '../log/redis-replicator.js';
 
@@ -50,4 +52,28 @@ export function correctionsTo(fold: PartitionFold, snap: EngineSnapshot, p: numb
     for (const m of members) if (!current.get(roomId)?.has(m)) events.push({ type: 'room.membership', roomId, userId: m, membership: 'join', at: now });
   }
   return events;
+}
+
+/**
+ * Append `checkpoint` to partition `p` (ordered after everything logged so
+ * far), then trim every entry before it (`XTRIM MINID`). Resolves with the
+ * checkpoint's stream id and the number of entries trimmed.
+ */
+export function appendAndTrim(
+  log: RedisPartitionedLog,
+  redis: Redis,
+  stream: string,
+  p: number,
+  checkpoint: Checkpoint,
+  notOwner: () => Error,
+): Promise<{ id: string; trimmed: number }> {
+  return new Promise((resolve, reject) => {
+    const queued = log.appendCheckpoint(p, JSON.stringify({ checkpoint }), (id) => {
+      redis.xtrim(stream, 'MINID', id).then(
+        (trimmed) => resolve({ id, trimmed }),
+        (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
+      );
+    });
+    if (!queued) reject(notOwner());
+  });
 }

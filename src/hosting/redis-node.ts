@@ -31,21 +31,21 @@ import {
   type SyncHandle,
   type UserSyncingInput,
 } from '../engine.js';
-import { ConfigError, InvalidInputError, LogError } from '../errors.js';
+import { ConfigError, InvalidInputError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import type { FederationLink, FederationTransport, FederationTransportOptions } from '../federation/outbound.js';
-import type { PresenceEdu } from '../federation/edu.js';
 import { RedisPartitionedLog } from '../log/redis-log.js';
 import { leaseHolder, partitionOf, RedisKeys, withScripts, type PresenceScripts } from '../log/redis-partitions.js';
 import { RedisReplicator, type PartitionFold } from '../log/redis-replicator.js';
-import { PartitionLeases, type PartitionLeaseHost } from './partition-leases.js';
-import { correctionsTo, partitionCheckpoint } from './redis-checkpoint.js';
-import { DataLossRecovery, type RecoveryHost } from './redis-recovery.js';
-import { checkRedisSettings } from './redis-settings.js';
+import { PartitionLeases } from './partition-leases.js';
+import { appendAndTrim, correctionsTo, partitionCheckpoint } from './redis-checkpoint.js';
+import { durableTransport } from './redis-node-federation.js';
+import { leaseHostOf, recoveryHostOf, type NodeInternals } from './redis-node-hosts.js';
+import { DataLossRecovery } from './redis-recovery.js';
+import { commandTimeoutOf, connectRedis } from './redis-settings.js';
 import {
   isParsedConfig,
   NotOwnerError,
-  withTimeout,
   type DistributedNewEvents,
   type DistributedSyncHandle,
   type DistributedToken,
@@ -100,8 +100,8 @@ export class RedisPresenceNode {
     if (cluster && (options.waitReplicas ?? 0) > 0) throw new ConfigError('waitReplicas', 'is not supported on Redis Cluster yet (WAIT is per shard); use min-replicas-to-write on the shards');
     // The blocking reader may wait `blockMs` for an answer; give it that much on top of the command timeout.
     this.blocking = options.connect === undefined ? redis.duplicate({ commandTimeout: commandTimeoutOf(options) + 1_000 }) : redis.duplicate();
-    this.recovery = new DataLossRecovery(this.recoveryHost());
-    this.leaseSet = new PartitionLeases(this.leaseHost(), { partitions: this.partitions, leaseTtlMs: this.leaseTtlMs, maxPartitions: this.maxPartitions });
+    this.recovery = new DataLossRecovery(recoveryHostOf(this.internals()));
+    this.leaseSet = new PartitionLeases(leaseHostOf(this.internals()), { partitions: this.partitions, leaseTtlMs: this.leaseTtlMs, maxPartitions: this.maxPartitions });
     this.log = new RedisPartitionedLog({
       redis: this.redis,
       keys: this.keys,
@@ -146,37 +146,8 @@ export class RedisPresenceNode {
     if (config.log.kind !== 'redis') throw new ConfigError('log.kind', 'a RedisPresenceNode needs log: { kind: redis, url, partitions }');
     // A tick still open when a partition is handed over or the node stops would be appended after its partitions stopped being writable.
     if (config.turns !== 'per_input') throw new ConfigError('presence.turns', 'a RedisPresenceNode commits after each input: remove presence.turns or set it to per_input');
-    const url = config.log.url;
-    // A command timeout: a Redis that stops answering must not hang renewals, appends or reads (a silent
-    // process would keep believing it owns its partitions).
-    const redis = options.connect?.(url) ?? new Redis(url, { lazyConnect: true, enableAutoPipelining: true, commandTimeout: commandTimeoutOf(options) });
-    redis.on('error', () => {}); // reported below once connected; start-up failures surface as LogError
-    const timeout = options.connectTimeoutMs ?? 10_000;
-    try {
-      await withTimeout(redis.status === 'wait' ? redis.connect().then(() => redis.ping()) : redis.ping(), timeout);
-    } catch (error) {
-      redis.disconnect();
-      throw new LogError(`cannot reach Redis at ${url}: ${(error as Error).message}; check log.url and that Redis is running`, { cause: error });
-    }
     const logger = options.logger ?? consoleLogger;
-    let lastReport = 0;
-    const onError = (error: Error): void => {
-      // ioredis reconnects by itself; report at most once every 5 s.
-      const now = Date.now();
-      if (now - lastReport < 5_000) return;
-      lastReport = now;
-      logger.warn(`redis node: connection error (reconnecting): ${error.message}`);
-    };
-    redis.on('error', onError);
-    const settings = options.redisSettings ?? 'warn';
-    if (settings !== 'ignore') {
-      const { findings } = await checkRedisSettings(redis, options.waitReplicas ?? 0);
-      if (findings.length > 0 && settings === 'refuse') {
-        redis.disconnect();
-        throw new ConfigError('log.url', `the Redis at ${url} is not set up for durable presence: ${findings.join('; ')} (or start with redisSettings: 'warn')`);
-      }
-      for (const f of findings) logger.warn(`redis node: ${f}`);
-    }
+    const { redis, onError } = await connectRedis(config.log.url, options, logger);
     const node = new RedisPresenceNode(options, config, redis);
     node.blocking.on('error', onError);
     await node.recovery.init();
@@ -330,25 +301,7 @@ export class RedisPresenceNode {
    * undone; the remote keeps the state it had, which is the stream's).
    */
   attachFederationTransport(transport: FederationTransport, options: FederationTransportOptions = {}): FederationLink {
-    const sentUpTo = new Map<string, number>();
-    const attachedAt = this.log.lastIndex;
-    return this.engine.attachFederationTransport(
-      {
-        send: async (destination, edus) => {
-          const to = this.log.lastIndex;
-          await this.log.ack(to, to);
-          const from = sentUpTo.get(destination) ?? attachedAt;
-          sentUpTo.set(destination, to);
-          const keep: PresenceEdu[] = [];
-          for (const edu of edus) {
-            const push = edu.content.push.filter((item) => this.log.lastFailure(this.partitionOf(String(item.user_id))) <= from);
-            if (push.length > 0) keep.push({ ...edu, content: { ...edu.content, push } });
-          }
-          if (keep.length > 0) await transport.send(destination, keep);
-        },
-      },
-      options,
-    );
+    return this.engine.attachFederationTransport(durableTransport(transport, this.log, (u) => this.partitionOf(u)), options);
   }
 
   /**
@@ -422,19 +375,9 @@ export class RedisPresenceNode {
   compact(p: number): Promise<string> {
     if (!this.holds(p) || this.stopping) throw new NotOwnerError(`partition ${p}`, p, this.instanceId);
     const checkpoint = partitionCheckpoint(this.engine.snapshot(), p, this.partitions, this.engine.clock.now());
-    const records = checkpoint.records;
-    const stream = this.keys.stream(p);
-    return new Promise<string>((resolve, reject) => {
-      const queued = this.log.appendCheckpoint(p, JSON.stringify({ checkpoint }), (id) => {
-        this.redis.xtrim(stream, 'MINID', id).then(
-          (trimmed) => {
-            this.logger.info(`redis node ${this.instanceId}: compacted partition ${p}: ${records.length} records, ${trimmed} entries trimmed`);
-            resolve(id);
-          },
-          (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
-        );
-      });
-      if (!queued) reject(new NotOwnerError(`partition ${p}`, p, this.instanceId));
+    return appendAndTrim(this.log, this.redis, this.keys.stream(p), p, checkpoint, () => new NotOwnerError(`partition ${p}`, p, this.instanceId)).then(({ id, trimmed }) => {
+      this.logger.info(`redis node ${this.instanceId}: compacted partition ${p}: ${checkpoint.records.length} records, ${trimmed} entries trimmed`);
+      return id;
     });
   }
 
@@ -513,49 +456,8 @@ export class RedisPresenceNode {
     this.undoing.set(p, run);
   }
 
-  private leaseHost(): PartitionLeaseHost {
-    return {
-      redis: this.redis,
-      keys: this.keys,
-      instanceId: this.instanceId,
-      logger: this.logger,
-      replay: async (p) => {
-        try {
-          // A retake after a loss waits until the loss's undo is done (else the undo could be skipped).
-          await this.undoing.get(p);
-          await this.replicator.catchUp(p);
-          return true;
-        } catch (error) {
-          this.logger.warn(`redis node: could not replay partition ${p}; giving it up`, { error: String(error) });
-          return false;
-        }
-      },
-      adopted: (p, lease) => {
-        const users = this.usersOf(p);
-        this.engine.adopt(users);
-        this.logger.info(`redis node ${this.instanceId}: took over partition ${p} (${users.length} known users)`, { lease: lease.value });
-        this.ownership.next({ partition: p, change: 'acquired' });
-      },
-      revalidated: (p) => this.engine.rearmTimers(this.usersOf(p)),
-      lost: (p, why, resync) => {
-        this.log.discard(p);
-        this.logger.warn(`redis node ${this.instanceId}: lost partition ${p}: ${why}`);
-        this.ownership.next({ partition: p, change: 'lost' });
-        // Changes made here that never reached the stream must not linger in this view.
-        if (resync) this.undoUnwritten(p);
-      },
-      released: (p) => {
-        this.logger.info(`redis node ${this.instanceId}: handed partition ${p} over`);
-        this.ownership.next({ partition: p, change: 'released' });
-      },
-      flush: () => this.log.settledAll(),
-      upkeep: () => this.autoCompact(),
-      generation: () => this.recovery.generation,
-      dataLoss: (why) => this.recovery.detect(why),
-    };
-  }
-
-  private recoveryHost(): RecoveryHost {
+  /** The node's parts; engine, log and replicator are read when used (the hosts are built before them). */
+  private internals(): NodeInternals {
     const node = this;
     return {
       redis: this.redis,
@@ -564,29 +466,29 @@ export class RedisPresenceNode {
       logger: this.logger,
       leaseTtlMs: this.leaseTtlMs,
       renewIntervalMs: this.renewIntervalMs,
+      partitions: this.partitions,
+      get engine() {
+        return node.engine;
+      },
+      get log() {
+        return node.log;
+      },
+      get replicator() {
+        return node.replicator;
+      },
+      ownership: this.ownership,
+      undoing: this.undoing,
       get stopping() {
         return node.stopping;
       },
-      freeze: () => {
-        const held = this.leaseSet.freeze();
-        for (const p of held) this.ownership.next({ partition: p, change: 'lost' });
-        return held;
-      },
-      failWrites: () => {
-        for (const p of this.log.unsettledPartitions()) this.log.discard(p, 'data_loss');
-      },
-      checkpointOf: (p) => JSON.stringify({ checkpoint: partitionCheckpoint(this.engine.snapshot(), p, this.partitions, this.engine.clock.now()) }),
-      positions: (p) => ({ read: this.replicator.position(p), written: this.log.lastWrittenId(p) }),
-      reload: async () => {
-        this.log.forgetWritten();
-        this.replicator.reset();
-        await this.replicator.catchUpAll();
-      },
-      resume: () => this.leaseSet.resume(),
+      leases: () => this.leaseSet,
+      recovery: () => this.recovery,
+      usersOf: (p) => this.usersOf(p),
+      undoUnwritten: (p) => this.undoUnwritten(p),
+      autoCompact: () => this.autoCompact(),
     };
   }
 
-  /** Users of partition `p` with a non-default record here. */
   private usersOf(p: number): UserId[] {
     const users: UserId[] = [];
     for (const s of this.engine.knownUsers()) if (this.partitionOf(s.userId) === p) users.push(s.userId);
@@ -601,8 +503,4 @@ export class RedisPresenceNode {
     if (why === 'loss') this.logger.warn(`redis node ${this.instanceId}: undid ${events.length} unwritten change(s) in partition ${p}`);
     this.engine.applyReplicated(events);
   }
-}
-
-function commandTimeoutOf(options: RedisPresenceNodeOptions): number {
-  return options.commandTimeoutMs ?? Math.max(100, Math.floor((options.leaseTtlMs ?? 10_000) / 3));
 }

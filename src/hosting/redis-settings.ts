@@ -3,7 +3,10 @@
  * "Deployment recipe"), checked once at start-up: each finding says what can go
  * wrong and which setting fixes it.
  */
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { ConfigError, LogError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { withTimeout, type RedisPresenceNodeOptions } from './redis-node-types.js';
 
 export interface SettingsCheck {
   /** Findings; empty when every setting is as recommended. */
@@ -39,4 +42,47 @@ export async function checkRedisSettings(redis: Redis, waitReplicas: number): Pr
     findings.push(`min-replicas-to-write is ${String(minReplicas)} with waitReplicas ${waitReplicas}: the primary accepts writes no replica has; set min-replicas-to-write ${waitReplicas}`);
   }
   return { findings, checked: true };
+}
+
+/**
+ * Connect to the Redis of a distributed process: command timeout, start-up
+ * within `connectTimeoutMs`, the persistence settings checked (`redisSettings`:
+ * warn, refuse or ignore), and connection errors reported at most every 5 s.
+ * @throws LogError when Redis cannot be reached; ConfigError when its settings are refused.
+ */
+export async function connectRedis(url: string, options: RedisPresenceNodeOptions, logger: Logger): Promise<{ redis: Redis; onError: (error: Error) => void }> {
+  // A command timeout: a Redis that stops answering must not hang renewals, appends or reads (a silent
+  // process would keep believing it owns its partitions).
+  const redis = options.connect?.(url) ?? new Redis(url, { lazyConnect: true, enableAutoPipelining: true, commandTimeout: commandTimeoutOf(options) });
+  redis.on('error', () => {}); // reported below once connected; start-up failures surface as LogError
+  try {
+    await withTimeout(redis.status === 'wait' ? redis.connect().then(() => redis.ping()) : redis.ping(), options.connectTimeoutMs ?? 10_000);
+  } catch (error) {
+    redis.disconnect();
+    throw new LogError(`cannot reach Redis at ${url}: ${(error as Error).message}; check log.url and that Redis is running`, { cause: error });
+  }
+  let lastReport = 0;
+  const onError = (error: Error): void => {
+    // ioredis reconnects by itself; report at most once every 5 s.
+    const now = Date.now();
+    if (now - lastReport < 5_000) return;
+    lastReport = now;
+    logger.warn(`redis node: connection error (reconnecting): ${error.message}`);
+  };
+  redis.on('error', onError);
+  const settings = options.redisSettings ?? 'warn';
+  if (settings !== 'ignore') {
+    const { findings } = await checkRedisSettings(redis, options.waitReplicas ?? 0);
+    if (findings.length > 0 && settings === 'refuse') {
+      redis.disconnect();
+      throw new ConfigError('log.url', `the Redis at ${url} is not set up for durable presence: ${findings.join('; ')} (or start with redisSettings: 'warn')`);
+    }
+    for (const f of findings) logger.warn(`redis node: ${f}`);
+  }
+  return { redis, onError };
+}
+
+/** Each Redis command's timeout: a third of the lease unless set. */
+export function commandTimeoutOf(options: RedisPresenceNodeOptions): number {
+  return options.commandTimeoutMs ?? Math.max(100, Math.floor((options.leaseTtlMs ?? 10_000) / 3));
 }
