@@ -32,16 +32,10 @@ export interface EngineFactoryOptions {
   readonly logger: Logger;
 }
 
-/**
- * The service applies `rc_presence` itself, one bucket per endpoint
- * (presence-limits.ts); the engine's own limiter, one bucket for both, is
- * lifted so it never refuses first.
- */
-const ENGINE_RATE_LIMIT_LIFTED = { per_user: { per_second: 1e9, burst_count: 1e9 } };
-
 export async function createServiceEngine(options: EngineFactoryOptions): Promise<PresenceEngine> {
   const { logger } = options;
-  const config = parseConfig({ ...options.raw, rc_presence: ENGINE_RATE_LIMIT_LIFTED });
+  // `rc_presence` is the engine's: one bucket for explicit changes, one for syncs (as Synapse's servlets).
+  const config = parseConfig(options.raw);
   const probes = new EngineProbes();
   const decorate = (log: EventLog): TimedEventLog => {
     const timed = new TimedEventLog(log, {

@@ -96,7 +96,9 @@ export class PresenceEngine {
   private readonly delivery: Delivery;
   private readonly memberships: Memberships;
   private readonly commands: CommandParser;
-  private readonly limiter: RateLimiter;
+  /** `rc_presence`: one bucket per input, as Synapse's presence and sync servlets each own a limiter. */
+  private readonly setLimiter: RateLimiter;
+  private readonly syncLimiter: RateLimiter;
   private readonly fullRequests = new Map<UserId, number>();
   private readonly syncsByKey = new Map<string, SyncHandle>();
   private readonly committed = new Subject<readonly LogEntry[]>();
@@ -146,7 +148,8 @@ export class PresenceEngine {
       owned: (id) => this.owned(id),
       counters: this.counters,
     });
-    this.limiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
+    this.setLimiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
+    this.syncLimiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
     this.owned = options.owns ?? (() => true);
     this.federation = new FederationOutbound(config.serverName, config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
@@ -608,14 +611,14 @@ export class PresenceEngine {
   private execSetPresence(c: SetPresenceCommand): void {
     if (this.config.enabled !== true) return;
     const now = this.clock.now();
-    const wait = this.limiter.take(c.userId, now);
+    const wait = this.setLimiter.take(c.userId, now);
     if (wait > 0) throw this.rejected(new RateLimitedError(c.userId, wait));
     this.turns.runStep(c.userId, { type: 'presence.set', now, deviceId: c.deviceId, presence: c.presence, statusMsg: c.statusMsg });
   }
 
   private execSyncStart(c: SyncStartCommand): SyncHandle {
     if (this.config.enabled !== true || c.setPresence === 'offline') return INERT_SYNC;
-    if (this.limiter.take(c.userId, this.clock.now()) > 0) return INERT_SYNC; // served, but presence unaffected
+    if (this.syncLimiter.take(c.userId, this.clock.now()) > 0) return INERT_SYNC; // served, but presence unaffected
     const { userId, deviceId } = c;
     this.turns.runStep(userId, { type: 'sync.start', now: this.clock.now(), deviceId, presence: c.setPresence });
     let ended = false;

@@ -414,13 +414,32 @@ describe('rate limiting (rc_presence.per_user, §2.13)', () => {
 
   it('a sync over the limit is served but does not affect presence', () => {
     const { engine } = limited();
-    engine.setPresence(ALICE, { presence: 'unavailable' });
+    const first = engine.userSyncing(ALICE, { setPresence: 'unavailable' });
+    first.end();
     const before = fingerprint(engine);
     const h = engine.userSyncing(ALICE, { setPresence: 'online' });
     expect(h.affectsPresence).toBe(false);
     h.end();
     expect(fingerprint(engine)).toBe(before);
     expect(engine.getUserRecord(ALICE).syncs).toEqual({});
+  });
+
+  it('explicit changes and syncs take from separate buckets, as Synapse gives each servlet its own limiter', () => {
+    const { engine, clock } = limited();
+    // a sync, then a PUT a second later: both accepted (one shared bucket answered 429)
+    engine.userSyncing(ALICE, { setPresence: 'online' }).end();
+    clock.advance(1000);
+    engine.setPresence(ALICE, { presence: 'unavailable', statusMsg: 'lunch' });
+    expect(engine.getUserPresence(ALICE)).toMatchObject({ state: 'unavailable', statusMsg: 'lunch' });
+    // a PUT, then a sync right after it: the sync still counts for presence (one shared bucket ignored it)
+    engine.setPresence(BOB, { presence: 'unavailable' });
+    const h = engine.userSyncing(BOB, { setPresence: 'online' });
+    expect(h.affectsPresence).toBe(true);
+    expect(Object.keys(engine.getUserRecord(BOB).syncs)).toHaveLength(1);
+    h.end();
+    // each bucket still limits its own input
+    expect(() => engine.setPresence(ALICE, { presence: 'online' })).toThrow(RateLimitedError);
+    expect(engine.userSyncing(BOB, { setPresence: 'online' }).affectsPresence).toBe(false);
   });
 });
 
