@@ -445,7 +445,8 @@ export class PresenceEngine {
    * `send_local_online_presence_to`: local targets get, on their next read, the
    * current presence of every non-offline user they are interested in (once);
    * remote targets' servers are sent the non-offline local users their users can
-   * see, one send per server. Nobody's presence changes.
+   * see (presence routers asked with the remote id, else shared rooms), one send
+   * per server. Nobody's presence changes.
    */
   sendLocalOnlinePresenceTo(userIds: readonly string[]): void {
     this.ensureRunning();
@@ -460,7 +461,7 @@ export class PresenceEngine {
         for (const u of local) this.fullRequests.set(u, event.streamId - 1);
         this.turn.addFullRequests(local);
       }
-      this.routing.onlineTo(remote);
+      this.routing.onlineTo(remote, this.router, (job) => this.turns.run(job));
     });
   }
 
