@@ -189,6 +189,7 @@ export class PresenceEngine {
     const after = options.snapshot?.position ?? 0;
     this.stream.advanceTo(restoreState(this.replayState(), options.snapshot, this.log.read(after)));
     this.turn.base = this.stream.id;
+    if (config.enabled === false) this.steps.flushStale((job) => this.turns.run(job), () => this.clock.now());
   }
 
   // ───────────────────────────── queries ─────────────────────────────
@@ -418,7 +419,8 @@ export class PresenceEngine {
       throw new InvalidInputError('since', 'a stream token is a non-negative integer returned by this engine');
     }
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidInputError('options', 'expected an object { includeOffline? }');
-    if (this.config.enabled === false) return { events: [], nextToken: this.stream.id, full: false };
+    // Presence off: only a token behind the stream is answered (the start-up flush of stale states, spec §2.13).
+    if (this.config.enabled === false && (since === undefined || since === null || since >= this.stream.id)) return { events: [], nextToken: this.stream.id, full: false };
     return this.reader.read(id, since ?? null, options?.includeOffline ?? this.config.includeOfflineUsersOnSync, this.stream.id);
   }
 

@@ -125,7 +125,7 @@ export function syncRoutes(host: RouteHost): Route[] {
       const busy = engine.config.busyWireValue;
       const events: PresenceEventJson[] = result.events.map((s) => formatPresenceEvent(s, now, busy));
       const body: SyncBody = { next_batch: `p${result.nextToken}_m${journal.position}_${journal.epoch}` };
-      if (events.length > 0 && engine.config.enabled !== false) body.presence = { events };
+      if (events.length > 0) body.presence = { events };
       if (rooms !== undefined) body.rooms = rooms;
       sendJson(c.res, 200, body, host.isClosing() ? { connection: 'close' } : {});
     } finally {

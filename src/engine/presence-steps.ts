@@ -12,13 +12,16 @@ import type { ChangeIndex } from '../../streams/change-index.js';
 import type { UserStepEvent } from '../domain/events.js';
 import { diffRecords, evolveUser } from '../domain/evolve.js';
 import type { DeviceId, UserId } from '../domain/ids.js';
-import { defaultRecord, dormantRecord, isDefaultRecord, isDormant, type RuleConfig, type UserRecord } from '../domain/presence.js';
+import { EMPTY_MAP, defaultRecord, dormantRecord, isDefaultRecord, isDormant, type RuleConfig, type UserRecord } from '../domain/presence.js';
 import { nextDeadline } from '../domain/rules.js';
 import type { TimerWheel } from '../timer-wheel.js';
 import type { StreamPosition } from './stream-position.js';
 import type { TimerSlices } from './timer-slices.js';
 import type { TurnBuffer } from './turn-buffer.js';
 import type { UserDirectory } from './user-directory.js';
+
+/** Users per turn in the disabled-presence flush (Synapse flushes in batches of 500). */
+const FLUSH_BATCH = 500;
 
 export interface StepContext {
   readonly users: UserDirectory;
@@ -108,6 +111,24 @@ export class PresenceSteps {
     this.wheel.schedule(this.users.indexOf(userId), nextDeadline(this.recordOf(userId), this.users.isMine(userId), this.rules));
   }
 
+  /**
+   * Presence disabled (`presence.enabled: false`, spec §2.13, Synapse #19948):
+   * every owned user restored with a non-offline state is made offline, status
+   * cleared, not currently active, devices and syncs dropped, and notified
+   * (logged with a stream id), in turns of {@link FLUSH_BATCH} users.
+   */
+  flushStale(run: (job: () => void) => void, now: () => number): number {
+    const stale: UserId[] = [];
+    for (const p of this.users.storedStates()) if (p.state !== 'offline' && this.owned(p.userId)) stale.push(p.userId);
+    for (let k = 0; k < stale.length; k += FLUSH_BATCH) {
+      run(() => {
+        const at = now();
+        for (const id of stale.slice(k, k + FLUSH_BATCH)) this.forceOffline(id, at);
+      });
+    }
+    return stale.length;
+  }
+
   /** Each in-flight sync of `userIds`: (user, device, count). */
   openSyncs(userIds: Iterable<UserId>): [UserId, DeviceId, number][] {
     const open: [UserId, DeviceId, number][] = [];
@@ -121,6 +142,17 @@ export class PresenceSteps {
     if (live !== undefined) return live;
     const p = this.users.storedPresence(userId);
     return p === undefined ? defaultRecord(userId) : dormantRecord(p);
+  }
+
+  private forceOffline(userId: UserId, now: number): void {
+    const idx = this.users.indexOf(userId);
+    const before = this.recordOf(userId);
+    const p = before.presence;
+    const presence = { ...p, state: 'offline' as const, lastFederationUpdateTs: now, statusMsg: null, currentlyActive: false };
+    const after: UserRecord = { presence, devices: EMPTY_MAP, syncs: EMPTY_MAP };
+    const ev = diffRecords(userId, before, after, now, this.notified(idx));
+    if (ev !== null) this.turn.addEvent(ev);
+    this.makeDormant(userId, idx, after);
   }
 
   /** A notified change of user `idx` in this turn: next stream id, change index, fan-out list. */

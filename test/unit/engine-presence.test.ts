@@ -8,10 +8,12 @@ import { describe, expect, it } from 'vitest';
 import {
   EngineStoppedError,
   InvalidInputError,
+  PresenceEngine,
   RateLimitedError,
-  type PresenceEngine,
+  presenceConfig,
+  type EngineSnapshot,
 } from '../../src/index.js';
-import { createTestEngine, recordSyncStream } from '../../src/testing/index.js';
+import { createTestEngine, InMemoryEventLog, MemoryLogger, recordSyncStream, SimulatedClock } from '../../src/testing/index.js';
 import { serverNameOf, type UserId } from '../../src/domain/ids.js';
 
 const ALICE = '@alice:test.local';
@@ -377,6 +379,55 @@ describe('§2.12 presence disabled', () => {
     const { engine } = disabled({ presence: { enabled: false } });
     expect(engine.getPresence(ALICE, '@stranger:test.local')).toEqual({ presence: 'offline' });
     expect((await engine.getNewEvents(ALICE, null)).events).toEqual([]);
+  });
+});
+
+describe('§2.13 presence disabled after a run with presence (Synapse #19948)', () => {
+  /** A log left by a run with presence on: alice online with a status on two devices, bob unavailable, carol (remote) online. */
+  const previousRun = () => {
+    const log = new InMemoryEventLog();
+    const { engine, clock } = createTestEngine({ log, rooms: { [ROOM]: [ALICE, BOB, REMOTE] } });
+    engine.setPresence(ALICE, { presence: 'online', statusMsg: 'at my desk', deviceId: 'PHONE' });
+    engine.userSyncing(ALICE, { deviceId: 'LAPTOP' }); // left open: the process died mid-sync
+    engine.setPresence(BOB, { presence: 'unavailable', statusMsg: 'brb' });
+    engine.receiveFederationEdu('remote.example', { push: [{ user_id: REMOTE, presence: 'online', status_msg: 'far away' }] });
+    const token = engine.currentToken;
+    const snapshot = engine.snapshot();
+    engine.stop();
+    clock.advance(1_000);
+    return { log, clock, token, snapshot };
+  };
+  const restart = (log: InMemoryEventLog, clock: SimulatedClock, snapshot?: EngineSnapshot) =>
+    new PresenceEngine({
+      config: presenceConfig('test.local', { presence: { enabled: false } }),
+      clock,
+      log,
+      logger: new MemoryLogger(),
+      ...(snapshot === undefined ? {} : { snapshot }),
+    });
+
+  it.each(['log', 'snapshot'])('restored users are flushed to offline with no status, logged and notified (from the %s)', async (from) => {
+    const { log, clock, token, snapshot } = previousRun();
+    const tail = new InMemoryEventLog(snapshot.position);
+    const engine = from === 'log' ? restart(log, clock) : restart(tail, clock, snapshot);
+    for (const u of [ALICE, BOB, REMOTE]) {
+      expect(engine.getUserRecord(u)).toMatchObject({ presence: { state: 'offline', statusMsg: null, currentlyActive: false }, devices: {}, syncs: {} });
+    }
+    expect(engine.currentToken).toBe(token + 3);
+    const logged = [...engine.log.read(from === 'log' ? 0 : snapshot.position)].map((e) => e.event).filter((e) => e.type === 'user.step' && e.streamId !== undefined && e.streamId > token);
+    expect(logged.map((e) => (e.type === 'user.step' ? e.userId : '')).sort()).toEqual([ALICE, BOB, REMOTE].sort());
+    // a client holding a token from the previous run is told; a current token or an initial sync gets nothing
+    const told = await engine.getNewEvents(BOB, token);
+    expect(told.events.map((e) => [e.userId, e.state, e.statusMsg]).sort()).toEqual([
+      [ALICE, 'offline', null],
+      [BOB, 'offline', null],
+      [REMOTE, 'offline', null],
+    ].sort());
+    expect((await engine.getNewEvents(BOB, told.nextToken)).events).toEqual([]);
+    expect((await engine.getNewEvents(BOB, null)).events).toEqual([]);
+    // replaying the flushed log again flushes nothing more
+    const again = restart(engine.log as InMemoryEventLog, clock, from === 'log' ? undefined : snapshot);
+    expect(again.currentToken).toBe(engine.currentToken);
   });
 });
 
