@@ -54,6 +54,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
       path,
       logger,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      ...probes.hooks,
       onFsync: (ms) => probes.logFsync.observe(ms / 1000),
       onSnapshot: (info, reason) => probes.snapshot.observe({ reason }, info.ms / 1000),
       decorateLog: (log) => {
@@ -67,7 +68,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
     throw new ConfigError('log.kind', 'the reference service runs one engine on a memory or file log; a redis log is run with RedisPresenceNode (docs/distributed.md)');
   } else {
     const retain = config.log.retain ?? DEFAULT_MEMORY_LOG_RETAIN;
-    engine = new PresenceEngine({ config, logger, log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
+    engine = new PresenceEngine({ config, logger, ...probes.hooks, log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
   }
   attachProbes(engine, probes);
   timeRouterRegistrations(engine, (callback, seconds) => probes.routerCall.observe({ callback }, seconds));

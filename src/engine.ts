@@ -31,6 +31,7 @@ import { RoomIndex } from './engine/room-index.js';
 import { SyncReader } from './engine/sync-reader.js';
 import { DEFAULT_TIMER_SLICE, TimerSlices } from './engine/timer-slices.js';
 import { TurnBuffer } from './engine/turn-buffer.js';
+import { TurnObserver } from './engine/turn-observer.js';
 import { Turns } from './engine/turns.js';
 import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
@@ -53,7 +54,7 @@ import { TimerWheel } from './timer-wheel.js';
 
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export type { EngineSnapshot } from './domain/snapshot.js';
-export type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserSyncingInput } from './engine/types.js';
+export type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, TurnTiming, UserSyncingInput } from './engine/types.js';
 
 /** The handle of every sync that does not count for presence (one object, not one per call). */
 const INERT_SYNC: SyncHandle = Object.freeze({ affectsPresence: false, end: () => {} });
@@ -106,6 +107,8 @@ export class PresenceEngine {
   private readonly owned: (userId: UserId) => boolean;
   private readonly stream = new StreamPosition();
   private readonly steps: PresenceSteps;
+  /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
+  private readonly observer: TurnObserver | undefined;
   private stopped = false;
   private readonly idAt = (i: number): UserId => this.users.idAt(i);
 
@@ -118,6 +121,7 @@ export class PresenceEngine {
     const retain = (config.log.kind === 'memory' ? config.log.retain : undefined) ?? DEFAULT_MEMORY_LOG_RETAIN;
     this.log = options.log ?? new InMemoryEventLog(options.snapshot?.position ?? 0, { retain });
     this.rules = { timers: config.timers, syncCountsAsActivity: config.syncCountsAsActivity };
+    this.observer = options.onTurn !== undefined || options.onTimerFired !== undefined ? new TurnObserver(options.onTurn, options.onTimerFired) : undefined;
     this.actors = new PresenceActorSystem(this.rules, { interpretEveryEvent: options.interpretEveryEvent === true });
     this.router = new PresenceRouter(this.clock, this.logger, config.routerTimeout);
     this.changes = new ChangeIndex(config.changeIndexSize, options.snapshot?.streamId ?? 0);
@@ -147,6 +151,7 @@ export class PresenceEngine {
       tracked: () => this.config.enabled === true,
       owned: (id) => this.owned(id),
       counters: this.counters,
+      timerFired: this.observer?.timerFired,
     });
     this.setLimiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
     this.syncLimiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
@@ -181,7 +186,7 @@ export class PresenceEngine {
     const endOfTick = options.endOfTick ?? scheduleImmediate;
     if (typeof endOfTick !== 'function') throw new InvalidInputError('endOfTick', `must be a function that schedules a callback, got ${typeof endOfTick}`);
     this.turns = new Turns<PresenceMachineEvent>(
-      { step: (id, event) => this.steps.step(id, event), commit: () => this.commit(), now: () => this.clock.now() },
+      { step: (id, event) => this.steps.step(id, event), commit: () => this.commit(), now: () => this.clock.now(), opened: this.observer?.opened },
       this.logger,
       config.turns === 'per_tick',
       endOfTick,
@@ -672,6 +677,7 @@ export class PresenceEngine {
       const entries = this.log.append(events);
       if (this.committed.observed) this.committed.next(entries);
     }
+    this.observer?.appended();
     const count = this.turn.changedUsers;
     const changed = this.turn.takeChanged();
     const joins = this.turn.takeJoins();
@@ -683,6 +689,8 @@ export class PresenceEngine {
     if (pings.length > 0) this.delivery.pings(pings);
     for (const u of full) this.pushFull(u);
     this.delivery.flush();
+    const inputs = this.turns.takeInputs();
+    this.observer?.ended(inputs, events === null ? 0 : events.length);
   }
 
   /** A full-presence request for a listening user: push everything they would read in full. */

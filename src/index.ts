@@ -12,8 +12,10 @@ export type {
   SetPresenceInput,
   StreamToken,
   SyncHandle,
+  TurnTiming,
   UserSyncingInput,
 } from './engine.js';
+export type { ArmedDeadline, DeadlineKind } from './domain/rules.js';
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';
 

@@ -13,7 +13,7 @@ import type { UserStepEvent } from '../domain/events.js';
 import { diffRecords, evolveUser } from '../domain/evolve.js';
 import type { DeviceId, UserId } from '../domain/ids.js';
 import { EMPTY_MAP, defaultRecord, dormantRecord, isDefaultRecord, isDormant, type RuleConfig, type UserRecord } from '../domain/presence.js';
-import { nextDeadline } from '../domain/rules.js';
+import { firedDeadline, nextDeadline, type DeadlineKind } from '../domain/rules.js';
 import type { TimerWheel } from '../timer-wheel.js';
 import type { StreamPosition } from './stream-position.js';
 import type { TimerSlices } from './timer-slices.js';
@@ -38,6 +38,8 @@ export interface StepContext {
   readonly owned: (userId: UserId) => boolean;
   /** Counts notified changes. */
   readonly counters: { updates: number };
+  /** Metrics hook: a timer of this kind made a timeout step change a user (absent: not computed). */
+  readonly timerFired?: ((kind: DeadlineKind) => void) | undefined;
 }
 
 export class PresenceSteps {
@@ -52,6 +54,7 @@ export class PresenceSteps {
   private readonly tracked: () => boolean;
   private readonly owned: (userId: UserId) => boolean;
   private readonly counters: { updates: number };
+  private readonly timerFired: ((kind: DeadlineKind) => void) | undefined;
   /** A user's record for their actor's first step (one function for all steps). */
   private readonly restoreRecord = (userId: UserId): UserRecord => this.recordOf(userId);
 
@@ -67,6 +70,7 @@ export class PresenceSteps {
     this.tracked = ctx.tracked;
     this.owned = ctx.owned;
     this.counters = ctx.counters;
+    this.timerFired = ctx.timerFired;
   }
 
   /** Drive one user's actor with one event and record the consequences in the turn. */
@@ -82,6 +86,10 @@ export class PresenceSteps {
     else if (outcome.ping && mine) turn.addPing(after.presence);
     const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
     if (ev !== null) turn.addEvent(ev);
+    if (event.type === 'timeout' && this.timerFired !== undefined && (ev !== null || outcome.ping)) {
+      const fired = firedDeadline(before, event.now, mine, this.rules);
+      if (fired !== null) this.timerFired(fired.kind);
+    }
     if (this.tracked()) this.wheel.schedule(idx, nextDeadline(after, mine, this.rules));
     if (isDormant(after)) this.makeDormant(userId, idx, after);
     else if (after !== before) users.storePresence(idx, after.presence);
