@@ -13,7 +13,7 @@ import { ChangeIndex } from '../streams/change-index.js';
 import { PushFanOut } from '../streams/push-fanout.js';
 import { syncStreamObservable, type PresenceBatch, type SyncNotifier } from '../streams/sync-notifier.js';
 import { systemClock, type Clock } from './clock.js';
-import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
+import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, ruleConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
 import type { LogEntry, PresenceEvent } from './domain/events.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
 import { parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } from './domain/ids.js';
@@ -33,7 +33,7 @@ import { DEFAULT_TIMER_SLICE, TimerSlices } from './engine/timer-slices.js';
 import { TurnBuffer } from './engine/turn-buffer.js';
 import { TurnObserver } from './engine/turn-observer.js';
 import { Turns } from './engine/turns.js';
-import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserSyncingInput } from './engine/types.js';
+import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserInspection, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
 import { parsePresenceEdu } from './federation/edu.js';
@@ -54,7 +54,7 @@ import { TimerWheel } from './timer-wheel.js';
 
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export type { EngineSnapshot } from './domain/snapshot.js';
-export type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, TurnTiming, UserSyncingInput } from './engine/types.js';
+export type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, TurnTiming, UserInspection, UserSyncingInput } from './engine/types.js';
 
 /** The handle of every sync that does not count for presence (one object, not one per call). */
 const INERT_SYNC: SyncHandle = Object.freeze({ affectsPresence: false, end: () => {} });
@@ -120,7 +120,7 @@ export class PresenceEngine {
     // The default log is not durable: it keeps a bounded window (`log.retain`), not the whole history.
     const retain = (config.log.kind === 'memory' ? config.log.retain : undefined) ?? DEFAULT_MEMORY_LOG_RETAIN;
     this.log = options.log ?? new InMemoryEventLog(options.snapshot?.position ?? 0, { retain });
-    this.rules = { timers: config.timers, syncCountsAsActivity: config.syncCountsAsActivity };
+    this.rules = ruleConfig(config);
     this.observer = options.onTurn !== undefined || options.onTimerFired !== undefined ? new TurnObserver(options.onTurn, options.onTimerFired) : undefined;
     this.actors = new PresenceActorSystem(this.rules, { interpretEveryEvent: options.interpretEveryEvent === true });
     this.router = new PresenceRouter(this.clock, this.logger, config.routerTimeout);
@@ -281,6 +281,11 @@ export class PresenceEngine {
   /** Entries appended to the log, per turn. */
   get committed$(): Observable<readonly LogEntry[]> {
     return this.committed.asObservable();
+  }
+
+  /** A user's record, open syncs and every armed timer with its kind and due time (docs/modules.md, "Inspect"). */
+  inspect(userId: string): UserInspection {
+    return this.steps.inspect(this.parsed(() => parseUserId(userId)));
   }
 
   // ───────────────────────────── client inputs ─────────────────────────────

@@ -13,9 +13,12 @@ export type {
   StreamToken,
   SyncHandle,
   TurnTiming,
+  UserInspection,
   UserSyncingInput,
 } from './engine.js';
 export type { ArmedDeadline, DeadlineKind } from './domain/rules.js';
+export { snapshotFromStates } from './domain/restore.js';
+export type { RestoreInput } from './domain/restore.js';
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';
 

@@ -13,7 +13,8 @@ import type { UserStepEvent } from '../domain/events.js';
 import { diffRecords, evolveUser } from '../domain/evolve.js';
 import type { DeviceId, UserId } from '../domain/ids.js';
 import { EMPTY_MAP, defaultRecord, dormantRecord, isDefaultRecord, isDormant, type RuleConfig, type UserRecord } from '../domain/presence.js';
-import { firedDeadline, nextDeadline, type DeadlineKind } from '../domain/rules.js';
+import { armedDeadlines, firedDeadline, nextDeadline, type DeadlineKind } from '../domain/rules.js';
+import type { UserInspection } from './types.js';
 import type { TimerWheel } from '../timer-wheel.js';
 import type { StreamPosition } from './stream-position.js';
 import type { TimerSlices } from './timer-slices.js';
@@ -142,6 +143,16 @@ export class PresenceSteps {
     const open: [UserId, DeviceId, number][] = [];
     for (const id of userIds) for (const [d, n] of Object.entries(this.recordOf(id).syncs)) open.push([id, d as DeviceId, n]);
     return open;
+  }
+
+  /** `engine.inspect`: the user's record and every timer armed for them. */
+  inspect(id: UserId): UserInspection {
+    const record = this.recordOf(id);
+    const local = this.users.isMine(id);
+    const owned = this.owned(id);
+    const i = this.users.find(id);
+    const deadlines = this.tracked() && owned ? armedDeadlines(record, local, this.rules) : [];
+    return { userId: id, local, owned, live: this.actors.has(id), record, openSyncs: record.syncs, deadlines, nextCheckAt: i === undefined ? null : this.wheel.firesAt(i) };
   }
 
   /** A user's current record: their actor's, else the stored presence of a dormant user, else the default. */
