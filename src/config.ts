@@ -260,3 +260,9 @@ export function presenceConfig(serverName: string, overrides: Record<string, unk
 export function ruleConfig(config: PresenceConfig): RuleConfig {
   return { timers: config.timers, syncCountsAsActivity: config.syncCountsAsActivity };
 }
+
+/** `config` itself when already parsed (`parseConfig`), else parsed now. */
+export function toPresenceConfig(config: PresenceConfig | HomeserverConfigInput): PresenceConfig {
+  const parsed = typeof (config as PresenceConfig).serverName === 'string' && (config as PresenceConfig).timers !== undefined;
+  return parsed ? (config as PresenceConfig) : parseConfig(config);
+}

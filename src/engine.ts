@@ -13,7 +13,7 @@ import { ChangeIndex } from '../streams/change-index.js';
 import { PushFanOut } from '../streams/push-fanout.js';
 import { syncStreamObservable, type PresenceBatch, type SyncNotifier } from '../streams/sync-notifier.js';
 import { systemClock, type Clock } from './clock.js';
-import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, ruleConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
+import { DEFAULT_MEMORY_LOG_RETAIN, ruleConfig, toPresenceConfig, type PresenceConfig } from './config.js';
 import type { LogEntry, PresenceEvent } from './domain/events.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
 import { parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } from './domain/ids.js';
@@ -22,6 +22,8 @@ import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
 import { CommandParser, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
 import { Delivery } from './engine/delivery.js';
+import { explainFromLog } from './engine/explain-log.js';
+import type { Explanation } from './domain/explain.js';
 import { Memberships } from './engine/memberships.js';
 import { PresenceSteps } from './engine/presence-steps.js';
 import { StreamPosition } from './engine/stream-position.js';
@@ -113,7 +115,7 @@ export class PresenceEngine {
   private readonly idAt = (i: number): UserId => this.users.idAt(i);
 
   constructor(options: PresenceEngineOptions) {
-    this.config = isParsed(options.config) ? options.config : parseConfig(options.config);
+    this.config = toPresenceConfig(options.config);
     const config = this.config;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? consoleLogger;
@@ -288,6 +290,11 @@ export class PresenceEngine {
     return this.steps.inspect(this.parsed(() => parseUserId(userId)));
   }
 
+  /** Why `userId` is in their state: their logged steps, newest first, each with its cause and rule (docs/modules.md, "Explain"). */
+  explain(userId: string, options?: { readonly since?: number }): Explanation {
+    return explainFromLog(this.log, this.parsed(() => parseUserId(userId)), options?.since, this.config.timers);
+  }
+
   // ───────────────────────────── client inputs ─────────────────────────────
 
   /**
@@ -443,13 +450,13 @@ export class PresenceEngine {
   }
 
   /** `set_presence_for_users`: set state and status message for local or remote users, always notified. */
-  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void {
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): void {
     this.ensureRunning();
     if (this.config.enabled === false) return;
     const parsed = this.parsed(() => this.commands.moduleUpdates(users));
     this.turns.run(() => {
       const now = this.clock.now();
-      for (const [id, presence, statusMsg] of parsed) this.steps.step(id, { type: 'module.set', now, presence, statusMsg });
+      for (const [id, presence, statusMsg] of parsed) this.steps.step(id, { type: 'module.set', now, presence, statusMsg, module: moduleName });
     });
   }
 
@@ -734,10 +741,6 @@ export class PresenceEngine {
   private ensureRunning(): void {
     if (this.stopped) throw new EngineStoppedError();
   }
-}
-
-function isParsed(c: PresenceConfig | HomeserverConfigInput): c is PresenceConfig {
-  return typeof (c as PresenceConfig).serverName === 'string' && (c as PresenceConfig).timers !== undefined;
 }
 
 /** Create an engine (replaying `options.log` if it has entries). */

@@ -9,9 +9,9 @@
 import type { PresenceActorSystem } from '../../machines/actor-system.js';
 import type { PresenceMachineEvent } from '../../machines/presence-machine.js';
 import type { ChangeIndex } from '../../streams/change-index.js';
-import type { UserStepEvent } from '../domain/events.js';
+import type { StepCause, StepInput, UserStepEvent } from '../domain/events.js';
 import { diffRecords, evolveUser } from '../domain/evolve.js';
-import type { DeviceId, UserId } from '../domain/ids.js';
+import { DEFAULT_DEVICE, serverNameOf, type DeviceId, type UserId } from '../domain/ids.js';
 import { EMPTY_MAP, defaultRecord, dormantRecord, isDefaultRecord, isDormant, type RuleConfig, type UserRecord } from '../domain/presence.js';
 import { armedDeadlines, firedDeadline, nextDeadline, type DeadlineKind } from '../domain/rules.js';
 import type { UserInspection } from './types.js';
@@ -23,6 +23,35 @@ import type { UserDirectory } from './user-directory.js';
 
 /** Users per turn in the disabled-presence flush (Synapse flushes in batches of 500). */
 const FLUSH_BATCH = 500;
+const FLUSH_CAUSE: StepCause = Object.freeze({ input: 'flush' });
+
+/** Why `event` changed user `userId`: the input and its source, or the timer that was due (the step's log cause). */
+function causeOf(userId: UserId, event: PresenceMachineEvent, before: UserRecord, mine: boolean, rules: RuleConfig): StepCause {
+  switch (event.type) {
+    case 'presence.set':
+      return withDevice('set', event.deviceId);
+    case 'sync.start':
+      return withDevice('sync_start', event.deviceId);
+    case 'sync.end':
+      return withDevice('sync_end', event.deviceId);
+    case 'activity':
+      return withDevice('activity', event.deviceId);
+    case 'remote.update':
+      return { input: 'remote', origin: serverNameOf(userId) };
+    case 'module.set':
+      return event.module === undefined ? { input: 'module' } : { input: 'module', module: event.module };
+    case 'timeout': {
+      const fired = firedDeadline(before, event.now, mine, rules);
+      if (fired === null) return { input: 'timer' };
+      return fired.deviceId === undefined || fired.deviceId === DEFAULT_DEVICE ? { input: 'timer', timer: fired.kind } : { input: 'timer', timer: fired.kind, device: fired.deviceId };
+    }
+  }
+}
+
+/** The default device (no device id given) is left out: it is most inputs, and costs log bytes. */
+function withDevice(input: StepInput, device: DeviceId): StepCause {
+  return device === DEFAULT_DEVICE ? { input } : { input, device };
+}
 
 export interface StepContext {
   readonly users: UserDirectory;
@@ -85,12 +114,11 @@ export class PresenceSteps {
     let streamId: number | undefined;
     if (outcome.notify) streamId = this.notified(idx);
     else if (outcome.ping && mine) turn.addPing(after.presence);
-    const ev = before === after && streamId === undefined ? null : diffRecords(userId, before, after, event.now, streamId);
+    const changed = before !== after || streamId !== undefined;
+    const cause = changed ? causeOf(userId, event, before, mine, this.rules) : undefined;
+    const ev = changed ? diffRecords(userId, before, after, event.now, streamId, cause) : null;
     if (ev !== null) turn.addEvent(ev);
-    if (event.type === 'timeout' && this.timerFired !== undefined && (ev !== null || outcome.ping)) {
-      const fired = firedDeadline(before, event.now, mine, this.rules);
-      if (fired !== null) this.timerFired(fired.kind);
-    }
+    if (cause?.timer !== undefined && this.timerFired !== undefined) this.timerFired(cause.timer);
     if (this.tracked()) this.wheel.schedule(idx, nextDeadline(after, mine, this.rules));
     if (isDormant(after)) this.makeDormant(userId, idx, after);
     else if (after !== before) users.storePresence(idx, after.presence);
@@ -169,7 +197,7 @@ export class PresenceSteps {
     const p = before.presence;
     const presence = { ...p, state: 'offline' as const, lastFederationUpdateTs: now, statusMsg: null, currentlyActive: false };
     const after: UserRecord = { presence, devices: EMPTY_MAP, syncs: EMPTY_MAP };
-    const ev = diffRecords(userId, before, after, now, this.notified(idx));
+    const ev = diffRecords(userId, before, after, now, this.notified(idx), FLUSH_CAUSE);
     if (ev !== null) this.turn.addEvent(ev);
     this.makeDormant(userId, idx, after);
   }

@@ -253,9 +253,9 @@ export class RedisPresenceNode {
   }
 
   /** Module API `set_presence_for_users`; every user must be owned here. */
-  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void {
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): void {
     for (const u of Object.keys(users)) this.requireOwner(u);
-    this.engine.setPresenceForUsers(users);
+    this.engine.setPresenceForUsers(users, moduleName);
   }
 
   /**

@@ -21,6 +21,8 @@ describe('replay', () => {
         const { engine } = createTestEngine({ clock, log, config: propertyConfig(syncIsActivity) });
         const d = new Driver(engine, clock);
         for (const c of cmds) d.apply(c);
+        // every step records why it happened; replay ignores the cause, so it cannot change the state
+        for (const { event } of log.read(0)) if (event.type === 'user.step') expect(event.cause?.input).toBeDefined();
         const replayed = new PresenceEngine({ config: engine.config, clock, log, logger: new MemoryLogger() });
         expect(observable(replayed)).toEqual(observable(engine));
         engine.stop();
