@@ -22,6 +22,7 @@ export { explainUser, describeCause } from './domain/explain.js';
 export type { Explanation, ExplainedStep } from './domain/explain.js';
 export type { StepCause, StepInput } from './domain/events.js';
 export { readLogDirectory } from './log/read-only.js';
+export type { LogDirectoryReader } from './log/read-only.js';
 export type { RestoreInput } from './domain/restore.js';
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';

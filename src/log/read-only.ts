@@ -12,8 +12,14 @@ import { entriesOf, scanSegment } from './segment-scan.js';
 
 const SEGMENT_RE = /^segment-(\d{20})\.log$/;
 
-/** The entries after position `after` in the segments of directory `dir`, in order. */
-export function* readLogDirectory(dir: string, after = 0): Iterable<LogEntry> {
+/** A file log's directory read without opening it: the position before its oldest segment, and its entries in order. */
+export interface LogDirectoryReader {
+  readonly first: number;
+  readonly entries: Iterable<LogEntry>;
+}
+
+/** Read directory `dir`'s segments (the entries after position `after`). @throws LogError when it is not a log directory. */
+export function readLogDirectory(dir: string, after = 0): LogDirectoryReader {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -26,6 +32,10 @@ export function* readLogDirectory(dir: string, after = 0): Iterable<LogEntry> {
   });
   if (bases.length === 0) throw new LogError(`${dir} holds no log segments (segment-<position>.log): is it a presence log directory?`);
   bases.sort((a, b) => a - b);
+  return { first: bases[0] as number, entries: segmentEntries(dir, bases, after) };
+}
+
+function* segmentEntries(dir: string, bases: readonly number[], after: number): Iterable<LogEntry> {
   for (const base of bases) {
     const file = join(dir, `segment-${String(base).padStart(20, '0')}.log`);
     const buf = readFileSync(file);
