@@ -291,8 +291,9 @@ export class PresenceEngine {
   }
 
   /** Why `userId` is in their state: their logged steps, newest first, each with its cause and rule (docs/modules.md, "Explain"). */
-  explain(userId: string, options?: { readonly since?: number }): Explanation {
-    return explainFromLog(this.log, this.parsed(() => parseUserId(userId)), options?.since, this.config.timers);
+  explain(userId: string, options?: { readonly since?: number; readonly recipients?: boolean }): Explanation {
+    const id = this.parsed(() => parseUserId(userId));
+    return { ...explainFromLog(this.log, id, options?.since, this.config.timers), audience: this.routing.audience(id, options?.recipients === true, this.router.modules) };
   }
 
   // ───────────────────────────── client inputs ─────────────────────────────

@@ -20,7 +20,10 @@ function parseRoomParam(value: string | undefined): string {
   return room.data;
 }
 
-const SinceSchema = z.object({ since: z.coerce.number({ error: 'since must be a log position' }).int('since must be a whole number').nonnegative('since must be ≥ 0').optional() });
+const ExplainQuerySchema = z.object({
+  since: z.coerce.number({ error: 'since must be a log position' }).int('since must be a whole number').nonnegative('since must be ≥ 0').optional(),
+  recipients: z.enum(['true', 'false'], { error: 'recipients must be true or false' }).optional(),
+});
 
 /** The explanation in the admin API's snake_case. */
 function explanationJson(x: Explanation): Record<string, unknown> {
@@ -29,6 +32,9 @@ function explanationJson(x: Explanation): Record<string, unknown> {
     state: x.state,
     complete: x.complete,
     read_from: x.readFrom,
+    ...(x.audience !== undefined
+      ? { audience: { local_users: x.audience.localUsers, ...(x.audience.localUserIds !== undefined ? { local_user_ids: x.audience.localUserIds } : {}), remote_servers: x.audience.remoteServers, routers: x.audience.routers } }
+      : {}),
     steps: x.steps.map((s) => ({
       position: s.position,
       at: s.at,
@@ -65,9 +71,10 @@ export function adminRoutes(host: RouteHost): Route[] {
   const explain = (c: RequestContext): Promise<void> => {
     auth.authenticateAdmin(c);
     const user = parseUserParam(c.params[0]);
-    const q = SinceSchema.safeParse(Object.fromEntries(c.query));
+    const q = ExplainQuerySchema.safeParse(Object.fromEntries(c.query));
     if (!q.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', q.error.issues[0]?.message ?? 'invalid query parameter');
-    sendJson(c.res, 200, explanationJson(engine.explain(user, q.data.since === undefined ? {} : { since: q.data.since })));
+    const recipients = q.data.recipients === 'true';
+    sendJson(c.res, 200, explanationJson(engine.explain(user, q.data.since === undefined ? { recipients } : { since: q.data.since, recipients })));
     return Promise.resolve();
   };
 

@@ -6,7 +6,7 @@
  * the offline CLI all use it).
  */
 import type { LogEntry, StepCause, UserStepEvent } from './events.js';
-import type { UserId } from './ids.js';
+import type { ServerName, UserId } from './ids.js';
 import type { PresenceTimers, PresenceValue } from './presence.js';
 
 /** One step of the user, as the log recorded it. */
@@ -27,6 +27,19 @@ export interface ExplainedStep {
   readonly rule: string;
 }
 
+/**
+ * Who hears of the user's changes, as of now (current memberships and
+ * routers; not a record of past deliveries): local users sharing a room,
+ * remote servers sharing a room, and the router modules consulted besides.
+ */
+export interface Audience {
+  readonly localUsers: number;
+  /** Their ids, when asked for (`recipients: true`). */
+  readonly localUserIds?: readonly UserId[];
+  readonly remoteServers: readonly ServerName[];
+  readonly routers: readonly string[];
+}
+
 export interface Explanation {
   readonly userId: UserId;
   /** The user's state after the newest step read (null: no step in the window). */
@@ -37,6 +50,8 @@ export interface Explanation {
   readonly readFrom: number;
   /** False when the log's retained window starts after `since` (or after 0): older history is not available. */
   readonly complete: boolean;
+  /** Who hears of the user's changes now (engine.explain only). */
+  readonly audience?: Audience;
 }
 
 const seconds = (ms: number): string => (ms % 60_000 === 0 && ms >= 60_000 ? `${ms / 60_000} min` : `${ms / 1000} s`);

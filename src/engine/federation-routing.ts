@@ -10,6 +10,7 @@
  */
 import { serverNameOf, type ServerName, type UserId } from '../domain/ids.js';
 import type { UserPresenceState } from '../domain/presence.js';
+import type { Audience } from '../domain/explain.js';
 import type { FederationOutbound } from '../federation/outbound.js';
 import { ALL_USERS, type Interest, type PresenceRouter, type RoutedStates } from '../router/presence-router.js';
 import type { Room, RoomIndex } from './room-index.js';
@@ -172,6 +173,22 @@ export class FederationRouting {
       }
       this.outbound.enqueue([server], states);
     }
+  }
+
+  /** Who hears of `userId`'s changes now: local users and remote servers sharing a room (explain's audience). */
+  audience(userId: UserId, withIds: boolean, routers: readonly string[]): Audience {
+    const i = this.users.find(userId);
+    const local: UserId[] = [];
+    let count = 0;
+    if (i !== undefined) {
+      for (const m of this.rooms.coMembers(i)) {
+        if (m === i || !this.users.isMineAt(m)) continue;
+        count++;
+        if (withIds) local.push(this.users.idAt(m));
+      }
+    }
+    const servers = i === undefined ? [] : [...(this.rooms.serversSharingWith(i) ?? [])].sort();
+    return { localUsers: count, ...(withIds ? { localUserIds: local.sort() } : {}), remoteServers: servers, routers };
   }
 
   private currentOf(userId: UserId): UserPresenceState {

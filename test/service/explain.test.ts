@@ -34,6 +34,8 @@ describe('explain and inspect', () => {
     const body = r.body as { user_id: string; state: string; complete: boolean; steps: { cause: unknown; rule: string; status_msg?: string }[] };
     expect(body).toMatchObject({ user_id: ALICE, state: 'unavailable', complete: true });
     expect(body.steps[0]).toMatchObject({ cause: { input: 'set', device: 'ALICEDEV' }, rule: 'explicit set_state on device ALICEDEV → unavailable', status_msg: 'lunch' });
+    const withIds = (await http(url, 'GET', explainPath(ALICE, '?recipients=true'), { token: ADMIN_TOKEN })).body as { audience: { local_users: number; local_user_ids: string[] } };
+    expect(withIds.audience.local_user_ids).toHaveLength(withIds.audience.local_users);
     expect((await http(url, 'GET', explainPath(ALICE), { token: alice })).status).toBe(403);
     expect((await http(url, 'GET', explainPath(ALICE, '?since=x'), { token: ADMIN_TOKEN })).status).toBe(400);
     expect(((await http(url, 'GET', explainPath(ALICE, '?since=1000'), { token: ADMIN_TOKEN })).body as { steps: unknown[] }).steps).toEqual([]);

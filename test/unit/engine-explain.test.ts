@@ -101,4 +101,14 @@ describe('engine.explain', () => {
     expect(big.explain('@bob:remote.example').steps[0]).toMatchObject({ cause: { input: 'remote', origin: 'remote.example' }, rule: 'federation update from remote.example → online' });
     expect(() => big.explain(ALICE, { since: -1 })).toThrow(/since/);
   });
+
+  it('names who hears of the user now: local room members (by id on request), remote servers, routers', () => {
+    const engine = engineFor(new SimulatedClock(DAY));
+    for (const u of [ALICE, '@bob:test.local', '@carol:test.local', '@dan:far.example']) engine.joinRoom('!r:test.local', u);
+    engine.joinRoom('!s:test.local', '@erin:near.example');
+    engine.joinRoom('!s:test.local', ALICE);
+    createModuleApi(engine, 'watch').registerPresenceRouterCallbacks({ getUsersForStates: () => new Map(), getInterestedUsers: () => new Set() });
+    expect(engine.explain(ALICE).audience).toEqual({ localUsers: 2, remoteServers: ['far.example', 'near.example'], routers: ['watch'] });
+    expect(engine.explain(ALICE, { recipients: true }).audience?.localUserIds).toEqual(['@bob:test.local', '@carol:test.local']);
+  });
 });
