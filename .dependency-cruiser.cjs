@@ -17,7 +17,7 @@ const STREAMS = '^streams/';
 const ADAPTERS = '^src/(router|federation|log)/';
 const PARTS = '^src/engine/';
 const FACADE = '^src/engine\\.ts$';
-const HOSTING = '^src/(hosting/|appservice/|testing/|index\\.ts$|demo\\.ts$)';
+const HOSTING = '^src/(hosting/|appservice/|testing/|index\\.ts$|rules\\.ts$|demo\\.ts$)';
 const SERVICE = '^service/';
 
 const above = (...layers) => ({ path: layers });

@@ -40,7 +40,7 @@ export type PresenceMachineEvent =
   | { type: 'activity'; now: number; deviceId: DeviceId }
   | { type: 'timeout'; now: number }
   | { type: 'remote.update'; now: number; update: RemotePresenceUpdate }
-  | { type: 'module.set'; now: number; presence: PresenceValue; statusMsg: string | null };
+  | { type: 'module.set'; now: number; presence: PresenceValue; statusMsg: string | null; module?: string | undefined };
 
 /** What the last event did: shared constant objects, so an idle actor costs no extra allocation. */
 export interface StepOutcome {

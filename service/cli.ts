@@ -4,6 +4,7 @@
  * `bin`). Commands are looked up in {@link COMMANDS}; adding one (e.g. the
  * offline `explain` / `inspect` tools) is one entry there.
  */
+import { explain } from './explain-cli.js';
 import { SERVE_USAGE, serve } from './serve.js';
 
 interface Command {
@@ -13,6 +14,7 @@ interface Command {
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   serve: { summary: 'run the reference presence service (HTTP)', run: serve },
+  explain: { summary: 'why a user is in their state, read offline from a file log', run: explain },
 };
 
 function usage(): string {

@@ -217,8 +217,6 @@ export interface ServiceSettings {
   readonly sessionsFile: string | undefined;
   readonly maxSessionsPerUser: number;
   readonly loginRateLimit: { readonly perSecond: number; readonly burstCount: number };
-  /** `rc_presence.per_user`: the service applies it (one bucket for PUT, one for /sync), see routes/presence-limits.ts */
-  readonly presenceRateLimit: { readonly perSecond: number; readonly burstCount: number };
   readonly rooms: readonly { readonly roomId: RoomId; readonly members: readonly UserId[] }[];
   readonly peers: ReadonlyMap<ServerName, ServicePeer>;
   readonly federationRequestTimeoutMs: number;
@@ -298,7 +296,6 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
       sessionsFile: s.login.sessions_file,
       maxSessionsPerUser: s.login.max_sessions_per_user,
       loginRateLimit: { perSecond: s.login.rate_limit.per_second, burstCount: s.login.rate_limit.burst_count },
-      presenceRateLimit: { perSecond: c.rc_presence.per_user.per_second, burstCount: c.rc_presence.per_user.burst_count },
       rooms: s.rooms.map((room) => ({ roomId: room.room_id, members: room.members })),
       peers,
       federationRequestTimeoutMs: s.federation.request_timeout_ms,

@@ -32,16 +32,10 @@ export interface EngineFactoryOptions {
   readonly logger: Logger;
 }
 
-/**
- * The service applies `rc_presence` itself, one bucket per endpoint
- * (presence-limits.ts); the engine's own limiter, one bucket for both, is
- * lifted so it never refuses first.
- */
-const ENGINE_RATE_LIMIT_LIFTED = { per_user: { per_second: 1e9, burst_count: 1e9 } };
-
 export async function createServiceEngine(options: EngineFactoryOptions): Promise<PresenceEngine> {
   const { logger } = options;
-  const config = parseConfig({ ...options.raw, rc_presence: ENGINE_RATE_LIMIT_LIFTED });
+  // `rc_presence` is the engine's: one bucket for explicit changes, one for syncs (as Synapse's servlets).
+  const config = parseConfig(options.raw);
   const probes = new EngineProbes();
   const decorate = (log: EventLog): TimedEventLog => {
     const timed = new TimedEventLog(log, {
@@ -60,6 +54,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
       path,
       logger,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      ...probes.hooks,
       onFsync: (ms) => probes.logFsync.observe(ms / 1000),
       onSnapshot: (info, reason) => probes.snapshot.observe({ reason }, info.ms / 1000),
       decorateLog: (log) => {
@@ -73,7 +68,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
     throw new ConfigError('log.kind', 'the reference service runs one engine on a memory or file log; a redis log is run with RedisPresenceNode (docs/distributed.md)');
   } else {
     const retain = config.log.retain ?? DEFAULT_MEMORY_LOG_RETAIN;
-    engine = new PresenceEngine({ config, logger, log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
+    engine = new PresenceEngine({ config, logger, ...probes.hooks, log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
   }
   attachProbes(engine, probes);
   timeRouterRegistrations(engine, (module, callback, seconds) => probes.routerCall.observe({ module, callback }, seconds));

@@ -29,7 +29,6 @@ import { CORS_HEADERS, MatrixHttpError, answerClientError, sendError } from './h
 import { HttpFederationTransport } from './http-transport.js';
 import { MembershipJournal } from './membership-journal.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
-import { PresenceRateLimits } from './presence-limits.js';
 import { RoomSync } from './room-sync.js';
 import { accountRoutes } from './routes/account.js';
 import { adminRoutes } from './routes/admin.js';
@@ -83,7 +82,6 @@ export class PresenceService {
   readonly dashboard: Dashboard;
   readonly logger: Logger;
   readonly auth: Authenticator;
-  private readonly limits: PresenceRateLimits;
   private readonly journal: MembershipJournal;
   private readonly roomSync: RoomSync;
   private readonly server: Server;
@@ -121,7 +119,6 @@ export class PresenceService {
     watchEngineStop(engine);
     this.metrics = createServiceMetrics(engine, http, { defaultMetrics: options.defaultMetrics ?? true, peers: [...this.settings.peers.keys()] });
     this.auth = new Authenticator(this.settings, sessions);
-    this.limits = new PresenceRateLimits(this.settings.presenceRateLimit, engine.clock);
     // Subscribed before the configured rooms are joined, so those joins are its first changes.
     this.journal = new MembershipJournal(engine);
     this.roomSync = new RoomSync(engine, this.settings.serverName, this.journal.epoch, engine.clock.now());
@@ -302,7 +299,6 @@ export class PresenceService {
       metrics: this.metrics,
       logger: this.logger,
       auth: this.auth,
-      limits: this.limits,
       journal: this.journal,
       roomSync: this.roomSync,
       isClosing: () => this.closing,

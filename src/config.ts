@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
-import { DEFAULT_TIMERS, type PresenceTimers } from './domain/presence.js';
+import { DEFAULT_TIMERS, type PresenceTimers, type RuleConfig } from './domain/presence.js';
 
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
 
@@ -254,4 +254,15 @@ export function parseConfigYaml(text: string): PresenceConfig {
 /** A config for tests and embedding: `server_name` plus any overrides. */
 export function presenceConfig(serverName: string, overrides: Record<string, unknown> = {}): PresenceConfig {
   return parseConfig({ server_name: serverName, ...overrides });
+}
+
+/** The rule config (timers, sync-as-activity) an engine built from `config` runs its rules with. */
+export function ruleConfig(config: PresenceConfig): RuleConfig {
+  return { timers: config.timers, syncCountsAsActivity: config.syncCountsAsActivity };
+}
+
+/** `config` itself when already parsed (`parseConfig`), else parsed now. */
+export function toPresenceConfig(config: PresenceConfig | HomeserverConfigInput): PresenceConfig {
+  const parsed = typeof (config as PresenceConfig).serverName === 'string' && (config as PresenceConfig).timers !== undefined;
+  return parsed ? (config as PresenceConfig) : parseConfig(config);
 }

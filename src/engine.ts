@@ -13,7 +13,7 @@ import { ChangeIndex } from '../streams/change-index.js';
 import { PushFanOut, type RoomWakeups } from '../streams/push-fanout.js';
 import { syncStreamObservable, type PresenceBatch, type SyncNotifier } from '../streams/sync-notifier.js';
 import { systemClock, type Clock } from './clock.js';
-import { DEFAULT_MEMORY_LOG_RETAIN, parseConfig, type HomeserverConfigInput, type PresenceConfig } from './config.js';
+import { DEFAULT_MEMORY_LOG_RETAIN, ruleConfig, toPresenceConfig, type PresenceConfig } from './config.js';
 import type { LogEntry, PresenceEvent } from './domain/events.js';
 import { formatPresence, type PresenceContent } from './domain/format.js';
 import { parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } from './domain/ids.js';
@@ -22,6 +22,8 @@ import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
 import { CommandParser, type ActivityCommand, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
 import { Delivery } from './engine/delivery.js';
+import { explainFromLog } from './engine/explain-log.js';
+import type { Explanation } from './domain/explain.js';
 import { Memberships } from './engine/memberships.js';
 import { PresenceSteps } from './engine/presence-steps.js';
 import { StreamPosition } from './engine/stream-position.js';
@@ -31,8 +33,9 @@ import { RoomIndex } from './engine/room-index.js';
 import { SyncReader } from './engine/sync-reader.js';
 import { DEFAULT_TIMER_SLICE, TimerSlices } from './engine/timer-slices.js';
 import { TurnBuffer } from './engine/turn-buffer.js';
+import { TurnObserver } from './engine/turn-observer.js';
 import { Turns } from './engine/turns.js';
-import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserSyncingInput } from './engine/types.js';
+import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserInspection, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
 import { parsePresenceEdu } from './federation/edu.js';
@@ -53,7 +56,7 @@ import { TimerWheel } from './timer-wheel.js';
 
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export type { EngineSnapshot } from './domain/snapshot.js';
-export type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserSyncingInput } from './engine/types.js';
+export type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, TurnTiming, UserInspection, UserSyncingInput } from './engine/types.js';
 
 /** The handle of every sync that does not count for presence (one object, not one per call). */
 const INERT_SYNC: SyncHandle = Object.freeze({ affectsPresence: false, end: () => {} });
@@ -96,7 +99,9 @@ export class PresenceEngine {
   private readonly delivery: Delivery;
   private readonly memberships: Memberships;
   private readonly commands: CommandParser;
-  private readonly limiter: RateLimiter;
+  /** `rc_presence`: one bucket per input, as Synapse's presence and sync servlets each own a limiter. */
+  private readonly setLimiter: RateLimiter;
+  private readonly syncLimiter: RateLimiter;
   private readonly fullRequests = new Map<UserId, number>();
   private readonly syncsByKey = new Map<string, SyncHandle>();
   private readonly committed = new Subject<readonly LogEntry[]>();
@@ -104,18 +109,21 @@ export class PresenceEngine {
   private readonly owned: (userId: UserId) => boolean;
   private readonly stream = new StreamPosition();
   private readonly steps: PresenceSteps;
+  /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
+  private readonly observer: TurnObserver | undefined;
   private stopped = false;
   private readonly idAt = (i: number): UserId => this.users.idAt(i);
 
   constructor(options: PresenceEngineOptions) {
-    this.config = isParsed(options.config) ? options.config : parseConfig(options.config);
+    this.config = toPresenceConfig(options.config);
     const config = this.config;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? consoleLogger;
     // The default log is not durable: it keeps a bounded window (`log.retain`), not the whole history.
     const retain = (config.log.kind === 'memory' ? config.log.retain : undefined) ?? DEFAULT_MEMORY_LOG_RETAIN;
     this.log = options.log ?? new InMemoryEventLog(options.snapshot?.position ?? 0, { retain });
-    this.rules = { timers: config.timers, syncCountsAsActivity: config.syncCountsAsActivity };
+    this.rules = ruleConfig(config);
+    this.observer = options.onTurn !== undefined || options.onTimerFired !== undefined ? new TurnObserver(options.onTurn, options.onTimerFired) : undefined;
     this.actors = new PresenceActorSystem(this.rules, { interpretEveryEvent: options.interpretEveryEvent === true });
     this.router = new PresenceRouter(this.clock, this.logger, config.routerTimeout);
     this.changes = new ChangeIndex(config.changeIndexSize, options.snapshot?.streamId ?? 0);
@@ -145,8 +153,10 @@ export class PresenceEngine {
       tracked: () => this.config.enabled === true,
       owned: (id) => this.owned(id),
       counters: this.counters,
+      timerFired: this.observer?.timerFired,
     });
-    this.limiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
+    this.setLimiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
+    this.syncLimiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burstCount);
     this.owned = options.owns ?? (() => true);
     this.federation = new FederationOutbound(config.serverName, config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
@@ -178,7 +188,7 @@ export class PresenceEngine {
     const endOfTick = options.endOfTick ?? scheduleImmediate;
     if (typeof endOfTick !== 'function') throw new InvalidInputError('endOfTick', `must be a function that schedules a callback, got ${typeof endOfTick}`);
     this.turns = new Turns<PresenceMachineEvent>(
-      { step: (id, event) => this.steps.step(id, event), commit: () => this.commit(), now: () => this.clock.now() },
+      { step: (id, event) => this.steps.step(id, event), commit: () => this.commit(), now: () => this.clock.now(), opened: this.observer?.opened },
       this.logger,
       config.turns === 'per_tick',
       endOfTick,
@@ -186,6 +196,7 @@ export class PresenceEngine {
     const after = options.snapshot?.position ?? 0;
     this.stream.advanceTo(restoreState(this.replayState(), options.snapshot, this.log.read(after)));
     this.turn.base = this.stream.id;
+    if (config.enabled === false) this.steps.flushStale((job) => this.turns.run(job), () => this.clock.now());
   }
 
   // ───────────────────────────── queries ─────────────────────────────
@@ -277,6 +288,17 @@ export class PresenceEngine {
   /** Entries appended to the log, per turn. */
   get committed$(): Observable<readonly LogEntry[]> {
     return this.committed.asObservable();
+  }
+
+  /** A user's record, open syncs and every armed timer with its kind and due time (docs/modules.md, "Inspect"). */
+  inspect(userId: string): UserInspection {
+    return this.steps.inspect(this.parsed(() => parseUserId(userId)));
+  }
+
+  /** Why `userId` is in their state: their logged steps, newest first, each with its cause and rule (docs/modules.md, "Explain"). */
+  explain(userId: string, options?: { readonly since?: number; readonly recipients?: boolean }): Explanation {
+    const id = this.parsed(() => parseUserId(userId));
+    return { ...explainFromLog(this.log, id, options?.since, this.config.timers), audience: this.routing.audience(id, options?.recipients === true, this.router.modules) };
   }
 
   // ───────────────────────────── client inputs ─────────────────────────────
@@ -427,7 +449,8 @@ export class PresenceEngine {
       throw new InvalidInputError('since', 'a stream token is a non-negative integer returned by this engine');
     }
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidInputError('options', 'expected an object { includeOffline? }');
-    if (this.config.enabled === false) return { events: [], nextToken: this.stream.id, full: false };
+    // Presence off: only a token behind the stream is answered (the start-up flush of stale states, spec §2.13).
+    if (this.config.enabled === false && (since === undefined || since === null || since >= this.stream.id)) return { events: [], nextToken: this.stream.id, full: false };
     return this.reader.read(id, since ?? null, options?.includeOffline ?? this.config.includeOfflineUsersOnSync, this.stream.id);
   }
 
@@ -440,13 +463,13 @@ export class PresenceEngine {
   }
 
   /** `set_presence_for_users`: set state and status message for local or remote users, always notified. */
-  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void {
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): void {
     this.ensureRunning();
     if (this.config.enabled === false) return;
     const parsed = this.parsed(() => this.commands.moduleUpdates(users));
     this.turns.run(() => {
       const now = this.clock.now();
-      for (const [id, presence, statusMsg] of parsed) this.steps.step(id, { type: 'module.set', now, presence, statusMsg });
+      for (const [id, presence, statusMsg] of parsed) this.steps.step(id, { type: 'module.set', now, presence, statusMsg, module: moduleName });
     });
   }
 
@@ -454,7 +477,8 @@ export class PresenceEngine {
    * `send_local_online_presence_to`: local targets get, on their next read, the
    * current presence of every non-offline user they are interested in (once);
    * remote targets' servers are sent the non-offline local users their users can
-   * see, one send per server. Nobody's presence changes.
+   * see (presence routers asked with the remote id, else shared rooms), one send
+   * per server. Nobody's presence changes.
    */
   sendLocalOnlinePresenceTo(userIds: readonly string[]): void {
     this.ensureRunning();
@@ -469,7 +493,7 @@ export class PresenceEngine {
         for (const u of local) this.fullRequests.set(u, event.streamId - 1);
         this.turn.addFullRequests(local);
       }
-      this.routing.onlineTo(remote);
+      this.routing.onlineTo(remote, this.router, (job) => this.turns.run(job));
     });
   }
 
@@ -620,14 +644,14 @@ export class PresenceEngine {
   private execSetPresence(c: SetPresenceCommand): void {
     if (this.config.enabled !== true) return;
     const now = this.clock.now();
-    const wait = this.limiter.take(c.userId, now);
+    const wait = this.setLimiter.take(c.userId, now);
     if (wait > 0) throw this.rejected(new RateLimitedError(c.userId, wait));
     this.turns.runStep(c.userId, { type: 'presence.set', now, deviceId: c.deviceId, presence: c.presence, statusMsg: c.statusMsg });
   }
 
   private execSyncStart(c: SyncStartCommand): SyncHandle {
     if (this.config.enabled !== true || c.setPresence === 'offline') return INERT_SYNC;
-    if (this.limiter.take(c.userId, this.clock.now()) > 0) return INERT_SYNC; // served, but presence unaffected
+    if (this.syncLimiter.take(c.userId, this.clock.now()) > 0) return INERT_SYNC; // served, but presence unaffected
     const { userId, deviceId } = c;
     this.turns.runStep(userId, { type: 'sync.start', now: this.clock.now(), deviceId, presence: c.setPresence });
     let ended = false;
@@ -678,6 +702,7 @@ export class PresenceEngine {
       const entries = this.log.append(events);
       if (this.committed.observed) this.committed.next(entries);
     }
+    this.observer?.appended();
     const count = this.turn.changedUsers;
     const changed = this.turn.takeChanged();
     const joins = this.turn.takeJoins();
@@ -689,6 +714,8 @@ export class PresenceEngine {
     if (pings.length > 0) this.delivery.pings(pings);
     for (const u of full) this.pushFull(u);
     this.delivery.flush();
+    const inputs = this.turns.takeInputs();
+    this.observer?.ended(inputs, events === null ? 0 : events.length);
   }
 
   /** A full-presence request for a listening user: push everything they would read in full. */
@@ -727,10 +754,6 @@ export class PresenceEngine {
   private ensureRunning(): void {
     if (this.stopped) throw new EngineStoppedError();
   }
-}
-
-function isParsed(c: PresenceConfig | HomeserverConfigInput): c is PresenceConfig {
-  return typeof (c as PresenceConfig).serverName === 'string' && (c as PresenceConfig).timers !== undefined;
 }
 
 /** Create an engine (replaying `options.log` if it has entries). */

@@ -12,8 +12,18 @@ export type {
   SetPresenceInput,
   StreamToken,
   SyncHandle,
+  TurnTiming,
+  UserInspection,
   UserSyncingInput,
 } from './engine.js';
+export type { ArmedDeadline, DeadlineKind } from './domain/rules.js';
+export { snapshotFromStates } from './domain/restore.js';
+export { explainUser, describeCause } from './domain/explain.js';
+export type { Explanation, ExplainedStep } from './domain/explain.js';
+export type { StepCause, StepInput } from './domain/events.js';
+export { readLogDirectory } from './log/read-only.js';
+export type { LogDirectoryReader } from './log/read-only.js';
+export type { RestoreInput } from './domain/restore.js';
 export type { PresenceBatch } from '../streams/sync-notifier.js';
 export type { RoomWakeups, RoomWakeupCount } from '../streams/push-fanout.js';
 export { coalesceWhileBusy, mergeBatches } from '../streams/coalesce-while-busy.js';

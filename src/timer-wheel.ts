@@ -74,6 +74,12 @@ export class TimerWheel {
     if (at < this.armedFor) this.arm(at);
   }
 
+  /** The tick that will re-examine `key` (its deadline rounded up to the wheel period), or null when nothing is armed. */
+  firesAt(key: number): number | null {
+    const at = key < this.bucketOf.length ? (this.bucketOf[key] as number) : 0;
+    return at === 0 ? null : at;
+  }
+
   cancel(key: number): void {
     this.schedule(key, Infinity);
   }

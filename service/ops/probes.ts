@@ -1,11 +1,13 @@
 /**
  * Measurements taken while the engine is built and run, before the service's
- * metrics registry exists: log append/fsync, snapshots and router calls. The
+ * metrics registry exists: log append/fsync, snapshots, router calls, turn
+ * durations and timers fired (the engine's `onTurn` / `onTimerFired` hooks). The
  * histograms are created unregistered; `/metrics` registers them (metrics.ts).
  * One set per engine, found with {@link probesOf}.
  */
-import { Histogram, type Metric } from 'prom-client';
-import type { EventLog, FileEventLog, PresenceEngine } from '../../src/index.js';
+import { Counter, Histogram, type Metric } from 'prom-client';
+import type { DeadlineKind, EventLog, FileEventLog, PresenceEngine, TurnTiming } from '../../src/index.js';
+import { DEADLINE_KINDS } from '../../src/domain/rules.js';
 
 /** Sub-millisecond to seconds: appends and fsyncs are usually well under 1 ms, a bad disk takes seconds. */
 const IO_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -45,13 +47,35 @@ export class EngineProbes {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [],
   });
+  readonly turnDuration = new Histogram({
+    name: 'presence_turn_duration_seconds',
+    help: 'Time of each engine turn, from its first input to the end of its fan-out and flush (log append included).',
+    buckets: IO_BUCKETS,
+    registers: [],
+  });
+  readonly timersFired = new Counter({
+    name: 'presence_timers_fired_total',
+    help: 'Timeout steps that changed a user, by the timer that fired (idle, sync_timeout, busy_timeout, active_expiry, remote_expiry, federation_ping).',
+    labelNames: ['kind'],
+    registers: [],
+  });
+  /** The engine's metrics hooks, feeding the two series above. */
+  readonly hooks = {
+    onTurn: (t: TurnTiming): void => this.turnDuration.observe((t.endedAt - t.startedAt) / 1000),
+    onTimerFired: (kind: DeadlineKind, count: number): void => this.timersFired.inc({ kind }, count),
+  };
+  constructor() {
+    // every kind is exposed from the start (at 0), as Prometheus advises for known label values
+    for (const kind of DEADLINE_KINDS) this.timersFired.inc({ kind }, 0);
+  }
+
   /** The file log under the engine, when it has one (the health endpoint reads its fsync state). */
   fileLog: FileEventLog | undefined;
   /** The log the engine appends to (possibly a decorator). */
   log: EventLog | undefined;
 
   all(): Metric[] {
-    return [this.logAppend, this.logFsync, this.snapshot, this.routerCall, this.federationSend];
+    return [this.logAppend, this.logFsync, this.snapshot, this.routerCall, this.federationSend, this.turnDuration, this.timersFired];
   }
 }
 

@@ -1,9 +1,11 @@
 /**
  * Admin routes (admin token only): room membership under
- * `/_presence/admin/v1/rooms/{roomId}/members[/{userId}]`.
+ * `/_presence/admin/v1/rooms/{roomId}/members[/{userId}]`, and "why is this
+ * user in this state?" under `/_presence/admin/explain/{userId}` and
+ * `/_presence/admin/inspect/{userId}` (also under `v1/`).
  */
 import { z } from 'zod';
-import { RoomIdSchema } from '../../src/index.js';
+import { RoomIdSchema, type Explanation } from '../../src/index.js';
 import { parseUserParam } from '../errors.js';
 import { MatrixHttpError, parseJsonBody, readBody, sendJson } from '../http.js';
 import type { RequestContext, Route, RouteHost } from './route.js';
@@ -16,6 +18,34 @@ function parseRoomParam(value: string | undefined): string {
   const room = RoomIdSchema.safeParse(value);
   if (!room.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', `invalid room id: ${room.error.issues[0]?.message ?? ''}`);
   return room.data;
+}
+
+const ExplainQuerySchema = z.object({
+  since: z.coerce.number({ error: 'since must be a log position' }).int('since must be a whole number').nonnegative('since must be ≥ 0').optional(),
+  recipients: z.enum(['true', 'false'], { error: 'recipients must be true or false' }).optional(),
+});
+
+/** The explanation in the admin API's snake_case. */
+function explanationJson(x: Explanation): Record<string, unknown> {
+  return {
+    user_id: x.userId,
+    state: x.state,
+    complete: x.complete,
+    read_from: x.readFrom,
+    ...(x.audience !== undefined
+      ? { audience: { local_users: x.audience.localUsers, ...(x.audience.localUserIds !== undefined ? { local_user_ids: x.audience.localUserIds } : {}), remote_servers: x.audience.remoteServers, routers: x.audience.routers } }
+      : {}),
+    steps: x.steps.map((s) => ({
+      position: s.position,
+      at: s.at,
+      ...(s.streamId !== undefined ? { stream_id: s.streamId } : {}),
+      from: s.from,
+      to: s.to,
+      ...(s.statusMsg !== undefined ? { status_msg: s.statusMsg } : {}),
+      cause: s.cause,
+      rule: s.rule,
+    })),
+  };
 }
 
 export function adminRoutes(host: RouteHost): Route[] {
@@ -38,7 +68,36 @@ export function adminRoutes(host: RouteHost): Route[] {
     sendJson(c.res, 200, { room_id: room, joined: engine.getRoomMembers(room) });
   };
 
+  const explain = (c: RequestContext): Promise<void> => {
+    auth.authenticateAdmin(c);
+    const user = parseUserParam(c.params[0]);
+    const q = ExplainQuerySchema.safeParse(Object.fromEntries(c.query));
+    if (!q.success) throw new MatrixHttpError(400, 'M_INVALID_PARAM', q.error.issues[0]?.message ?? 'invalid query parameter');
+    const recipients = q.data.recipients === 'true';
+    sendJson(c.res, 200, explanationJson(engine.explain(user, q.data.since === undefined ? { recipients } : { since: q.data.since, recipients })));
+    return Promise.resolve();
+  };
+
+  const inspect = (c: RequestContext): Promise<void> => {
+    auth.authenticateAdmin(c);
+    const i = engine.inspect(parseUserParam(c.params[0]));
+    sendJson(c.res, 200, {
+      user_id: i.userId,
+      local: i.local,
+      owned: i.owned,
+      live: i.live,
+      presence: i.record.presence,
+      devices: i.record.devices,
+      open_syncs: i.openSyncs,
+      deadlines: i.deadlines.map((d) => ({ kind: d.kind, due_at: d.dueAt, ...(d.deviceId !== undefined ? { device_id: d.deviceId } : {}) })),
+      next_check_at: i.nextCheckAt,
+    });
+    return Promise.resolve();
+  };
+
   return [
+    { name: 'admin_explain', pattern: /^\/_presence\/admin\/(?:v1\/)?explain\/([^/]+)$/, methods: { GET: explain } },
+    { name: 'admin_inspect', pattern: /^\/_presence\/admin\/(?:v1\/)?inspect\/([^/]+)$/, methods: { GET: inspect } },
     { name: 'admin_membership', pattern: /^\/_presence\/admin\/v1\/rooms\/([^/]+)\/members\/([^/]+)$/, methods: { PUT: setMembership } },
     { name: 'admin_members', pattern: /^\/_presence\/admin\/v1\/rooms\/([^/]+)\/members$/, methods: { GET: getMembers } },
   ];

@@ -12,7 +12,7 @@ import { type RequestContext, type Route, type RouteHost } from './route.js';
 const PresenceBodySchema = z.record(z.string(), z.unknown());
 
 export function presenceRoutes(host: RouteHost): Route[] {
-  const { engine, settings, auth, limits } = host;
+  const { engine, settings, auth } = host;
 
   const getPresence = async (c: RequestContext): Promise<void> => {
     const user = auth.authenticate(c);
@@ -44,7 +44,6 @@ export function presenceRoutes(host: RouteHost): Route[] {
     if ('status_msg' in fields && typeof fields.status_msg !== 'string') throw new MatrixHttpError(400, 'M_INVALID_PARAM', 'status_msg must be a string.');
     // Spec §2.12 / §3.7: when presence is not tracked the handler is skipped (even invalid states get 200).
     if (engine.config.enabled === true) {
-      limits.takeForSet(user.userId);
       engine.setPresence(user.userId, {
         presence: fields.presence,
         statusMsg: typeof fields.status_msg === 'string' ? fields.status_msg : undefined,

@@ -10,7 +10,6 @@ import type { Authenticator } from '../auth.js';
 import type { ServiceSettings } from '../config.js';
 import type { MembershipJournal } from '../membership-journal.js';
 import type { ServiceMetrics } from '../metrics.js';
-import type { PresenceRateLimits } from '../presence-limits.js';
 import type { RoomSync } from '../room-sync.js';
 
 export interface RequestContext {
@@ -37,8 +36,6 @@ export interface RouteHost {
   readonly logger: Logger;
   /** Access tokens (config and `/login` sessions) and the admin token. */
   readonly auth: Authenticator;
-  /** `rc_presence`: one bucket for PUT, one for /sync. */
-  readonly limits: PresenceRateLimits;
   /** Room membership changes, for /sync's rooms section. */
   readonly journal: MembershipJournal;
   readonly roomSync: RoomSync;

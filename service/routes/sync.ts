@@ -7,7 +7,7 @@
  * `p<presence stream id>` is still accepted (the rooms are then sent in full).
  */
 import { z } from 'zod';
-import { formatPresenceEvent, type NewEvents, type PresenceEventJson, type SyncHandle } from '../../src/index.js';
+import { formatPresenceEvent, type NewEvents, type PresenceEventJson } from '../../src/index.js';
 import type { ServiceUser } from '../config.js';
 import { MatrixHttpError, sendJson } from '../http.js';
 import type { RoomsJson } from '../room-sync.js';
@@ -41,9 +41,6 @@ const SyncQuerySchema = z.object({
   filter: z.string().optional(),
 });
 
-/** A sync whose presence the rate limit refused: served, presence unaffected. */
-const INERT: SyncHandle = { affectsPresence: false, end: () => {} };
-
 interface SyncBody {
   next_batch: string;
   presence?: { events: PresenceEventJson[] };
@@ -51,7 +48,7 @@ interface SyncBody {
 }
 
 export function syncRoutes(host: RouteHost): Route[] {
-  const { engine, settings, metrics, auth, limits, journal, roomSync } = host;
+  const { engine, settings, metrics, auth, journal, roomSync } = host;
 
   const newEvents = (user: ServiceUser, since: number | null, initial: boolean): Promise<NewEvents> =>
     engine.getNewEvents(user.userId, since, initial ? {} : { includeOffline: true });
@@ -80,9 +77,8 @@ export function syncRoutes(host: RouteHost): Route[] {
     const initial = since === null;
 
     const set = setPresence ?? 'online';
-    // rc_presence: this endpoint's own bucket (presence-limits.ts); over it the sync is served without affecting presence.
-    const affects = engine.config.enabled === true && set !== 'offline' && limits.takeForSync(user.userId);
-    const handle = affects ? engine.userSyncing(user.userId, { deviceId: user.deviceId, setPresence: set }) : INERT;
+    // rc_presence: the engine's /sync bucket (separate from PUT's); over it the sync is served without affecting presence.
+    const handle = engine.userSyncing(user.userId, { deviceId: user.deviceId, setPresence: set });
     let woken = false;
     let wake: (() => void) | undefined;
     const rouse = (): void => {
@@ -129,7 +125,7 @@ export function syncRoutes(host: RouteHost): Route[] {
       const busy = engine.config.busyWireValue;
       const events: PresenceEventJson[] = result.events.map((s) => formatPresenceEvent(s, now, busy));
       const body: SyncBody = { next_batch: `p${result.nextToken}_m${journal.position}_${journal.epoch}` };
-      if (events.length > 0 && engine.config.enabled !== false) body.presence = { events };
+      if (events.length > 0) body.presence = { events };
       if (rooms !== undefined) body.rooms = rooms;
       sendJson(c.res, 200, body, host.isClosing() ? { connection: 'close' } : {});
     } finally {

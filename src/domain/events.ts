@@ -2,10 +2,26 @@
  * Domain events: what the log records. They are facts, JSON-serialisable, and
  * carry absolute values (never deltas), so folding them is idempotent per entry.
  */
-import type { DeviceId, RoomId, UserId } from './ids.js';
+import type { DeviceId, RoomId, ServerName, UserId } from './ids.js';
 import type { DevicePresence, UserPresenceState } from './presence.js';
+import type { DeadlineKind } from './rules.js';
 
 export type PresenceFields = Omit<UserPresenceState, 'userId'>;
+
+/** What made a step: the input, or the timer that fired (`flush`: the start-up flush with presence disabled). */
+export type StepInput = 'set' | 'sync_start' | 'sync_end' | 'activity' | 'remote' | 'module' | 'timer' | 'flush';
+
+/** Why a step happened: its input and where it came from (the device, the origin server, the module, or the timer). */
+export interface StepCause {
+  readonly input: StepInput;
+  readonly device?: DeviceId;
+  /** `remote`: the server the update came from. */
+  readonly origin?: ServerName;
+  /** `module`: the module that called `setPresenceForUsers`, when known. */
+  readonly module?: string;
+  /** `timer`: the most decisive timer that was due (rules.ts `firedDeadline`). */
+  readonly timer?: DeadlineKind;
+}
 
 /** One user's state moved: only the parts that changed are present. */
 export interface UserStepEvent {
@@ -24,6 +40,8 @@ export interface UserStepEvent {
   readonly devices?: Readonly<Record<DeviceId, DevicePresence | null>>;
   /** In-flight sync counts set (number) or cleared (`null`). */
   readonly syncs?: Readonly<Record<DeviceId, number | null>>;
+  /** Why (engine steps; absent in logs written before causes were recorded, and in composed or checkpoint steps). Replay ignores it. */
+  readonly cause?: StepCause;
 }
 
 export type Membership = 'join' | 'leave' | 'ban';

@@ -8,7 +8,7 @@
  */
 import { Immer, type Draft } from 'immer';
 import type { DeviceId, UserId } from './ids.js';
-import type { PresenceFields, UserStepEvent } from './events.js';
+import type { PresenceFields, StepCause, UserStepEvent } from './events.js';
 import { defaultRecord, ownEntry, type DevicePresence, type UserPresenceState, type UserRecord } from './presence.js';
 
 // The fold's own immer: records are never mutated outside it, and freezing
@@ -234,6 +234,7 @@ export function diffRecords(
   next: UserRecord,
   at: number,
   streamId?: number,
+  cause?: StepCause,
 ): UserStepEvent | null {
   const presence = prev.presence === next.presence ? undefined : presenceStep(prev.presence, next.presence);
   let devices: Readonly<Record<DeviceId, DevicePresence | null>> | undefined;
@@ -243,15 +244,16 @@ export function diffRecords(
   // Only the parts that changed are present (no `undefined` keys). The usual
   // shapes are whole literals, and maps start with their first key, so a
   // logged step is as few objects as possible (docs/performance.md, V8 notes).
-  if (presence !== undefined && devices !== undefined && syncs === undefined) {
+  if (presence !== undefined && devices !== undefined && syncs === undefined && cause !== undefined) {
     return streamId === undefined
-      ? { type: 'user.step', userId, at, presence, devices }
-      : { type: 'user.step', userId, at, streamId, presence, devices };
+      ? { type: 'user.step', userId, at, presence, devices, cause }
+      : { type: 'user.step', userId, at, streamId, presence, devices, cause };
   }
   const step: { -readonly [K in keyof UserStepEvent]: UserStepEvent[K] } = { type: 'user.step', userId, at };
   if (streamId !== undefined) step.streamId = streamId;
   if (presence !== undefined) step.presence = presence;
   if (devices !== undefined) step.devices = devices;
   if (syncs !== undefined) step.syncs = syncs;
+  if (cause !== undefined) step.cause = cause;
   return step;
 }

@@ -355,3 +355,58 @@ export function nextDeadline(r: UserRecord, isMine: boolean, cfg: RuleConfig): n
   }
   return due;
 }
+
+/** The timers a record can arm (spec §2.4, §2.13): what makes a timeout step change a user. */
+export type DeadlineKind = 'idle' | 'sync_timeout' | 'busy_timeout' | 'active_expiry' | 'remote_expiry' | 'federation_ping';
+
+/** Every kind, most decisive first: when several fall due at once, the first names the step's cause. */
+export const DEADLINE_KINDS: readonly DeadlineKind[] = ['remote_expiry', 'busy_timeout', 'sync_timeout', 'idle', 'active_expiry', 'federation_ping'];
+
+/** One armed timer: its kind, the first millisecond it fires at, and the device it watches (device timers). */
+export interface ArmedDeadline {
+  readonly kind: DeadlineKind;
+  readonly dueAt: number;
+  readonly deviceId?: DeviceId;
+}
+
+/**
+ * Every timer `r` arms, soonest first; the earliest is {@link nextDeadline}.
+ * Local users: an online device's idle timer, a device's sync (or busy)
+ * timeout while it has no sync open, the currently-active expiry of an
+ * online, currently active user and the federation keep-alive of a user who
+ * is not offline. Remote users: the federation timeout while not offline.
+ */
+export function armedDeadlines(r: UserRecord, isMine: boolean, cfg: RuleConfig): ArmedDeadline[] {
+  const t = cfg.timers;
+  const p = r.presence;
+  const out: ArmedDeadline[] = [];
+  if (!isMine) {
+    if (p.state !== 'offline') out.push({ kind: 'remote_expiry', dueAt: p.lastFederationUpdateTs + t.federationTimeout + 1 });
+    return out;
+  }
+  for (const key in r.devices) {
+    const d = r.devices[key as DeviceId];
+    if (d === undefined) continue;
+    const deviceId = key as DeviceId;
+    if (d.state === 'online') out.push({ kind: 'idle', dueAt: d.lastActiveTs + t.idleTimeout + 1, deviceId });
+    if ((ownEntry(r.syncs, key) ?? 0) === 0) {
+      const busy = d.state === 'busy';
+      out.push({ kind: busy ? 'busy_timeout' : 'sync_timeout', dueAt: Math.max(d.lastSyncTs, d.lastActiveTs) + (busy ? t.busyTimeout : t.syncOnlineTimeout) + 1, deviceId });
+    }
+  }
+  if (p.state !== 'offline') {
+    if (p.state === 'online' && p.currentlyActive) out.push({ kind: 'active_expiry', dueAt: p.lastActiveTs + t.lastActiveGranularity + 1 });
+    out.push({ kind: 'federation_ping', dueAt: p.lastFederationUpdateTs + t.federationPingInterval + 1 });
+  }
+  return out.sort((a, b) => a.dueAt - b.dueAt);
+}
+
+/** The timer that made a timeout step at `now` change record `r` (the most decisive of those due), or null if none was due. */
+export function firedDeadline(r: UserRecord, now: number, isMine: boolean, cfg: RuleConfig): ArmedDeadline | null {
+  let best: ArmedDeadline | null = null;
+  for (const d of armedDeadlines(r, isMine, cfg)) {
+    if (d.dueAt > now) break;
+    if (best === null || DEADLINE_KINDS.indexOf(d.kind) < DEADLINE_KINDS.indexOf(best.kind)) best = d;
+  }
+  return best;
+}

@@ -10,8 +10,9 @@
  */
 import { serverNameOf, type ServerName, type UserId } from '../domain/ids.js';
 import type { UserPresenceState } from '../domain/presence.js';
+import type { Audience } from '../domain/explain.js';
 import type { FederationOutbound } from '../federation/outbound.js';
-import type { RoutedStates } from '../router/presence-router.js';
+import { ALL_USERS, type Interest, type PresenceRouter, type RoutedStates } from '../router/presence-router.js';
 import type { Room, RoomIndex } from './room-index.js';
 import type { UserDirectory } from './user-directory.js';
 
@@ -110,29 +111,84 @@ export class FederationRouting {
   }
 
   /**
-   * `send_local_online_presence_to` for remote targets: each target's server
-   * gets the non-offline local users the target shares a room with (one send
-   * per server).
+   * `send_local_online_presence_to` for remote targets (spec §4.6 step 4): what
+   * an initial read by each target would return, with the routers consulted
+   * with the remote id (ALL_USERS: the known non-offline states the routers
+   * send to it; otherwise their interest plus the users it shares a room
+   * with), kept to non-offline local users, one send per server. Async router
+   * answers send in a later turn (`later`).
    */
-  onlineTo(targets: readonly UserId[]): void {
+  onlineTo(targets: readonly UserId[], router: PresenceRouter, later: (job: () => void) => void): void {
+    if (!this.tracked() || targets.length === 0) return;
+    const visible = targets.map((t) => this.visibleTo(t, router));
+    if (visible.some((v) => v instanceof Promise)) {
+      void Promise.all(visible).then((lists) => later(() => this.sendOnline(targets, lists)));
+      return;
+    }
+    this.sendOnline(targets, visible as (readonly UserPresenceState[])[]);
+  }
+
+  /** The users an initial read by `target` (offline excluded) would show. */
+  private visibleTo(target: UserId, router: PresenceRouter): readonly UserPresenceState[] | Promise<readonly UserPresenceState[]> {
+    const interest = router.interestedUsers(target);
+    return interest instanceof Promise ? interest.then((i) => this.visibleWith(target, i, router)) : this.visibleWith(target, interest, router);
+  }
+
+  private visibleWith(target: UserId, interest: Interest, router: PresenceRouter): readonly UserPresenceState[] | Promise<readonly UserPresenceState[]> {
+    if (interest === ALL_USERS) {
+      const candidates: UserPresenceState[] = [];
+      for (const s of this.users.storedStates()) if (s.state !== 'offline') candidates.push(s);
+      const routed = router.usersForStates(candidates);
+      const pick = (r: RoutedStates): UserPresenceState[] => [...(r.get(target) ?? [])];
+      return routed instanceof Promise ? routed.then(pick) : pick(routed);
+    }
+    const seen = new Set<number>();
+    const i = this.users.find(target);
+    if (i !== undefined) this.rooms.coMembers(i, seen);
+    for (const u of interest) {
+      const j = this.users.find(u);
+      if (j !== undefined) seen.add(j);
+    }
+    return Array.from(seen, (m) => this.users.stateAt(m));
+  }
+
+  /** Queue, per target server, the current state of each non-offline local user visible to one of its targets. */
+  private sendOnline(targets: readonly UserId[], visible: readonly (readonly UserPresenceState[])[]): void {
     if (!this.tracked()) return;
     const byServer = new Map<ServerName, Set<number>>();
-    for (const u of targets) {
-      const server = serverNameOf(u);
+    targets.forEach((t, k) => {
+      const server = serverNameOf(t);
       let set = byServer.get(server);
       if (set === undefined) byServer.set(server, (set = new Set()));
-      const i = this.users.find(u);
-      if (i !== undefined) this.rooms.coMembers(i, set);
-    }
+      for (const s of visible[k] ?? []) {
+        const m = this.users.find(s.userId);
+        if (m !== undefined && this.users.isMineAt(m)) set.add(m);
+      }
+    });
     for (const [server, members] of byServer) {
       const states: UserPresenceState[] = [];
       for (const m of members) {
-        if (!this.users.isMineAt(m)) continue;
         const s = this.users.stateAt(m);
         if (s.state !== 'offline') states.push(s);
       }
       this.outbound.enqueue([server], states);
     }
+  }
+
+  /** Who hears of `userId`'s changes now: local users and remote servers sharing a room (explain's audience). */
+  audience(userId: UserId, withIds: boolean, routers: readonly string[]): Audience {
+    const i = this.users.find(userId);
+    const local: UserId[] = [];
+    let count = 0;
+    if (i !== undefined) {
+      for (const m of this.rooms.coMembers(i)) {
+        if (m === i || !this.users.isMineAt(m)) continue;
+        count++;
+        if (withIds) local.push(this.users.idAt(m));
+      }
+    }
+    const servers = i === undefined ? [] : [...(this.rooms.serversSharingWith(i) ?? [])].sort();
+    return { localUsers: count, ...(withIds ? { localUserIds: local.sort() } : {}), remoteServers: servers, routers };
   }
 
   private currentOf(userId: UserId): UserPresenceState {

@@ -22,6 +22,8 @@ export interface TurnHost<E> {
   commit(): void;
   /** The clock, for inputs that waited in the mailbox (they read it when they run). */
   now(): number;
+  /** A turn opened (metrics hooks only; absent otherwise). */
+  readonly opened?: (() => void) | undefined;
 }
 
 type Job = () => void;
@@ -29,6 +31,8 @@ type Job = () => void;
 export class Turns<E extends { readonly now: number }> {
   private current: TurnState = 'idle';
   private readonly mailbox: Job[] = [];
+  /** Inputs run in the current turn (see {@link takeInputs}). */
+  private inputs = 0;
 
   constructor(
     private readonly host: TurnHost<E>,
@@ -41,6 +45,13 @@ export class Turns<E extends { readonly now: number }> {
     return this.current;
   }
 
+  /** The inputs the turn being committed ran (and start counting the next). */
+  takeInputs(): number {
+    const n = this.inputs;
+    this.inputs = 0;
+    return n;
+  }
+
   /** Run `job` as a turn, inside the open batch or tick, or after the running turn. */
   run(job: Job): void {
     const state = this.current;
@@ -49,6 +60,7 @@ export class Turns<E extends { readonly now: number }> {
       this.mailbox.push(job);
       return;
     }
+    this.host.opened?.();
     if (this.perTick) {
       this.current = 'tick';
       this.runJob(job);
@@ -73,6 +85,7 @@ export class Turns<E extends { readonly now: number }> {
       this.mailbox.push(() => this.host.step(userId, { ...event, now: this.host.now() }));
       return;
     }
+    this.host.opened?.();
     if (this.perTick) {
       this.current = 'tick';
       this.stepSafely(userId, event);
@@ -92,6 +105,7 @@ export class Turns<E extends { readonly now: number }> {
   /** Run `fn`'s inputs as one turn (inside an open turn, batch or tick they simply join it). */
   batch<T>(fn: () => T): T {
     if (this.current !== 'idle') return fn();
+    this.host.opened?.();
     this.current = 'batch';
     try {
       return fn();
@@ -140,12 +154,14 @@ export class Turns<E extends { readonly now: number }> {
 
   private drainMailbox(): void {
     while (this.mailbox.length > 0) {
+      this.host.opened?.();
       this.runJob(this.mailbox.shift() as Job);
       this.host.commit();
     }
   }
 
   private stepSafely(userId: UserId, event: E): void {
+    this.inputs++;
     try {
       this.host.step(userId, event);
     } catch (error) {
@@ -154,6 +170,7 @@ export class Turns<E extends { readonly now: number }> {
   }
 
   private runJob(job: Job): void {
+    this.inputs++;
     try {
       job();
     } catch (error) {

@@ -1,8 +1,9 @@
 /** The engine's public option, input and result types. */
 import type { Clock } from '../clock.js';
 import type { HomeserverConfigInput, PresenceConfig } from '../config.js';
-import type { UserId } from '../domain/ids.js';
-import type { UserPresenceState } from '../domain/presence.js';
+import type { DeviceId, UserId } from '../domain/ids.js';
+import type { UserPresenceState, UserRecord } from '../domain/presence.js';
+import type { ArmedDeadline, DeadlineKind } from '../domain/rules.js';
 import type { EngineSnapshot } from '../domain/snapshot.js';
 import type { EventLog } from '../log/event-log.js';
 import type { Logger } from '../logger.js';
@@ -50,6 +51,28 @@ export interface PresenceEngineOptions {
    * the compiled path: the reference behaviour, slower. Default false.
    */
   readonly interpretEveryEvent?: boolean;
+  /**
+   * Called at the end of every committed turn with its `performance.now()`
+   * times (opened, after the log append, after fan-out and flush), the inputs
+   * it ran and the log events it appended. For metrics; unset, it costs nothing.
+   */
+  readonly onTurn?: ((turn: TurnTiming) => void) | undefined;
+  /** Called at the end of a turn, per kind, with how many timeout steps that kind of timer made change a user. */
+  readonly onTimerFired?: ((kind: DeadlineKind, count: number) => void) | undefined;
+}
+
+/** One committed turn, for {@link PresenceEngineOptions.onTurn}. Times are `performance.now()` milliseconds. */
+export interface TurnTiming {
+  /** The turn opened (its first input started). */
+  readonly startedAt: number;
+  /** The turn's events were appended to the log. */
+  readonly committedAt: number;
+  /** Fan-out and flush finished. */
+  readonly endedAt: number;
+  /** Inputs (API calls, mailbox jobs, timer slices) the turn ran. */
+  readonly inputs: number;
+  /** Log events the turn appended. */
+  readonly events: number;
 }
 
 export interface SetPresenceInput {
@@ -69,6 +92,24 @@ export interface SyncHandle {
   /** Whether this sync counts for presence (false when presence is off, untracked, rate-limited or `set_presence=offline`). */
   readonly affectsPresence: boolean;
   end(): void;
+}
+
+/** `engine.inspect(userId)`: a user's record and the timers armed for them. */
+export interface UserInspection {
+  readonly userId: UserId;
+  /** A user of this server. */
+  readonly local: boolean;
+  /** This process runs the user's inputs and timers (always, outside distributed mode). */
+  readonly owned: boolean;
+  /** The user has a live actor (not dormant). */
+  readonly live: boolean;
+  readonly record: UserRecord;
+  /** Open sync requests per device. */
+  readonly openSyncs: Readonly<Record<DeviceId, number>>;
+  /** Every timer armed for the user, soonest first (none when presence is not tracked or the user is not owned). */
+  readonly deadlines: readonly ArmedDeadline[];
+  /** The timer tick that will re-examine the user (the soonest deadline rounded up to `timer_period`), or null. */
+  readonly nextCheckAt: number | null;
 }
 
 export interface GetNewEventsOptions {

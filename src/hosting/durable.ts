@@ -14,7 +14,7 @@
  */
 import { systemClock, type Clock } from '../clock.js';
 import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from '../config.js';
-import { PresenceEngine } from '../engine.js';
+import { PresenceEngine, type PresenceEngineOptions } from '../engine.js';
 import { ConfigError, LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
 import type { EventLog } from '../log/event-log.js';
@@ -43,6 +43,9 @@ export interface DurableEngineOptions {
   readonly onFsync?: ((ms: number) => void) | undefined;
   /** Called after each snapshot is written (`periodic`, `manual` or at `shutdown`). */
   readonly onSnapshot?: ((info: SnapshotInfo, reason: 'periodic' | 'manual' | 'shutdown') => void) | undefined;
+  /** Passed to the engine (metrics hooks, see PresenceEngineOptions). */
+  readonly onTurn?: PresenceEngineOptions['onTurn'];
+  readonly onTimerFired?: PresenceEngineOptions['onTimerFired'];
   /** Wrap the log the engine appends to and replays from (e.g. to time appends); the durable engine keeps the file log itself. */
   readonly decorateLog?: ((log: FileEventLog) => EventLog) | undefined;
 }
@@ -108,7 +111,8 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
     );
     const tReplay = performance.now();
     const engineLog = options.decorateLog?.(log) ?? log;
-    engine = new PresenceEngine({ config, clock, logger, log: engineLog, ...(snapshot !== undefined ? { snapshot } : {}) });
+    const hooks = { onTurn: options.onTurn, onTimerFired: options.onTimerFired };
+    engine = new PresenceEngine({ config, clock, logger, log: engineLog, ...hooks, ...(snapshot !== undefined ? { snapshot } : {}) });
     logger.info(`log: engine restored in ${seconds(tReplay)} s`);
   } catch (error) {
     log.closeSync();

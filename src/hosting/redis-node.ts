@@ -288,9 +288,9 @@ export class RedisPresenceNode {
   }
 
   /** Module API `set_presence_for_users`; every user must be owned here. */
-  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): Promise<void> {
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): Promise<void> {
     for (const u of Object.keys(users)) this.requireOwner(u);
-    return this.acknowledged(undefined, () => this.engine.setPresenceForUsers(users));
+    return this.acknowledged(undefined, () => this.engine.setPresenceForUsers(users, moduleName));
   }
 
   /**

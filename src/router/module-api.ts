@@ -131,7 +131,7 @@ export function createModuleApi(engine: PresenceModuleHost, moduleName: string):
       if (pair !== undefined) engine.registerPresenceRouter(moduleName, pair);
     },
     sendLocalOnlinePresenceTo: (userIds: Iterable<string>) => engine.sendLocalOnlinePresenceTo([...userIds]),
-    setPresenceForUsers: (users: Readonly<Record<string, ModulePresenceUpdate>>) => engine.setPresenceForUsers(users),
+    setPresenceForUsers: (users: Readonly<Record<string, ModulePresenceUpdate>>) => engine.setPresenceForUsers(users, moduleName),
     getRoomsForUser: (userId: string): string[] => engine.getRoomsForUser(userId),
     getRoomMembers: (roomId: string): string[] => engine.getRoomMembers(roomId),
   });

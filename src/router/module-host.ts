@@ -15,7 +15,7 @@ export interface PresenceModuleHost {
   isMine(userId: string): boolean;
   registerPresenceRouter(moduleName: string, callbacks: PresenceRouterCallbacks): void;
   sendLocalOnlinePresenceTo(userIds: readonly string[]): void;
-  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>): void;
+  setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): void;
   getRoomsForUser(userId: string): string[];
   getRoomMembers(roomId: string): string[];
 }

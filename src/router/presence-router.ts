@@ -115,6 +115,11 @@ export class PresenceRouter {
     private readonly timeoutMs: number,
   ) {}
 
+  /** The modules that registered callbacks, in order. */
+  get modules(): string[] {
+    return this.forStates.map((r) => r.module);
+  }
+
   /** True when at least one module registered callbacks. */
   get active(): boolean {
     return this.forStates.length > 0;

@@ -162,7 +162,7 @@ describe('compaction: disk use follows users, not history', () => {
     expect(d.log.position).toBeGreaterThanOrEqual(12_000);
     expect(appendedBytes).toBeGreaterThan(1_500_000); // the history
     const max = Math.max(...usage);
-    expect(max).toBeLessThan(160_000); // ≈ 2 snapshots + the entries after the older one
+    expect(max).toBeLessThan(180_000); // ≈ 2 snapshots + the entries after the older one (each entry carries its cause, ~25 B here)
     // Flat: the second half of the run uses no more disk than the first.
     expect(Math.max(...usage.slice(10))).toBeLessThanOrEqual(Math.max(...usage.slice(0, 10)) * 1.2);
     const info = d.log.diskUsage();

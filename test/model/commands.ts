@@ -233,8 +233,15 @@ class SendLocalOnline implements Cmd {
   constructor(readonly users: readonly string[]) {}
   check = () => true;
   async run(m: World, r: Real) {
+    const expected = m.model.onlineSentTo(this.users);
     m.model.sendLocalOnlinePresenceTo(this.users);
+    const sent = new Map<string, Set<string>>();
+    const tap = r.engine.federationOutbound$.subscribe((t) => {
+      for (const edu of t.edus) for (const p of edu.content.push) sent.set(t.destination, (sent.get(t.destination) ?? new Set()).add(p.user_id ?? ''));
+    });
     r.engine.sendLocalOnlinePresenceTo(this.users);
+    tap.unsubscribe();
+    expect(sent).toEqual(expected);
     await checkAll(m, r);
   }
   toString = () => `sendLocalOnlinePresenceTo(${show(this.users)})`;

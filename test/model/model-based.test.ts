@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { fcParams } from '../support/fc.js';
 import { commandsArb } from './commands.js';
-import { EVERYONE, LOCALS, setup } from './harness.js';
+import { EVERYONE, setup } from './harness.js';
 import { routerConfigArb } from './routers.js';
 
 /** FC_PATH (printed as `path` on failure, with the seed) replays one failing case directly, already shrunk. */
@@ -25,7 +25,7 @@ const timeout = Math.max(120_000, (params.numRuns ?? 100) * 1_000);
 describe('engine ≡ reference model', () => {
   it('presence, sync streams and getNewEvents agree after every command', async () => {
     await fc.assert(
-      fc.asyncProperty(routerConfigArb(LOCALS, EVERYONE), commandsArb(40), async (modules, cmds) => {
+      fc.asyncProperty(routerConfigArb(EVERYONE), commandsArb(40), async (modules, cmds) => {
         const { model, real } = setup(modules);
         try {
           await fc.asyncModelRun(() => ({ model, real }), cmds);

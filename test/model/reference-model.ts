@@ -319,6 +319,24 @@ export class PresenceModel {
     }
   }
 
+  /**
+   * send_local_online_presence_to for remote targets (§4.6 step 4): per target
+   * server, the non-offline local users an initial read by one of its targets
+   * would show (routers asked with the remote id, else shared rooms).
+   */
+  onlineSentTo(userIds: readonly string[]): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
+    for (const u of userIds) {
+      if (this.isLocal(u)) continue;
+      const server = u.slice(u.indexOf(':') + 1);
+      let set = out.get(server);
+      if (set === undefined) out.set(server, (set = new Set()));
+      for (const s of this.fullAnswer(u, false)) if (this.isLocal(s.userId)) set.add(s.userId);
+    }
+    for (const [server, set] of out) if (set.size === 0) out.delete(server);
+    return out;
+  }
+
   /** Move time forward, re-examining every user at every timer tick on the way (§1.7, §2.4). */
   advance(ms: number): void {
     const target = this.now + ms;

@@ -33,14 +33,15 @@ export interface BadModule {
 export type ModuleSpec = GoodModule | BadModule;
 
 /** Run configurations: no router, fixed extras, ALL_USERS for some users, a misbehaving module (alone or with others). */
-export function routerConfigArb(locals: readonly string[], everyone: readonly string[]): fc.Arbitrary<readonly ModuleSpec[]> {
+export function routerConfigArb(everyone: readonly string[]): fc.Arbitrary<readonly ModuleSpec[]> {
   const relation = (keys: readonly string[]) =>
     fc.record(Object.fromEntries(keys.map((k) => [k, fc.subarray([...everyone], { maxLength: 3 })]))) as fc.Arbitrary<Record<string, string[]>>;
   const good = (withAll: boolean): fc.Arbitrary<GoodModule> =>
     fc.record({
       kind: fc.constant('good' as const),
-      interest: relation(locals),
-      allUsers: withAll ? fc.subarray([...locals], { minLength: 1, maxLength: 2 }) : fc.constant([]),
+      // remote ids too: send_local_online_presence_to asks the routers about remote targets (§4.6)
+      interest: relation(everyone),
+      allUsers: withAll ? fc.subarray([...everyone], { minLength: 1, maxLength: 2 }) : fc.constant([]),
       routeTo: relation(everyone),
       onlyNonOffline: fc.boolean(),
     });

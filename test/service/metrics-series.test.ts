@@ -27,6 +27,8 @@ afterEach(async () => {
 /** Every series docs/service.md lists, by type. */
 export const LISTED_SERIES: Readonly<Record<string, 'histogram' | 'counter' | 'gauge'>> = {
   presence_input_to_emission_seconds: 'histogram',
+  presence_turn_duration_seconds: 'histogram',
+  presence_timers_fired_total: 'counter',
   presence_log_append_duration_seconds: 'histogram',
   presence_log_fsync_duration_seconds: 'histogram',
   presence_snapshot_duration_seconds: 'histogram',

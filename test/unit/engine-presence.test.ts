@@ -8,10 +8,12 @@ import { describe, expect, it } from 'vitest';
 import {
   EngineStoppedError,
   InvalidInputError,
+  PresenceEngine,
   RateLimitedError,
-  type PresenceEngine,
+  presenceConfig,
+  type EngineSnapshot,
 } from '../../src/index.js';
-import { createTestEngine, recordSyncStream } from '../../src/testing/index.js';
+import { createTestEngine, InMemoryEventLog, MemoryLogger, recordSyncStream, SimulatedClock } from '../../src/testing/index.js';
 import { serverNameOf, type UserId } from '../../src/domain/ids.js';
 
 const ALICE = '@alice:test.local';
@@ -380,6 +382,55 @@ describe('§2.12 presence disabled', () => {
   });
 });
 
+describe('§2.13 presence disabled after a run with presence (Synapse #19948)', () => {
+  /** A log left by a run with presence on: alice online with a status on two devices, bob unavailable, carol (remote) online. */
+  const previousRun = () => {
+    const log = new InMemoryEventLog();
+    const { engine, clock } = createTestEngine({ log, rooms: { [ROOM]: [ALICE, BOB, REMOTE] } });
+    engine.setPresence(ALICE, { presence: 'online', statusMsg: 'at my desk', deviceId: 'PHONE' });
+    engine.userSyncing(ALICE, { deviceId: 'LAPTOP' }); // left open: the process died mid-sync
+    engine.setPresence(BOB, { presence: 'unavailable', statusMsg: 'brb' });
+    engine.receiveFederationEdu('remote.example', { push: [{ user_id: REMOTE, presence: 'online', status_msg: 'far away' }] });
+    const token = engine.currentToken;
+    const snapshot = engine.snapshot();
+    engine.stop();
+    clock.advance(1_000);
+    return { log, clock, token, snapshot };
+  };
+  const restart = (log: InMemoryEventLog, clock: SimulatedClock, snapshot?: EngineSnapshot) =>
+    new PresenceEngine({
+      config: presenceConfig('test.local', { presence: { enabled: false } }),
+      clock,
+      log,
+      logger: new MemoryLogger(),
+      ...(snapshot === undefined ? {} : { snapshot }),
+    });
+
+  it.each(['log', 'snapshot'])('restored users are flushed to offline with no status, logged and notified (from the %s)', async (from) => {
+    const { log, clock, token, snapshot } = previousRun();
+    const tail = new InMemoryEventLog(snapshot.position);
+    const engine = from === 'log' ? restart(log, clock) : restart(tail, clock, snapshot);
+    for (const u of [ALICE, BOB, REMOTE]) {
+      expect(engine.getUserRecord(u)).toMatchObject({ presence: { state: 'offline', statusMsg: null, currentlyActive: false }, devices: {}, syncs: {} });
+    }
+    expect(engine.currentToken).toBe(token + 3);
+    const logged = [...engine.log.read(from === 'log' ? 0 : snapshot.position)].map((e) => e.event).filter((e) => e.type === 'user.step' && e.streamId !== undefined && e.streamId > token);
+    expect(logged.map((e) => (e.type === 'user.step' ? e.userId : '')).sort()).toEqual([ALICE, BOB, REMOTE].sort());
+    // a client holding a token from the previous run is told; a current token or an initial sync gets nothing
+    const told = await engine.getNewEvents(BOB, token);
+    expect(told.events.map((e) => [e.userId, e.state, e.statusMsg]).sort()).toEqual([
+      [ALICE, 'offline', null],
+      [BOB, 'offline', null],
+      [REMOTE, 'offline', null],
+    ].sort());
+    expect((await engine.getNewEvents(BOB, told.nextToken)).events).toEqual([]);
+    expect((await engine.getNewEvents(BOB, null)).events).toEqual([]);
+    // replaying the flushed log again flushes nothing more
+    const again = restart(engine.log as InMemoryEventLog, clock, from === 'log' ? undefined : snapshot);
+    expect(again.currentToken).toBe(engine.currentToken);
+  });
+});
+
 describe('rate limiting (rc_presence.per_user, §2.13)', () => {
   const limited = () => createTestEngine({ config: { rc_presence: { per_user: { per_second: 0.1, burst_count: 1 } } } });
 
@@ -414,13 +465,32 @@ describe('rate limiting (rc_presence.per_user, §2.13)', () => {
 
   it('a sync over the limit is served but does not affect presence', () => {
     const { engine } = limited();
-    engine.setPresence(ALICE, { presence: 'unavailable' });
+    const first = engine.userSyncing(ALICE, { setPresence: 'unavailable' });
+    first.end();
     const before = fingerprint(engine);
     const h = engine.userSyncing(ALICE, { setPresence: 'online' });
     expect(h.affectsPresence).toBe(false);
     h.end();
     expect(fingerprint(engine)).toBe(before);
     expect(engine.getUserRecord(ALICE).syncs).toEqual({});
+  });
+
+  it('explicit changes and syncs take from separate buckets, as Synapse gives each servlet its own limiter', () => {
+    const { engine, clock } = limited();
+    // a sync, then a PUT a second later: both accepted (one shared bucket answered 429)
+    engine.userSyncing(ALICE, { setPresence: 'online' }).end();
+    clock.advance(1000);
+    engine.setPresence(ALICE, { presence: 'unavailable', statusMsg: 'lunch' });
+    expect(engine.getUserPresence(ALICE)).toMatchObject({ state: 'unavailable', statusMsg: 'lunch' });
+    // a PUT, then a sync right after it: the sync still counts for presence (one shared bucket ignored it)
+    engine.setPresence(BOB, { presence: 'unavailable' });
+    const h = engine.userSyncing(BOB, { setPresence: 'online' });
+    expect(h.affectsPresence).toBe(true);
+    expect(Object.keys(engine.getUserRecord(BOB).syncs)).toHaveLength(1);
+    h.end();
+    // each bucket still limits its own input
+    expect(() => engine.setPresence(ALICE, { presence: 'online' })).toThrow(RateLimitedError);
+    expect(engine.userSyncing(BOB, { setPresence: 'online' }).affectsPresence).toBe(false);
   });
 });
 

@@ -219,6 +219,62 @@ describe('§4.6 sendLocalOnlinePresenceTo (remote targets)', () => {
   });
 });
 
+describe('§4.6 sendLocalOnlinePresenceTo (remote targets, presence routers)', () => {
+  const WATCHER = '@watcher:elsewhere.example';
+  const sentTo = (engine: ReturnType<typeof createTestEngine>['engine']) => {
+    const sent: { destination: string; users: string[] }[] = [];
+    engine.federationOutbound$.subscribe((t) => sent.push({ destination: t.destination, users: t.edus.flatMap((e) => e.content.push.map((p) => p.user_id ?? '')) }));
+    return sent;
+  };
+
+  it('a router that routes every state to a remote watcher (ALL_USERS for it) gets its server sent the online local users', () => {
+    const { engine } = createTestEngine({ rooms: { [ROOM]: [ALICE, BOB] } });
+    engine.setPresence(ALICE, { presence: 'online' });
+    engine.setPresence(BOB, { presence: 'unavailable' });
+    engine.setPresenceForUsers({ [REMOTE]: { presence: 'online' } });
+    const asked: string[] = [];
+    engine.registerPresenceRouter('watch-all', {
+      getUsersForStates: (states) => new Map([[WATCHER, new Set(states)]]),
+      getInterestedUsers: (id) => {
+        asked.push(id);
+        return id === WATCHER ? 'ALL' : new Set<string>();
+      },
+    });
+    const sent = sentTo(engine);
+    engine.sendLocalOnlinePresenceTo([WATCHER]);
+    expect(asked).toContain(WATCHER);
+    expect(sent.map((s) => s.destination)).toEqual(['elsewhere.example']);
+    // local, non-offline users only: the remote user the router also routes is not forwarded
+    expect(sent[0]?.users.sort()).toEqual([ALICE, BOB].sort());
+  });
+
+  it('a router interest set for the remote id adds its users to those it shares rooms with', () => {
+    const { engine } = createTestEngine({ rooms: { [ROOM]: [ALICE, WATCHER], [OTHER]: [CAROL] } });
+    for (const u of [ALICE, CAROL, DAVE]) engine.setPresence(u, { presence: 'online' });
+    engine.registerPresenceRouter('follow', {
+      getUsersForStates: () => new Map(),
+      getInterestedUsers: (id) => new Set(id === WATCHER ? [CAROL] : []),
+    });
+    const sent = sentTo(engine);
+    engine.sendLocalOnlinePresenceTo([WATCHER]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.users.sort()).toEqual([ALICE, CAROL].sort());
+  });
+
+  it('async router answers are sent in a later turn', async () => {
+    const { engine } = createTestEngine();
+    engine.setPresence(ALICE, { presence: 'online' });
+    engine.registerPresenceRouter('slow', {
+      getUsersForStates: async (states) => new Map([[WATCHER, new Set(states)]]),
+      getInterestedUsers: async (id) => (id === WATCHER ? 'ALL' : new Set<string>()),
+    });
+    const sent = sentTo(engine);
+    engine.sendLocalOnlinePresenceTo([WATCHER]);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent).toEqual([{ destination: 'elsewhere.example', users: [ALICE] }]);
+  });
+});
+
 describe('§4.9 setPresenceForUsers', () => {
   it('sets state and status message for local and remote users, always notified', () => {
     const { engine } = createTestEngine({ rooms: { [ROOM]: [ALICE, REMOTE] } });

@@ -11,7 +11,13 @@ import { FederationRouting } from '../../../src/engine/federation-routing.js';
 import { RoomIndex } from '../../../src/engine/room-index.js';
 import { UserDirectory } from '../../../src/engine/user-directory.js';
 import type { FederationOutbound } from '../../../src/federation/outbound.js';
-import type { RoutedStates } from '../../../src/router/presence-router.js';
+import { PresenceRouter, type RoutedStates } from '../../../src/router/presence-router.js';
+import { silentLogger } from '../../../src/logger.js';
+import { SimulatedClock } from '../../../src/testing/simulated-clock.js';
+
+/** No router registered: remote targets are served through shared rooms. */
+const noRouter = new PresenceRouter(new SimulatedClock(), silentLogger, 1_000);
+const now = (job: () => void): void => job();
 
 const WEEK = 7 * 86_400_000;
 const NOW = 100 * WEEK;
@@ -177,7 +183,7 @@ describe('FederationRouting', () => {
     set('@d:example.org', { state: 'online' }); // only through an excluded room
     set('@e:example.org', { state: 'busy' });
     // b is offline
-    routing.onlineTo(['@x:r1.test', '@w:r1.test', '@v:r2.test', '@unknown:r3.test'] as UserId[]);
+    routing.onlineTo(['@x:r1.test', '@w:r1.test', '@v:r2.test', '@unknown:r3.test'] as UserId[], noRouter, now);
     // (an empty list for r3.test, whose target shares no room, is dropped by the outbound queue)
     expect(sent.filter((s) => s.users.length > 0).map((s) => ({ ...s, users: [...s.users].sort() }))).toEqual([
       { servers: ['r1.test'], users: ['@a:example.org', '@c:example.org'] },
@@ -191,7 +197,7 @@ describe('FederationRouting', () => {
     join('@a:example.org', '!r:example.org');
     join('@x:r1.test', '!r:example.org');
     set('@a:example.org', { state: 'online' });
-    routing.onlineTo(['@x:r1.test'] as UserId[]);
+    routing.onlineTo(['@x:r1.test'] as UserId[], noRouter, now);
     expect(sent).toEqual([]);
   });
 });
