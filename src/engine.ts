@@ -35,10 +35,11 @@ import { DEFAULT_TIMER_SLICE, TimerSlices } from './engine/timer-slices.js';
 import { TurnBuffer } from './engine/turn-buffer.js';
 import { TurnObserver } from './engine/turn-observer.js';
 import { Turns } from './engine/turns.js';
+import { SyncPairs } from './engine/sync-pairs.js';
+import { inboundUpdates } from './engine/inbound-edu.js';
 import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserInspection, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
-import { parsePresenceEdu } from './federation/edu.js';
 import {
   FederationOutbound,
   type FederationLink,
@@ -103,7 +104,7 @@ export class PresenceEngine {
   private readonly setLimiter: RateLimiter;
   private readonly syncLimiter: RateLimiter;
   private readonly fullRequests = new Map<UserId, number>();
-  private readonly syncsByKey = new Map<string, SyncHandle>();
+  private readonly syncPairs = new SyncPairs();
   private readonly committed = new Subject<readonly LogEntry[]>();
   private readonly closeHooks: (() => void | Promise<void>)[] = [];
   private readonly owned: (userId: UserId) => boolean;
@@ -488,10 +489,9 @@ export class PresenceEngine {
     const remote = ids.filter((u) => !this.users.isMine(u));
     this.turns.run(() => {
       if (local.length > 0) {
-        const event = { type: 'presence.full_requested' as const, userIds: local, streamId: this.stream.next(), at: this.clock.now() };
-        this.turn.addEvent(event);
-        for (const u of local) this.fullRequests.set(u, event.streamId - 1);
-        this.turn.addFullRequests(local);
+        const streamId = this.stream.next();
+        this.turn.addEvent({ type: 'presence.full_requested', userIds: local, streamId, at: this.clock.now() });
+        this.requestFull(local, streamId);
       }
       this.routing.onlineTo(remote, this.router, (job) => this.turns.run(job));
     });
@@ -506,16 +506,11 @@ export class PresenceEngine {
   receiveFederationEdu(origin: string, content: unknown): { applied: number; dropped: number } {
     this.ensureRunning();
     if (this.config.enabled !== true) return { applied: 0, dropped: 0 };
-    const { accepted, dropped } = parsePresenceEdu(origin, content);
-    // Another server cannot speak for our users (an origin naming this server is spoofed).
-    accepted.forEach((a, index) => {
-      if (this.users.isMine(a.userId)) dropped.push({ index, reason: `user ${a.userId} is local to ${this.config.serverName}` });
-    });
+    const { updates: lastPerUser, dropped } = inboundUpdates(origin, content, (u) => this.users.isMine(u), this.config.serverName);
     if (dropped.length > 0) {
       this.counters.droppedInboundItems += dropped.length;
       this.logger.warn(`dropped ${dropped.length} invalid presence item(s) from ${origin}`, { reasons: dropped.slice(0, 5) });
     }
-    const lastPerUser = new Map(accepted.filter((a) => !this.users.isMine(a.userId)).map((a) => [a.userId, a.update]));
     if (lastPerUser.size > 0) {
       this.turns.run(() => {
         const now = this.clock.now();
@@ -616,20 +611,10 @@ export class PresenceEngine {
     switch (command.type) {
       case 'presence.set':
         return this.execSetPresence(command);
-      case 'sync.start': {
-        const key = `${command.userId}\u0000${command.syncId ?? ''}`;
-        if (this.syncsByKey.has(key)) throw this.rejected(new InvalidInputError('syncId', `sync ${command.syncId ?? ''} of ${command.userId} is already open`));
-        this.syncsByKey.set(key, this.execSyncStart(command));
-        return;
-      }
-      case 'sync.end': {
-        const key = `${command.userId}\u0000${command.syncId}`;
-        const handle = this.syncsByKey.get(key);
-        if (handle === undefined) throw this.rejected(new InvalidInputError('syncId', `no open sync ${command.syncId} for ${command.userId}`));
-        this.syncsByKey.delete(key);
-        handle.end();
-        return;
-      }
+      case 'sync.start':
+        return this.parsed(() => this.syncPairs.start(command.userId, command.syncId ?? '', () => this.execSyncStart(command)));
+      case 'sync.end':
+        return this.parsed(() => this.syncPairs.end(command.userId, command.syncId));
       case 'activity':
         if (this.config.enabled !== true) return;
         return this.turns.runStep(command.userId, { type: 'activity', now: this.clock.now(), deviceId: command.deviceId });
@@ -686,13 +671,15 @@ export class PresenceEngine {
         return this.steps.applyLogged(e);
       case 'room.membership':
         return this.memberships.replicated(e);
-      case 'presence.full_requested': {
-        const streamId = this.stream.next();
-        for (const u of e.userIds) this.fullRequests.set(u, streamId - 1);
-        this.turn.addFullRequests(e.userIds);
-        return;
-      }
+      case 'presence.full_requested':
+        return this.requestFull(e.userIds, this.stream.next());
     }
+  }
+
+  /** Full-presence requests of `userIds` at stream id `streamId`: their next read or push is a full one. */
+  private requestFull(userIds: readonly UserId[], streamId: number): void {
+    for (const u of userIds) this.fullRequests.set(u, streamId - 1);
+    this.turn.addFullRequests(userIds);
   }
 
   /** End of a turn: append to the log, then deliver (push, routers, federation) and flush. */

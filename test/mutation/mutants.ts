@@ -187,7 +187,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'full-request-forgotten',
     description: 'sendLocalOnlinePresenceTo does not record the full-presence request for later reads',
     file: 'src/engine.ts',
-    find: 'for (const u of local) this.fullRequests.set(u, event.streamId - 1);',
+    find: 'for (const u of userIds) this.fullRequests.set(u, streamId - 1);',
     replace: '',
   },
   {
