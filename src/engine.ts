@@ -36,6 +36,8 @@ import { TurnBuffer } from './engine/turn-buffer.js';
 import { TurnObserver } from './engine/turn-observer.js';
 import { Turns } from './engine/turns.js';
 import { SyncPairs } from './engine/sync-pairs.js';
+import { applyEach, subscribeInputs } from './engine/input-stream.js';
+import { StepJobs } from './engine/step-jobs.js';
 import { inboundUpdates } from './engine/inbound-edu.js';
 import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserInspection, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
@@ -99,6 +101,7 @@ export class PresenceEngine {
   private readonly routing: FederationRouting;
   private readonly delivery: Delivery;
   private readonly memberships: Memberships;
+  private readonly jobs: StepJobs;
   private readonly commands: CommandParser;
   /** `rc_presence`: one bucket per input, as Synapse's presence and sync servlets each own a limiter. */
   private readonly setLimiter: RateLimiter;
@@ -174,6 +177,11 @@ export class PresenceEngine {
       },
     });
     this.memberships = new Memberships(this.users, this.rooms, this.push, this.changes, this.stream, this.turn, (u) => this.delivery.refreshUser(u));
+    this.jobs = new StepJobs(this.steps, this.memberships, {
+      run: (job) => this.turns.run(job),
+      now: () => this.clock.now(),
+      fullRequested: (ids) => this.requestFull(ids, this.stream.next()),
+    });
     this.reader = new SyncReader(this.users, this.rooms, this.changes, {
       router: this.router,
       fullRequests: this.fullRequests,
@@ -370,17 +378,7 @@ export class PresenceEngine {
    * paired by `syncId`.
    */
   ingest(input$: Observable<PresenceInputEvent>, onError?: (error: Error, input: unknown) => void): Subscription {
-    const report = onError ?? ((error: Error) => this.logger.warn(`ingest: rejected input: ${error.message}`));
-    return input$.subscribe({
-      next: (raw) => {
-        try {
-          this.apply(raw);
-        } catch (error) {
-          report(error instanceof Error ? error : new Error(String(error)), raw);
-        }
-      },
-      error: (error: unknown) => this.logger.error('ingest: input stream failed', { error: String(error) }),
-    });
+    return subscribeInputs(input$, (raw) => this.apply(raw), this.logger, onError);
   }
 
   /** Apply one input event (the same shapes `ingest` accepts), validated once. */
@@ -412,17 +410,7 @@ export class PresenceEngine {
   applyAll(inputs: readonly PresenceInputEvent[], onError?: (error: Error, input: unknown) => void): void {
     if (!Array.isArray(inputs)) throw this.rejected(new InvalidInputError('inputs', 'expected an array of input events'));
     if (onError !== undefined && typeof onError !== 'function') throw this.rejected(new InvalidInputError('onError', 'expected a function'));
-    this.batch(() => {
-      for (const input of inputs) {
-        if (onError === undefined) this.apply(input);
-        else
-          try {
-            this.apply(input);
-          } catch (error) {
-            onError(error instanceof Error ? error : new Error(String(error)), input);
-          }
-      }
-    });
+    this.batch(() => applyEach(inputs, (input) => this.apply(input), onError));
   }
 
   /**
@@ -467,11 +455,7 @@ export class PresenceEngine {
   setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): void {
     this.ensureRunning();
     if (this.config.enabled === false) return;
-    const parsed = this.parsed(() => this.commands.moduleUpdates(users));
-    this.turns.run(() => {
-      const now = this.clock.now();
-      for (const [id, presence, statusMsg] of parsed) this.steps.step(id, { type: 'module.set', now, presence, statusMsg, module: moduleName });
-    });
+    this.jobs.moduleSet(this.parsed(() => this.commands.moduleUpdates(users)), moduleName);
   }
 
   /**
@@ -511,12 +495,7 @@ export class PresenceEngine {
       this.counters.droppedInboundItems += dropped.length;
       this.logger.warn(`dropped ${dropped.length} invalid presence item(s) from ${origin}`, { reasons: dropped.slice(0, 5) });
     }
-    if (lastPerUser.size > 0) {
-      this.turns.run(() => {
-        const now = this.clock.now();
-        for (const [userId, update] of lastPerUser) this.steps.step(userId, { type: 'remote.update', now, update });
-      });
-    }
+    this.jobs.remoteUpdates(lastPerUser);
     return { applied: lastPerUser.size, dropped: dropped.length };
   }
 
@@ -550,7 +529,7 @@ export class PresenceEngine {
 
   /** End in-flight syncs restored from a log (their requests died with the old process). */
   endRestoredSyncs(): void {
-    this.endSyncs(Array.from(this.actors.records(), ([id]) => id));
+    this.jobs.endSyncs(Array.from(this.actors.records(), ([id]) => id));
   }
 
   /**
@@ -560,10 +539,7 @@ export class PresenceEngine {
    */
   applyReplicated(events: readonly PresenceEvent[]): void {
     this.ensureRunning();
-    if (events.length === 0) return;
-    this.turns.run(() => {
-      for (const e of events) this.applyForeign(e);
-    });
+    this.jobs.replicated(events);
   }
 
   /** Distributed mode: this process now owns `userIds`: arm their timers and end the syncs the previous owner recorded. */
@@ -571,7 +547,7 @@ export class PresenceEngine {
     this.ensureRunning();
     const ids = [...userIds];
     this.rearmTimers(ids);
-    this.endSyncs(ids);
+    this.jobs.endSyncs(ids);
   }
 
   /** Distributed mode: re-arm the timers of `userIds` from their records (no other effect). */
@@ -653,27 +629,6 @@ export class PresenceEngine {
 
   private execMembership(c: MembershipCommand): void {
     this.turns.run(() => this.memberships.change(c.roomId, c.userId, c.membership, this.clock.now()));
-  }
-
-  /** End every in-flight sync of `userIds` now, so their devices time out normally. */
-  private endSyncs(userIds: readonly UserId[]): void {
-    const open = this.steps.openSyncs(userIds);
-    if (open.length === 0) return;
-    this.turns.run(() => {
-      const now = this.clock.now();
-      for (const [id, d, n] of open) for (let k = 0; k < n; k++) this.steps.step(id, { type: 'sync.end', now, deviceId: d });
-    });
-  }
-
-  private applyForeign(e: PresenceEvent): void {
-    switch (e.type) {
-      case 'user.step':
-        return this.steps.applyLogged(e);
-      case 'room.membership':
-        return this.memberships.replicated(e);
-      case 'presence.full_requested':
-        return this.requestFull(e.userIds, this.stream.next());
-    }
   }
 
   /** Full-presence requests of `userIds` at stream id `streamId`: their next read or push is a full one. */
