@@ -158,6 +158,7 @@ function onFrame(f) {
   set('log-append-p99', f.log.appends > 0 ? fmtMs(f.log.appendP99) : '–');
   set('log-entries', fmtNum(f.log.entries));
   set('log-unsynced', f.log.unsynced === null ? 'n/a' : fmtNum(f.log.unsynced));
+  set('log-fsync-p99', f.log.fsyncs > 0 ? fmtMs(f.log.fsyncP99) : '–');
   renderSnapshots($('snap-body'), f.log.snapshots);
   set('tot-token', fmtNum(f.totals.streamToken));
   set('tot-streams', fmtNum(f.totals.openSyncStreams));

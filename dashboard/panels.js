@@ -133,9 +133,25 @@ export function renderUser(el, u) {
     h('div', {}, [dl]),
     h('div', {}, [
       devices,
-      h('h2', { style: 'margin-top: 12px' }, ['Recent log entries ', h('small', {}, ['what changed; the log does not record why'])]),
+      h('h2', { style: 'margin-top: 12px' }, ['Recent log entries ', h('small', {}, ['what changed'])]),
       recent,
-      h('p', { class: 'note' }, ['Armed deadlines and the causes of each change are not shown: the engine has no inspect/explain API yet.']),
+      h('h2', { style: 'margin-top: 12px' }, ['Armed deadlines ', h('small', {}, ['engine.inspect'])]),
+      h(
+        'ol',
+        { id: 'user-deadlines' },
+        u.deadlines.length === 0
+          ? [h('li', { class: 'muted' }, ['none (offline and idle, not tracked, or not owned here)'])]
+          : u.deadlines.map((/** @type {any} */ d) => h('li', {}, [`${d.kind}${d.deviceId === undefined ? '' : ` (${d.deviceId})`}: in ${ago(Math.max(0, d.dueAt - now))}`])),
+      ),
+      h('h2', { style: 'margin-top: 12px' }, ['Why ', h('small', {}, ['engine.explain, newest first'])]),
+      h(
+        'ol',
+        { id: 'user-causes' },
+        u.causes.length === 0
+          ? [h('li', { class: 'muted' }, ['no change in the log\'s retained window'])]
+          : u.causes.map((/** @type {any} */ c) => h('li', {}, [`${new Date(c.at).toLocaleTimeString()}: ${c.rule}${c.notified ? '' : ' (not notified)'}`])),
+      ),
+      u.causesComplete ? '' : h('p', { class: 'note' }, ['Older history is no longer in the log.']),
     ]),
   );
 }

@@ -55,7 +55,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
       logger,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
       ...probes.hooks,
-      onFsync: (ms) => probes.logFsync.observe(ms / 1000),
+      onFsync: (ms) => probes.fsynced(ms),
       onSnapshot: (info, reason) => probes.snapshot.observe({ reason }, info.ms / 1000),
       decorateLog: (log) => {
         probes.fileLog = log;

@@ -33,6 +33,8 @@ import { DurationHistogram } from './histogram.js';
 import { RoomWindow } from './rooms.js';
 import { EngineTaps, fileLogOf } from './taps.js';
 
+/** Causes shown per user in the search. */
+const MAX_CAUSES = 12;
 /** Log entries kept per user for the search (newest last). */
 const RECENT_PER_USER = 6;
 /** Users whose recent entries are kept (beyond it, the users seen first are forgotten). */
@@ -69,8 +71,12 @@ export interface UserLookup {
   readonly rooms: { readonly count: number; readonly first: readonly string[] };
   /** The newest log entries about this user the dashboard saw (what changed, not why). */
   readonly recent: readonly RecentEntry[];
-  /** Armed deadlines and causes need `engine.inspect` / `engine.explain`, which do not exist yet. */
-  readonly deadlines: null;
+  /** Every timer armed for the user, soonest first (`engine.inspect`). */
+  readonly deadlines: readonly { readonly kind: string; readonly dueAt: number; readonly deviceId?: string }[];
+  /** The newest causes of the user's changes, newest first (`engine.explain`, the log's retained window). */
+  readonly causes: readonly { readonly at: number; readonly rule: string; readonly notified: boolean }[];
+  /** False when the log no longer holds the user's older history. */
+  readonly causesComplete: boolean;
 }
 
 export class DashboardCollector {
@@ -175,6 +181,7 @@ export class DashboardCollector {
     const record = e.getUserRecord(userId);
     const p = record.presence;
     const rooms = e.getRoomsForUser(userId);
+    const explained = e.explain(userId);
     return {
       userId,
       local: e.isMine(userId),
@@ -188,7 +195,9 @@ export class DashboardCollector {
       actor: e.actorState(userId) ?? null,
       rooms: { count: rooms.length, first: rooms.slice(0, 10) },
       recent: (this.recent.get(userId) ?? []).map(describe).reverse(),
-      deadlines: null,
+      deadlines: e.inspect(userId).deadlines.map((d) => ({ kind: d.kind, dueAt: d.dueAt, ...(d.deviceId !== undefined ? { deviceId: d.deviceId } : {}) })),
+      causes: explained.steps.slice(0, MAX_CAUSES).map((s) => ({ at: s.at, rule: s.rule, notified: s.streamId !== undefined })),
+      causesComplete: explained.complete,
     };
   }
 
@@ -239,6 +248,9 @@ export class DashboardCollector {
         appendP50: append.percentile(50),
         appendP99: append.percentile(99),
         appendMax: append.max,
+        fsyncs: this.taps.fsync.count,
+        fsyncP50: this.taps.fsync.percentile(50),
+        fsyncP99: this.taps.fsync.percentile(99),
         position: log.position,
         unsynced: fileLog !== undefined ? fileLog.position - fileLog.syncedPosition : null,
         snapshots: [...this.taps.snapshots],
@@ -256,6 +268,7 @@ export class DashboardCollector {
       costMs: this.lastCostMs,
     };
     append.clear();
+    this.taps.fsync.clear();
     this.http429Seen = this.http429;
     this.last = c;
     this.remember(frame);

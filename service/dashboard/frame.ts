@@ -101,6 +101,10 @@ export interface DashboardFrame {
     readonly appendP50: number;
     readonly appendP99: number;
     readonly appendMax: number;
+    /** File log fsyncs this second and their p50/p99 (ms). */
+    readonly fsyncs: number;
+    readonly fsyncP50: number;
+    readonly fsyncP99: number;
     readonly position: number;
     /** FileEventLog: entries appended but not yet fsynced; null for other logs. */
     readonly unsynced: number | null;

@@ -67,6 +67,8 @@ const INPUT_METHODS = [
 export class EngineTaps {
   readonly latency = new DurationHistogram();
   readonly append = new DurationHistogram();
+  /** Durations of the file log's fsyncs (batched or per append), from the service's probes. */
+  readonly fsync = new DurationHistogram();
   /** Calls into input methods (nested calls count once). */
   inputs = 0;
   rateLimited = 0;
@@ -108,6 +110,10 @@ export class EngineTaps {
       ),
     );
     this.tapLog(e.log, fileLogOf(e));
+    const probes = probesOf(e);
+    const onFsync = (ms: number): void => this.fsync.record(ms);
+    probes.fsyncListeners.add(onFsync);
+    this.undo.push(() => probes.fsyncListeners.delete(onFsync));
     const sub = e.committed$.subscribe(() => this.onCommit());
     this.undo.push(() => sub.unsubscribe());
   }

@@ -71,6 +71,14 @@ export class EngineProbes {
 
   /** The file log under the engine, when it has one (the health endpoint reads its fsync state). */
   fileLog: FileEventLog | undefined;
+  /** Also told of each fsync's duration in ms (the dashboard). */
+  readonly fsyncListeners = new Set<(ms: number) => void>();
+
+  /** One fsync of the file log took `ms`. */
+  fsynced(ms: number): void {
+    this.logFsync.observe(ms / 1000);
+    for (const listener of this.fsyncListeners) listener(ms);
+  }
   /** The log the engine appends to (possibly a decorator). */
   log: EventLog | undefined;
 

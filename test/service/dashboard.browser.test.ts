@@ -288,6 +288,9 @@ describe('dashboard in Chromium', () => {
     await new Promise((r) => setTimeout(r, 2_500));
     expect(await numberIn(page, 'tot-token')).toBeGreaterThan(token1);
 
+    // fsync durations of the batched file log, from the service's probes
+    expect((await page.locator('#log-fsync-p99').textContent()) ?? '–').toMatch(/\d/);
+
     // the user search
     await page.fill('#user-search', ALICE);
     await page.click('#user-form button');
@@ -298,6 +301,11 @@ describe('dashboard in Chromium', () => {
     expect(card).toContain('watching the dashboard');
     expect(card).toContain('ALICEPHONE');
     expect(card).toContain('!lobby:main.test');
+    // armed deadlines (engine.inspect) and causes (engine.explain) of an online, syncing user
+    expect(await page.locator('#user-deadlines li').count()).toBeGreaterThan(0);
+    expect((await page.locator('#user-deadlines').textContent()) ?? '').toMatch(/active_expiry|federation_ping|idle|sync_timeout/);
+    expect(await page.locator('#user-causes li').count()).toBeGreaterThan(0);
+    expect((await page.locator('#user-causes').textContent()) ?? '').toMatch(/→ online|set_state|sync/);
     await page.fill('#user-search', 'not-a-user');
     await page.click('#user-form button');
     await page.locator('#user-result', { hasText: 'M_INVALID_PARAM' }).waitFor({ timeout: 5_000 });
