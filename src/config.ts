@@ -263,6 +263,6 @@ export function ruleConfig(config: PresenceConfig): RuleConfig {
 
 /** `config` itself when already parsed (`parseConfig`), else parsed now. */
 export function toPresenceConfig(config: PresenceConfig | HomeserverConfigInput): PresenceConfig {
-  const parsed = typeof (config as PresenceConfig).serverName === 'string' && (config as PresenceConfig).timers !== undefined;
+  const parsed = typeof config === 'object' && config !== null && typeof (config as PresenceConfig).serverName === 'string' && (config as PresenceConfig).timers !== undefined;
   return parsed ? (config as PresenceConfig) : parseConfig(config);
 }

@@ -13,7 +13,7 @@
  * compacts the log, so disk use follows the number of users, not history.
  */
 import { systemClock, type Clock } from '../clock.js';
-import { parseConfig, type HomeserverConfigInput, type PresenceConfig } from '../config.js';
+import { toPresenceConfig, type HomeserverConfigInput, type PresenceConfig } from '../config.js';
 import { PresenceEngine, type PresenceEngineOptions } from '../engine.js';
 import { ConfigError, LogError } from '../errors.js';
 import { consoleLogger, type Logger } from '../logger.js';
@@ -80,7 +80,7 @@ export interface DurableEngine {
  */
 export function openDurableEngine(options: DurableEngineOptions): DurableEngine {
   const t0 = performance.now();
-  const config = isParsed(options.config) ? options.config : parseConfig(options.config);
+  const config = toPresenceConfig(options.config);
   const fileConfig = config.log.kind === 'file' ? config.log : undefined;
   const path = options.path ?? fileConfig?.path;
   if (path === undefined) throw new ConfigError('log.path', 'a durable engine needs a directory: set log: { kind: file, path: … }');
@@ -189,9 +189,5 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
 /** Seconds since `t0` (a `performance.now()` reading), for progress lines. */
 function seconds(t0: number): string {
   return ((performance.now() - t0) / 1000).toFixed(1);
-}
-
-function isParsed(c: PresenceConfig | HomeserverConfigInput): c is PresenceConfig {
-  return typeof (c as PresenceConfig).serverName === 'string' && (c as PresenceConfig).timers !== undefined;
 }
 

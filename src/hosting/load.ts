@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { Clock } from '../clock.js';
-import { parseConfig, parseConfigYaml, type HomeserverConfigInput, type PresenceConfig } from '../config.js';
+import { parseConfigYaml, toPresenceConfig, type HomeserverConfigInput, type PresenceConfig } from '../config.js';
 import { PresenceEngine } from '../engine.js';
 import { ConfigError } from '../errors.js';
 import type { EventLog } from '../log/event-log.js';
@@ -56,7 +56,7 @@ export async function createPresenceEngineFromConfig(options: CreateFromConfigOp
   } else if (options.configText !== undefined) {
     config = parseConfigYaml(options.configText);
   } else {
-    config = isParsedConfig(options.config) ? options.config : parseConfig(options.config);
+    config = toPresenceConfig(options.config as PresenceConfig | HomeserverConfigInput);
   }
   const dir = baseDir ?? process.cwd();
   let engine: PresenceEngine;
@@ -92,8 +92,4 @@ export async function createPresenceEngineFromConfig(options: CreateFromConfigOp
     throw error;
   }
   return engine;
-}
-
-function isParsedConfig(c: unknown): c is PresenceConfig {
-  return typeof c === 'object' && c !== null && typeof (c as PresenceConfig).serverName === 'string' && (c as PresenceConfig).timers !== undefined;
 }

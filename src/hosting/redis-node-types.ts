@@ -108,11 +108,6 @@ export interface RedisNodeStats {
   readonly engine: Readonly<EngineStats>;
 }
 
-
-export function isParsedConfig(c: PresenceConfig | HomeserverConfigInput): c is PresenceConfig {
-  return typeof (c as PresenceConfig).serverName === 'string' && (c as PresenceConfig).timers !== undefined;
-}
-
 /** `p`, or a rejection after `ms` milliseconds. */
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {

@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Subject, type Observable } from 'rxjs';
-import { parseConfig, type PresenceConfig } from '../config.js';
+import { toPresenceConfig, type PresenceConfig } from '../config.js';
 import { parseUserId, type UserId } from '../domain/ids.js';
 import type { UserPresenceState } from '../domain/presence.js';
 import {
@@ -44,7 +44,6 @@ import { leaseHostOf, recoveryHostOf, type NodeInternals } from './redis-node-ho
 import { DataLossRecovery } from './redis-recovery.js';
 import { commandTimeoutOf, connectRedis } from './redis-settings.js';
 import {
-  isParsedConfig,
   NotOwnerError,
   type DistributedNewEvents,
   type DistributedSyncHandle,
@@ -142,7 +141,7 @@ export class RedisPresenceNode {
    * @throws ConfigError for a non-redis `log`; LogError when Redis cannot be reached.
    */
   static async start(options: RedisPresenceNodeOptions): Promise<RedisPresenceNode> {
-    const config = isParsedConfig(options.config) ? options.config : parseConfig(options.config);
+    const config = toPresenceConfig(options.config);
     if (config.log.kind !== 'redis') throw new ConfigError('log.kind', 'a RedisPresenceNode needs log: { kind: redis, url, partitions }');
     // A tick still open when a partition is handed over or the node stops would be appended after its partitions stopped being writable.
     if (config.turns !== 'per_input') throw new ConfigError('presence.turns', 'a RedisPresenceNode commits after each input: remove presence.turns or set it to per_input');
