@@ -24,7 +24,7 @@ import { FileEventLog, type FsyncPolicy } from '../../src/log/file-log.js';
 import { MemoryLogger, silentLogger } from '../../src/logger.js';
 import { SimulatedClock } from '../../src/testing/simulated-clock.js';
 import { crashConfig, rng } from './fixtures/workload.js';
-import { canonical, tempDir } from './support.js';
+import { bundledFixture, canonical, tempDir } from './support.js';
 
 const SEED = Number(process.env.CRASH_SEED ?? 8_2026);
 const RUNS = Number(process.env.CRASH_RUNS ?? 24);
@@ -43,23 +43,7 @@ let command: string[] = ['--import', 'tsx', WRITER];
 const bundleDir = tempDir('presence-crash-writer-');
 beforeAll(async () => {
   if (process.env.CRASH_TSX) return;
-  try {
-    const esbuild = (await import('esbuild')) as typeof import('esbuild');
-    const outfile = join(bundleDir.dir, 'writer.mjs');
-    esbuild.buildSync({
-      entryPoints: [WRITER],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile,
-      logLevel: 'error',
-      banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-    });
-    command = [outfile];
-  } catch {
-    // keep tsx
-  }
+  command = await bundledFixture(WRITER, bundleDir.dir);
 });
 afterAll(() => bundleDir.cleanup());
 

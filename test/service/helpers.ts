@@ -2,6 +2,7 @@
  * Helpers for the service integration tests: start a real service on an
  * ephemeral port, talk HTTP to it, and wait (bounded) for conditions.
  */
+import type { Logger as SdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import { expect } from 'vitest';
 import { silentLogger, type Logger } from '../../src/index.js';
 import { PresenceService, type PresenceServiceOptions } from '../../service/server.js';
@@ -129,3 +130,13 @@ export const presencePath = (userId: string) => clientPath(`/presence/${encodeUR
 export const SYNC_TOKEN = /^p\d+_m\d+_[0-9a-f]+$/;
 /** The presence stream id of a `next_batch` token. */
 export const presencePosition = (token: string): number => Number(/^p(\d+)/.exec(token)?.[1] ?? NaN);
+
+/** A matrix-js-sdk logger that drops everything (keeps the SDK's per-request lines out of test output). */
+export const quietSdkLogger: SdkLogger = {
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  getChild: () => quietSdkLogger,
+};

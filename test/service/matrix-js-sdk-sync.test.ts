@@ -10,19 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClientEvent, createClient, SyncState, UserEvent, type MatrixClient, type MatrixEvent, type User } from 'matrix-js-sdk';
-import { logger as sdkGlobalLogger, type Logger } from 'matrix-js-sdk/lib/logger.js';
+import { logger as sdkGlobalLogger } from 'matrix-js-sdk/lib/logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { ALICE, BOB, SHARED_ROOM, TOKENS, closeAll, http, presencePath, startService, testConfig, waitFor } from './helpers.js';
+import { ALICE, BOB, SHARED_ROOM, TOKENS, closeAll, http, presencePath, quietSdkLogger, startService, testConfig, waitFor } from './helpers.js';
 
-const quietLogger: Logger = {
-  trace: () => {},
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-  getChild: () => quietLogger,
-};
 
 // The sync loop logs through the SDK's global (loglevel) logger, not the client's.
 (sdkGlobalLogger as unknown as { setLevel(level: 'silent'): void }).setLevel('silent');
@@ -74,7 +66,7 @@ function nextPresence(client: MatrixClient, userId: string, check: (u: User) => 
 describe('matrix-js-sdk startClient against the service', () => {
   it('reaches PREPARED and lists the joined room with its members', async () => {
     const { url } = await startService();
-    const alice = track(createClient({ baseUrl: url, userId: ALICE, accessToken: TOKENS[ALICE] as string, deviceId: 'ALICEDEV', logger: quietLogger }));
+    const alice = track(createClient({ baseUrl: url, userId: ALICE, accessToken: TOKENS[ALICE] as string, deviceId: 'ALICEDEV', logger: quietSdkLogger }));
     await startAndPrepare(alice);
     const room = alice.getRoom(SHARED_ROOM);
     expect(room).not.toBeNull();
@@ -88,19 +80,19 @@ describe('matrix-js-sdk startClient against the service', () => {
     const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
     const config = parseYaml(readFileSync(join(examples, 'homeserver.yaml'), 'utf8')) as Record<string, unknown>;
     const { url } = await startService(config, { baseDir: examples, port: 0 });
-    const login = await track(createClient({ baseUrl: url, logger: quietLogger })).loginRequest({
+    const login = await track(createClient({ baseUrl: url, logger: quietSdkLogger })).loginRequest({
       type: 'm.login.password',
       identifier: { type: 'm.id.user', user: 'alice' },
       password: 'alice-demo-password',
     });
-    const alice = track(createClient({ baseUrl: url, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id, logger: quietLogger }));
+    const alice = track(createClient({ baseUrl: url, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id, logger: quietSdkLogger }));
     await startAndPrepare(alice);
     expect(alice.getRoom('!lobby:example.org')?.getJoinedMembers().map((m) => m.userId).sort()).toEqual(['@alice:example.org', '@bob:example.org', '@dave:remote.example']);
   });
 
   it('fires User.presence for a room peer’s PUT', async () => {
     const { url } = await startService();
-    const alice = track(createClient({ baseUrl: url, userId: ALICE, accessToken: TOKENS[ALICE] as string, logger: quietLogger }));
+    const alice = track(createClient({ baseUrl: url, userId: ALICE, accessToken: TOKENS[ALICE] as string, logger: quietSdkLogger }));
     await startAndPrepare(alice);
     const seen = nextPresence(alice, BOB, (u) => u.presence === 'unavailable' && u.presenceStatusMsg === 'in a meeting');
     const put = await http(url, 'PUT', presencePath(BOB), { token: TOKENS[BOB] as string, json: { presence: 'unavailable', status_msg: 'in a meeting' } });
@@ -111,7 +103,7 @@ describe('matrix-js-sdk startClient against the service', () => {
 
   it('sees a member who joins later in the room, and the room go when it leaves', async () => {
     const { url, service } = await startService();
-    const alice = track(createClient({ baseUrl: url, userId: ALICE, accessToken: TOKENS[ALICE] as string, logger: quietLogger }));
+    const alice = track(createClient({ baseUrl: url, userId: ALICE, accessToken: TOKENS[ALICE] as string, logger: quietSdkLogger }));
     await startAndPrepare(alice);
     const carol = '@carol:test.local';
     service.engine.joinRoom(SHARED_ROOM, carol);
@@ -137,12 +129,12 @@ describe('matrix-js-sdk startClient against the service', () => {
     const port = Number(new URL(first.url).port);
 
     // A client that logs in with its password, as users' clients do.
-    const login = await track(createClient({ baseUrl: first.url, logger: quietLogger })).loginRequest({
+    const login = await track(createClient({ baseUrl: first.url, logger: quietSdkLogger })).loginRequest({
       type: 'm.login.password',
       identifier: { type: 'm.id.user', user: 'alice' },
       password: 'alice-password',
     });
-    const alice = track(createClient({ baseUrl: first.url, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id, logger: quietLogger }));
+    const alice = track(createClient({ baseUrl: first.url, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id, logger: quietSdkLogger }));
     await startAndPrepare(alice);
     const before = nextPresence(alice, BOB, (u) => u.presence === 'online');
     await http(first.url, 'PUT', presencePath(BOB), { token: TOKENS[BOB] as string, json: { presence: 'online' } });

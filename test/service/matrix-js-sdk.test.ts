@@ -3,9 +3,8 @@
  * two users' presence round trips and the forbidden / unknown-token cases.
  */
 import { createClient, MatrixError, type MatrixClient } from 'matrix-js-sdk';
-import type { Logger } from 'matrix-js-sdk/lib/logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ALICE, BOB, CAROL, TOKENS, closeAll, startService, testConfig } from './helpers.js';
+import { ALICE, BOB, CAROL, TOKENS, closeAll, quietSdkLogger, startService, testConfig } from './helpers.js';
 
 afterEach(closeAll);
 
@@ -14,18 +13,9 @@ afterEach(() => {
   for (const c of clients.splice(0)) c.stopClient();
 });
 
-/** Keeps the SDK's per-request debug lines out of the test output. */
-const quietLogger: Logger = {
-  trace: () => {},
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-  getChild: () => quietLogger,
-};
 
 function client(baseUrl: string, userId: string, accessToken: string): MatrixClient {
-  const c = createClient({ baseUrl, userId, accessToken, logger: quietLogger });
+  const c = createClient({ baseUrl, userId, accessToken, logger: quietSdkLogger });
   clients.push(c);
   return c;
 }
