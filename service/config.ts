@@ -106,6 +106,10 @@ export const ServiceSectionSchema = z.strictObject({
   metrics: z.boolean().default(true),
   /** The live dashboard at `/_presence/dashboard` (docs/service.md). */
   dashboard: DashboardSectionSchema,
+  /** `GET /_presence/admin/explain`: recipients of past deliveries kept in memory (0: say only who hears of the user now). */
+  explain: z
+    .strictObject({ record_deliveries: z.number().int().nonnegative().max(100_000_000).default(100_000) })
+    .default({ record_deliveries: 100_000 }),
   users: z.array(ServiceUserSchema).default([]),
   login: z
     .strictObject({
@@ -207,6 +211,8 @@ export interface ServiceSettings {
   readonly maxConnections: number;
   readonly metrics: boolean;
   readonly dashboard: DashboardSettings;
+  /** `service.explain.record_deliveries`. */
+  readonly recordDeliveries: number;
   /** static access token (`service.users[].access_token`) → user */
   readonly tokens: ReadonlyMap<string, ServiceUser>;
   /** users with a password, by user id */
@@ -290,6 +296,7 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
       maxConnections: s.max_connections,
       metrics: s.metrics,
       dashboard: s.dashboard,
+      recordDeliveries: s.explain.record_deliveries,
       tokens,
       accounts,
       userCount: new Set(s.users.map((u) => u.user_id)).size,

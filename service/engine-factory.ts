@@ -30,6 +30,8 @@ export interface EngineFactoryOptions {
   readonly baseDir: string;
   readonly clock?: Clock | undefined;
   readonly logger: Logger;
+  /** Recipients of past deliveries kept for explain (`service.explain.record_deliveries`). */
+  readonly recordDeliveries?: number;
 }
 
 export async function createServiceEngine(options: EngineFactoryOptions): Promise<PresenceEngine> {
@@ -55,6 +57,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
       logger,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
       ...probes.hooks,
+      ...(options.recordDeliveries !== undefined ? { recordDeliveries: options.recordDeliveries } : {}),
       onFsync: (ms) => probes.fsynced(ms),
       onSnapshot: (info, reason) => probes.snapshot.observe({ reason }, info.ms / 1000),
       decorateLog: (log) => {
@@ -68,7 +71,7 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
     throw new ConfigError('log.kind', 'the reference service runs one engine on a memory or file log; a redis log is run with RedisPresenceNode (docs/distributed.md)');
   } else {
     const retain = config.log.retain ?? DEFAULT_MEMORY_LOG_RETAIN;
-    engine = new PresenceEngine({ config, logger, ...probes.hooks, log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
+    engine = new PresenceEngine({ config, logger, ...probes.hooks, ...(options.recordDeliveries !== undefined ? { recordDeliveries: options.recordDeliveries } : {}), log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });
   }
   attachProbes(engine, probes);
   timeRouterRegistrations(engine, (module, callback, seconds) => probes.routerCall.observe({ module, callback }, seconds));

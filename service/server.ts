@@ -158,7 +158,7 @@ export class PresenceService {
         logger.warn(`config: ${account.userId} has a plain-text password (service.users[].password); use password_hash (npm run hash-password) outside tests and demos`);
       }
     }
-    const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger });
+    const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger, recordDeliveries: loaded.settings.recordDeliveries });
     // Attach federation first, so presence sent on the preloaded joins goes out.
     const service = new PresenceService(engine, loaded, options, logger, sessions);
     try {

@@ -22,7 +22,8 @@ import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
 import { CommandParser, type ActivityCommand, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
 import { Delivery } from './engine/delivery.js';
-import { explainFromLog } from './engine/explain-log.js';
+import { explainFromLog, withDeliveries } from './engine/explain-log.js';
+import { attachJournal, type DeliveryJournal } from './engine/delivery-journal.js';
 import type { Explanation } from './domain/explain.js';
 import { Memberships } from './engine/memberships.js';
 import { PresenceSteps } from './engine/presence-steps.js';
@@ -115,6 +116,8 @@ export class PresenceEngine {
   private readonly steps: PresenceSteps;
   /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
   private readonly observer: TurnObserver | undefined;
+  /** Who was handed which state (option `recordDeliveries`), when on. */
+  private readonly journal: DeliveryJournal | undefined;
   private stopped = false;
   private readonly idAt = (i: number): UserId => this.users.idAt(i);
 
@@ -176,6 +179,13 @@ export class PresenceEngine {
         return engine.stream.id;
       },
     });
+    const recordDeliveries = options.recordDeliveries ?? 0;
+    if (!Number.isSafeInteger(recordDeliveries) || recordDeliveries < 0) throw new InvalidInputError('recordDeliveries', `must be a whole number of recipients ≥ 0, got ${String(recordDeliveries)}`);
+    if (recordDeliveries > 0) {
+      const j = attachJournal(recordDeliveries, { push: this.push, router: this.router, transmissions$: this.federationOutbound$, token: () => this.stream.id });
+      this.journal = j.journal;
+      this.closeHooks.push(j.detach);
+    }
     this.memberships = new Memberships(this.users, this.rooms, this.push, this.changes, this.stream, this.turn, (u) => this.delivery.refreshUser(u));
     this.jobs = new StepJobs(this.steps, this.memberships, {
       run: (job) => this.turns.run(job),
@@ -307,7 +317,9 @@ export class PresenceEngine {
   /** Why `userId` is in their state: their logged steps, newest first, each with its cause and rule (docs/modules.md, "Explain"). */
   explain(userId: string, options?: { readonly since?: number; readonly recipients?: boolean }): Explanation {
     const id = this.parsed(() => parseUserId(userId));
-    return { ...explainFromLog(this.log, id, options?.since, this.config.timers), audience: this.routing.audience(id, options?.recipients === true, this.router.modules) };
+    const withIds = options?.recipients === true;
+    const e = explainFromLog(this.log, id, options?.since, this.config.timers);
+    return { ...(this.journal === undefined ? e : withDeliveries(e, this.journal, withIds)), audience: this.routing.audience(id, withIds, this.router.modules) };
   }
 
   // ───────────────────────────── client inputs ─────────────────────────────
@@ -440,7 +452,11 @@ export class PresenceEngine {
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidInputError('options', 'expected an object { includeOffline? }');
     // Presence off: only a token behind the stream is answered (the start-up flush of stale states, spec §2.13).
     if (this.config.enabled === false && (since === undefined || since === null || since >= this.stream.id)) return { events: [], nextToken: this.stream.id, full: false };
-    return this.reader.read(id, since ?? null, options?.includeOffline ?? this.config.includeOfflineUsersOnSync, this.stream.id);
+    const read = this.reader.read(id, since ?? null, options?.includeOffline ?? this.config.includeOfflineUsersOnSync, this.stream.id);
+    if (this.journal === undefined) return read;
+    const r = await read;
+    this.journal.local(id, r.events.map((e) => e.userId), r.nextToken);
+    return r;
   }
 
   // ───────────────────────────── module API ─────────────────────────────

@@ -13,7 +13,7 @@
 import type { Subscriber } from 'rxjs';
 import type { RoomId, UserId } from '../src/domain/ids.js';
 import type { UserPresenceState } from '../src/domain/presence.js';
-import { EMPTY_INTEREST, RoomSegment, SyncNotifier, type CachedInterest, type PresenceBatch } from './sync-notifier.js';
+import { EMPTY_INTEREST, RoomSegment, SyncNotifier, type BatchSeen, type CachedInterest, type PresenceBatch } from './sync-notifier.js';
 
 /** The router's "every user" interest. */
 const ALL = 'ALL' as const satisfies CachedInterest;
@@ -86,6 +86,8 @@ export class PushFanOut {
   /** Rooms with a non-zero `wakeups` (the first `wokenRoomCount`). */
   private readonly wokenRooms: (RoomListeners | undefined)[] = [];
   private wokenRoomCount = 0;
+  /** Told of every emitted batch (the delivery journal), when set. */
+  seen: BatchSeen | undefined = undefined;
 
   readonly roomWakeups: RoomWakeups = {
     count: (on) => {
@@ -242,7 +244,7 @@ export class PushFanOut {
         const n = dirty[k] as SyncNotifier;
         dirty[k] = undefined; // a closed stream's notifier must not linger here
         n.dirty = false;
-        deliveries += n.flush(stateOf, token, userCount);
+        deliveries += n.flush(stateOf, token, userCount, this.seen);
       }
     }
     if (this.dirtyRoomCount > 0) {

@@ -18,6 +18,9 @@ import { Observable, type Subscriber } from 'rxjs';
 import type { UserPresenceState } from '../src/domain/presence.js';
 import type { UserId } from '../src/domain/ids.js';
 
+/** Told of each batch a notifier emits (the engine's delivery journal, when on). */
+export type BatchSeen = (recipient: UserId, batch: PresenceBatch) => void;
+
 /** One emission on a sync stream: at most one state per user, each the latest at emission time. */
 export interface PresenceBatch {
   /** Changed presence, one entry per user. Read-only: listeners of one room may share the same array. */
@@ -182,7 +185,7 @@ export class SyncNotifier {
    * (un)subscribing during emission is safe. `userCount` bounds the user indexes.
    * @returns deliveries made (events × subscribers).
    */
-  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number): number {
+  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number, seen?: BatchSeen): number {
     const pendingCount = this.pendingCount;
     const segmentCount = this.segmentCount;
     let batch: PresenceBatch;
@@ -198,6 +201,7 @@ export class SyncNotifier {
     this.pendingCount = 0;
     this.segmentCount = 0;
     this.firstSegment = null;
+    if (seen !== undefined) seen(this.userId, batch);
     const sole = this.sole;
     if (sole !== null) {
       sole.next(batch);

@@ -44,6 +44,17 @@ function explanationJson(x: Explanation): Record<string, unknown> {
       ...(s.statusMsg !== undefined ? { status_msg: s.statusMsg } : {}),
       cause: s.cause,
       rule: s.rule,
+      ...(s.deliveredTo !== undefined
+        ? {
+            delivered_to: {
+              local_users: s.deliveredTo.localUsers,
+              ...(s.deliveredTo.localUserIds !== undefined ? { local_user_ids: s.deliveredTo.localUserIds } : {}),
+              remote_servers: s.deliveredTo.remoteServers,
+              routers: s.deliveredTo.routers,
+              complete: s.deliveredTo.complete,
+            },
+          }
+        : {}),
     })),
   };
 }

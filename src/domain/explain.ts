@@ -25,6 +25,25 @@ export interface ExplainedStep {
   readonly cause: StepCause | null;
   /** The rule in words, e.g. "device PHONE idle for over 300 s → unavailable". */
   readonly rule: string;
+  /**
+   * Who was handed this state while it was current (notified steps only, and
+   * only when the engine records deliveries: option `recordDeliveries`).
+   */
+  readonly deliveredTo?: Delivered;
+}
+
+/** The recorded recipients of one visible change. */
+export interface Delivered {
+  /** Local users whose sync stream emitted the state or whose `getNewEvents` returned it. */
+  readonly localUsers: number;
+  /** Their ids, when asked for (`recipients: true`). */
+  readonly localUserIds?: readonly UserId[];
+  /** Servers a federation transmission carried it to. */
+  readonly remoteServers: readonly ServerName[];
+  /** Router modules whose `getUsersForStates` answer routed it. */
+  readonly routers: readonly string[];
+  /** False when the record of this change's deliveries was partly evicted (the journal is bounded). */
+  readonly complete: boolean;
 }
 
 /**

@@ -52,6 +52,13 @@ export interface PresenceEngineOptions {
    */
   readonly interpretEveryEvent?: boolean;
   /**
+   * Record who was handed each user's state (sync streams, `getNewEvents`,
+   * federation transmissions, router modules) so `engine.explain` can say who
+   * received each visible change: the number of recipients held before the
+   * oldest records are dropped. 0 (the default) records nothing.
+   */
+  readonly recordDeliveries?: number;
+  /**
    * Called at the end of every committed turn with its `performance.now()`
    * times (opened, after the log append, after fan-out and flush), the inputs
    * it ran and the log events it appended. For metrics; unset, it costs nothing.

@@ -46,6 +46,8 @@ export interface DurableEngineOptions {
   /** Passed to the engine (metrics hooks, see PresenceEngineOptions). */
   readonly onTurn?: PresenceEngineOptions['onTurn'];
   readonly onTimerFired?: PresenceEngineOptions['onTimerFired'];
+  /** Passed to the engine: recipients held for `engine.explain` (see PresenceEngineOptions). */
+  readonly recordDeliveries?: number;
   /** Wrap the log the engine appends to and replays from (e.g. to time appends); the durable engine keeps the file log itself. */
   readonly decorateLog?: ((log: FileEventLog) => EventLog) | undefined;
 }
@@ -111,7 +113,7 @@ export function openDurableEngine(options: DurableEngineOptions): DurableEngine 
     );
     const tReplay = performance.now();
     const engineLog = options.decorateLog?.(log) ?? log;
-    const hooks = { onTurn: options.onTurn, onTimerFired: options.onTimerFired };
+    const hooks = { onTurn: options.onTurn, onTimerFired: options.onTimerFired, ...(options.recordDeliveries !== undefined ? { recordDeliveries: options.recordDeliveries } : {}) };
     engine = new PresenceEngine({ config, clock, logger, log: engineLog, ...hooks, ...(snapshot !== undefined ? { snapshot } : {}) });
     logger.info(`log: engine restored in ${seconds(tReplay)} s`);
   } catch (error) {

@@ -116,6 +116,9 @@ export class PresenceRouter {
   ) {}
 
   /** The modules that registered callbacks, in order. */
+  /** Told which targets each module routed (the delivery journal), when set. */
+  routedBy: ((module: string, targets: readonly UserId[]) => void) | undefined = undefined;
+
   get modules(): string[] {
     return this.forStates.map((r) => r.module);
   }
@@ -242,17 +245,21 @@ export class PresenceRouter {
 
   /** Merge one callback's result; anything a hostile value throws while being read is caught here (entries merged before it stay). */
   private mergeUsersForStates(cb: Registered<unknown>, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
+    const routedBy = this.routedBy;
+    const targets = routedBy === undefined ? undefined : new Set<UserId>();
     try {
-      this.mergeUsersForStatesUnsafe(cb, value, byUser, merged);
+      this.mergeUsersForStatesUnsafe(cb, value, byUser, merged, targets);
     } catch (error) {
       this.invalid(cb);
       this.logger.warn(`presence router ${cb.module}.getUsersForStates returned a value that could not be read; ignoring the rest of it`, {
         error: describeThrown(error),
       });
+    } finally {
+      if (targets !== undefined && targets.size > 0) routedBy?.(cb.module, [...targets]);
     }
   }
 
-  private mergeUsersForStatesUnsafe(cb: Registered<unknown>, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates): void {
+  private mergeUsersForStatesUnsafe(cb: Registered<unknown>, value: unknown, byUser: Map<string, UserPresenceState>, merged: RoutedStates, targets: Set<UserId> | undefined): void {
     if (value === undefined) return;
     const module = cb.module;
     const shape = ResultSchema.safeParse(value);
@@ -284,6 +291,7 @@ export class PresenceRouter {
           merged.set(recipient.data, target);
         }
         target.add(own);
+        targets?.add(own.userId);
       }
     }
   }

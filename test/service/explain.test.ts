@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, ALICE, TOKENS, closeAll, http, presencePath, startService, testConfig } from './helpers.js';
+import { ADMIN_TOKEN, ALICE, BOB, TOKENS, clientPath, closeAll, http, presencePath, startService, testConfig } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dirs: string[] = [];
@@ -28,6 +28,8 @@ describe('explain and inspect', () => {
     dirs.push(dir);
     const { url } = await startService(testConfig({ top: { log: { kind: 'file', path: join(dir, 'log'), fsync: 'always' } } }));
     expect((await http(url, 'PUT', presencePath(ALICE), { token: alice, json: { presence: 'unavailable', status_msg: 'lunch' } })).status).toBe(200);
+    // Bob's sync is handed Alice's state: the explanation names him as a recipient of that change.
+    expect((await http(url, 'GET', clientPath('/sync?set_presence=offline'), { token: TOKENS[BOB] as string })).status).toBe(200);
 
     const r = await http(url, 'GET', explainPath(ALICE), { token: ADMIN_TOKEN });
     expect(r.status, r.text).toBe(200);
@@ -36,6 +38,9 @@ describe('explain and inspect', () => {
     expect(body.steps[0]).toMatchObject({ cause: { input: 'set', device: 'ALICEDEV' }, rule: 'explicit set_state on device ALICEDEV → unavailable', status_msg: 'lunch' });
     const withIds = (await http(url, 'GET', explainPath(ALICE, '?recipients=true'), { token: ADMIN_TOKEN })).body as { audience: { local_users: number; local_user_ids: string[] } };
     expect(withIds.audience.local_user_ids).toHaveLength(withIds.audience.local_users);
+    const told = (withIds as unknown as { steps: { delivered_to?: { local_user_ids?: string[]; complete: boolean } }[] }).steps[0]?.delivered_to;
+    expect(told).toMatchObject({ complete: true });
+    expect(told?.local_user_ids).toContain(BOB);
     expect((await http(url, 'GET', explainPath(ALICE), { token: alice })).status).toBe(403);
     expect((await http(url, 'GET', explainPath(ALICE, '?since=x'), { token: ADMIN_TOKEN })).status).toBe(400);
     expect(((await http(url, 'GET', explainPath(ALICE, '?since=1000'), { token: ADMIN_TOKEN })).body as { steps: unknown[] }).steps).toEqual([]);

@@ -111,4 +111,55 @@ describe('engine.explain', () => {
     expect(engine.explain(ALICE).audience).toEqual({ localUsers: 2, remoteServers: ['far.example', 'near.example'], routers: ['watch'] });
     expect(engine.explain(ALICE, { recipients: true }).audience?.localUserIds).toEqual(['@bob:test.local', '@carol:test.local']);
   });
+
+  it('records who was handed each visible change: streams, pulls, federation, routers (recordDeliveries)', async () => {
+    const clock = new SimulatedClock(DAY);
+    const config = presenceConfig('test.local', { rc_presence: { per_user: { per_second: 1000, burst_count: 1000 } } });
+    const engine = new PresenceEngine({ config, clock, log: new InMemoryEventLog(0, { retain: Infinity }), logger: new MemoryLogger(), recordDeliveries: 1000 });
+    for (const u of [ALICE, '@bob:test.local', '@carol:test.local', '@dan:far.example']) engine.joinRoom('!r:test.local', u);
+    // A module routes Alice's states to Zed, who shares no room with her and listens to ALL_USERS.
+    createModuleApi(engine, 'watch').registerPresenceRouterCallbacks({
+      getUsersForStates: (states) => new Map([['@zed:test.local', new Set([...states].filter((s) => s.userId === ALICE))]]),
+      getInterestedUsers: (u) => (u === '@zed:test.local' ? 'ALL' : new Set()),
+    });
+    const seen = { bob: 0, zed: 0 };
+    engine.syncStream('@bob:test.local').subscribe((b) => (seen.bob += b.events.filter((e) => e.userId === ALICE).length));
+    engine.syncStream('@zed:test.local').subscribe((b) => (seen.zed += b.events.filter((e) => e.userId === ALICE).length));
+    const before = engine.currentToken;
+    engine.setPresence(ALICE, { presence: 'online' });
+    clock.advance(S);
+    await engine.getNewEvents('@carol:test.local', before); // Carol pulls the online state
+    engine.setPresence(ALICE, { presence: 'unavailable' });
+    clock.advance(S);
+    expect(seen).toEqual({ bob: 2, zed: 2 });
+
+    const [unavailable, online] = engine.explain(ALICE, { recipients: true }).steps.filter((s) => s.streamId !== undefined);
+    expect(unavailable?.to).toBe('unavailable');
+    expect(unavailable?.deliveredTo).toEqual({ localUsers: 2, localUserIds: ['@bob:test.local', '@zed:test.local'], remoteServers: ['far.example'], routers: ['watch'], complete: true });
+    expect(online?.to).toBe('online');
+    expect(online?.deliveredTo).toEqual({ localUsers: 3, localUserIds: ['@bob:test.local', '@carol:test.local', '@zed:test.local'], remoteServers: ['far.example'], routers: ['watch'], complete: true });
+    // Counts only unless ids are asked for; Carol's later pull is filed under the state she was handed.
+    await engine.getNewEvents('@carol:test.local', before);
+    const again = engine.explain(ALICE).steps.filter((s) => s.streamId !== undefined);
+    expect(again[0]?.deliveredTo).toEqual({ localUsers: 3, remoteServers: ['far.example'], routers: ['watch'], complete: true });
+    expect(again[1]?.deliveredTo?.localUsers).toBe(3);
+  });
+
+  it('the delivery record is bounded: evicted history is flagged, and nothing is recorded unless asked', () => {
+    const clock = new SimulatedClock(DAY);
+    const config = presenceConfig('test.local', { rc_presence: { per_user: { per_second: 1000, burst_count: 1000 } } });
+    const listeners = ['@bob:test.local', '@carol:test.local', '@dan:test.local'];
+    const small = new PresenceEngine({ config, clock, logger: new MemoryLogger(), recordDeliveries: 4 });
+    const off = new PresenceEngine({ config, clock, logger: new MemoryLogger() });
+    for (const e of [small, off]) {
+      for (const u of [ALICE, ...listeners]) e.joinRoom('!r:test.local', u);
+      for (const u of listeners) e.syncStream(u).subscribe();
+      for (const p of ['online', 'unavailable', 'online'] as const) e.setPresence(ALICE, { presence: p });
+    }
+    const steps = small.explain(ALICE).steps.filter((s) => s.streamId !== undefined);
+    expect(steps.map((s) => s.deliveredTo?.complete)).toEqual([true, false, false]);
+    expect(steps[0]?.deliveredTo?.localUsers).toBe(3);
+    expect(off.explain(ALICE).steps.every((s) => s.deliveredTo === undefined)).toBe(true);
+    expect(() => new PresenceEngine({ config, logger: new MemoryLogger(), recordDeliveries: -1 })).toThrow(/recordDeliveries/);
+  });
 });
