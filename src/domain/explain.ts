@@ -32,16 +32,13 @@ export interface ExplainedStep {
   readonly deliveredTo?: Delivered;
 }
 
-/** The recorded recipients of one visible change. */
-export interface Delivered {
-  /** Local users whose sync stream emitted the state or whose `getNewEvents` returned it. */
-  readonly localUsers: number;
-  /** Their ids, when asked for (`recipients: true`). */
-  readonly localUserIds?: readonly UserId[];
-  /** Servers a federation transmission carried it to. */
-  readonly remoteServers: readonly ServerName[];
-  /** Router modules whose `getUsersForStates` answer routed it. */
-  readonly routers: readonly string[];
+/**
+ * The recorded recipients of one visible change: local users whose sync
+ * stream emitted the state or whose `getNewEvents` returned it, servers a
+ * federation transmission carried it to, router modules whose
+ * `getUsersForStates` answer routed it.
+ */
+export interface Delivered extends Audience {
   /** False when the record of this change's deliveries was partly evicted (the journal is bounded). */
   readonly complete: boolean;
 }
