@@ -20,7 +20,7 @@ import { parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } f
 import { type RuleConfig, type UserPresenceState, type UserRecord } from './domain/presence.js';
 import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
-import { CommandParser, type ActivityCommand, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
+import { CommandParser, type ActivityCommand, type MembershipCommand, type PolicySetCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
 import { Delivery } from './engine/delivery.js';
 import { explainFromLog } from './engine/explain-log.js';
 import type { Explanation } from './domain/explain.js';
@@ -41,6 +41,9 @@ import { StepJobs } from './engine/step-jobs.js';
 import { inboundUpdates } from './engine/inbound-edu.js';
 import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserInspection, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
+import { Visibility } from './engine/visibility.js';
+import { PolicyInputs } from './engine/policies.js';
+import type { PresencePolicy } from './domain/policy.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
 import {
   FederationOutbound,
@@ -113,6 +116,9 @@ export class PresenceEngine {
   private readonly owned: (userId: UserId) => boolean;
   private readonly stream = new StreamPosition();
   private readonly steps: PresenceSteps;
+  /** Visibility policies (docs/policies.md); inactive until a user sets one. */
+  private readonly visibility = new Visibility();
+  private readonly policies: PolicyInputs;
   /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
   private readonly observer: TurnObserver | undefined;
   private stopped = false;
@@ -164,7 +170,7 @@ export class PresenceEngine {
     this.owned = options.owns ?? (() => true);
     this.federation = new FederationOutbound(config.serverName, config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
-    this.routing = new FederationRouting(this.users, this.rooms, this.federation, this.owned, () => this.tracked);
+    this.routing = new FederationRouting(this.users, this.rooms, this.federation, this.owned, () => this.tracked, this.visibility);
     const engine = this;
     this.delivery = new Delivery(this.users, this.push, this.routing, this.router, this.federation, {
       run: (job) => this.turns.run(job),
@@ -175,17 +181,20 @@ export class PresenceEngine {
       get token() {
         return engine.stream.id;
       },
-    });
+    }, this.visibility);
     this.memberships = new Memberships(this.users, this.rooms, this.push, this.changes, this.stream, this.turn, (u) => this.delivery.refreshUser(u));
     this.jobs = new StepJobs(this.steps, this.memberships, {
       run: (job) => this.turns.run(job),
       now: () => this.clock.now(),
       fullRequested: (ids) => this.requestFull(ids, this.stream.next()),
+      policyReplicated: (e) => this.policies.replicated(e),
     });
+    this.policies = new PolicyInputs(this.visibility, this.users, this.changes, this.stream, this.turn);
     this.reader = new SyncReader(this.users, this.rooms, this.changes, {
       router: this.router,
       fullRequests: this.fullRequests,
       interestAnswered: (id, interest) => this.delivery.cacheInterest(id, interest),
+      visibility: this.visibility,
     });
     this.commands = new CommandParser({
       serverName: config.serverName,
@@ -257,7 +266,9 @@ export class PresenceEngine {
     if (requester !== target && !this.shareRoom(requester, target)) {
       throw new ForbiddenError(`${requester} may not see the presence of ${target}: they share no joined room`);
     }
-    return formatPresence(this.steps.recordOf(target).presence, this.clock.now(), { busy: this.config.busyWireValue });
+    const truth = this.steps.recordOf(target).presence;
+    const seen = this.visibility.active ? this.visibility.view(requester, truth) : truth;
+    return formatPresence(seen, this.clock.now(), { busy: this.config.busyWireValue });
   }
 
   /** Joined members of a room. */
@@ -368,6 +379,21 @@ export class PresenceEngine {
   setMembership(roomId: string, userId: string, membership: 'join' | 'leave' | 'ban'): void {
     this.ensureRunning();
     this.execMembership(this.parsed(() => this.commands.membership(roomId, userId, membership)));
+  }
+
+  /**
+   * Set a local user's visibility policy, replacing the previous one (docs/policies.md):
+   * `{ invisible?, allow?: { users?, servers? } | null, deny?: { users?, servers? } }`.
+   * Logged and notified: every viewer re-reads the user through the new policy.
+   */
+  setPresencePolicy(userId: string, policy: unknown): void {
+    this.ensureRunning();
+    this.execPolicy(this.parsed(() => this.commands.policy(userId, policy)));
+  }
+
+  /** A user's visibility policy (the default, visible to all, when none is set). */
+  getPresencePolicy(userId: string): PresencePolicy {
+    return this.visibility.get(this.parsed(() => parseUserId(userId)));
   }
 
   // ───────────────────────────── streams ─────────────────────────────
@@ -599,6 +625,8 @@ export class PresenceEngine {
       case 'federation.edu':
         this.receiveFederationEdu(command.origin, command.content);
         return;
+      case 'policy.set':
+        return this.execPolicy(command);
     }
   }
 
@@ -625,6 +653,10 @@ export class PresenceEngine {
         this.turns.runStep(userId, { type: 'sync.end', now: this.clock.now(), deviceId });
       },
     };
+  }
+
+  private execPolicy(c: PolicySetCommand): void {
+    this.turns.run(() => this.policies.set(c.userId, c.policy, this.clock.now()));
   }
 
   private execMembership(c: MembershipCommand): void {
@@ -673,6 +705,7 @@ export class PresenceEngine {
       changes: this.changes,
       actors: this.actors,
       fullRequests: this.fullRequests,
+      visibility: this.visibility,
       arm: (i, id, record) => {
         if (this.config.enabled === true && this.owned(id)) this.wheel.schedule(i, nextDeadline(record, this.users.isMineAt(i), this.rules));
       },

@@ -182,7 +182,7 @@ export class SyncNotifier {
    * (un)subscribing during emission is safe. `userCount` bounds the user indexes.
    * @returns deliveries made (events × subscribers).
    */
-  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number): number {
+  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null = null): number {
     const pendingCount = this.pendingCount;
     const segmentCount = this.segmentCount;
     let batch: PresenceBatch;
@@ -198,6 +198,9 @@ export class SyncNotifier {
     this.pendingCount = 0;
     this.segmentCount = 0;
     this.firstSegment = null;
+    // Policies (docs/policies.md) may mask states for this viewer: a copy, the shared batch is left alone.
+    if (view !== null) batch = view(this.userId, batch);
+    if (batch.events.length === 0) return 0;
     const sole = this.sole;
     if (sole !== null) {
       sole.next(batch);
@@ -299,6 +302,9 @@ function growExtra(): Int32Array {
   grown.set(extraAt);
   return (extraAt = grown);
 }
+
+/** What one viewer may see of a batch (masked or removed states); returns the batch itself when nothing changes. */
+export type BatchView = (viewer: UserId, batch: PresenceBatch) => PresenceBatch;
 
 export const EMPTY_INTEREST: ReadonlySet<UserId> = new Set();
 

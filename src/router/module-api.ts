@@ -5,6 +5,7 @@
  * carry the module's name.
  */
 import type { PresenceModuleHost } from './module-host.js';
+import type { PresencePolicy, PresencePolicyInput } from '../domain/policy.js';
 import { ModuleError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ALL_USERS, type AllUsers, type PresenceRouterCallbacks } from './presence-router.js';
@@ -54,6 +55,15 @@ export interface PresenceModuleApi {
    * @throws InvalidInputError when an id or presence value is invalid (nothing changes).
    */
   setPresenceForUsers(users: Readonly<Record<string, ModulePresenceUpdate>>): void;
+  /**
+   * Replace a local user's visibility policy (docs/policies.md):
+   * `{ invisible?, allow?: { users?, servers? } | null, deny?: { users?, servers? } }`.
+   * Logged like a client's change.
+   * @throws InvalidInputError when the user is not local or the policy is invalid (nothing changes).
+   */
+  setPresencePolicy(userId: string, policy: PresencePolicyInput): void;
+  /** A user's visibility policy (the default when none is set). */
+  getPresencePolicy(userId: string): PresencePolicy;
   /** Rooms `userId` is joined to (ids the engine knows). */
   getRoomsForUser(userId: string): string[];
   /** Users joined to `roomId` (empty for rooms the engine does not know). */
@@ -132,6 +142,8 @@ export function createModuleApi(engine: PresenceModuleHost, moduleName: string):
     },
     sendLocalOnlinePresenceTo: (userIds: Iterable<string>) => engine.sendLocalOnlinePresenceTo([...userIds]),
     setPresenceForUsers: (users: Readonly<Record<string, ModulePresenceUpdate>>) => engine.setPresenceForUsers(users, moduleName),
+    setPresencePolicy: (userId: string, policy: PresencePolicyInput) => engine.setPresencePolicy(userId, policy),
+    getPresencePolicy: (userId: string): PresencePolicy => engine.getPresencePolicy(userId),
     getRoomsForUser: (userId: string): string[] => engine.getRoomsForUser(userId),
     getRoomMembers: (roomId: string): string[] => engine.getRoomMembers(roomId),
   });
