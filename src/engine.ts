@@ -43,6 +43,8 @@ import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions
 import { UserDirectory } from './engine/user-directory.js';
 import { Visibility } from './engine/visibility.js';
 import { PolicyInputs } from './engine/policies.js';
+import { OperatorVisibility } from './engine/operator-visibility.js';
+import { Damping, explicitUsers, type DampingStats } from './engine/damping.js';
 import type { PresencePolicy } from './domain/policy.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
 import {
@@ -57,7 +59,7 @@ import type { PresenceInputEvent } from './inputs.js';
 import { InMemoryEventLog, type EventLog } from './log/event-log.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { RateLimiter } from './rate-limit.js';
-import { PresenceRouter, type PresenceRouterCallbacks } from './router/presence-router.js';
+import { PresenceRouter, type GetVisibility, type PresenceRouterCallbacks } from './router/presence-router.js';
 import { TimerWheel } from './timer-wheel.js';
 
 export type { PresenceBatch } from '../streams/sync-notifier.js';
@@ -119,6 +121,10 @@ export class PresenceEngine {
   /** Visibility policies (docs/policies.md); inactive until a user sets one. */
   private readonly visibility = new Visibility();
   private readonly policies: PolicyInputs;
+  /** Modules' `getVisibility` callbacks, once one is registered. */
+  private operator: OperatorVisibility | undefined;
+  /** Flap damping (`presence.damping`), when configured. */
+  private readonly damping: Damping | undefined;
   /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
   private readonly observer: TurnObserver | undefined;
   private stopped = false;
@@ -187,9 +193,16 @@ export class PresenceEngine {
       run: (job) => this.turns.run(job),
       now: () => this.clock.now(),
       fullRequested: (ids) => this.requestFull(ids, this.stream.next()),
-      policyReplicated: (e) => this.policies.replicated(e),
+      notifiedReplicated: (e) => this.policies.replicated(e),
     });
     this.policies = new PolicyInputs(this.visibility, this.users, this.changes, this.stream, this.turn);
+    this.damping = config.damping === undefined ? undefined : new Damping(config.damping, this.clock, this.users, this.visibility, {
+      run: (job) => this.turns.run(job),
+      notify: (idx) => this.policies.notify(idx),
+      addEvent: (e) => this.turn.addEvent(e),
+      offerOwn: (idx) => this.delivery.offerOwn(idx),
+      owned: (id) => this.owned(id),
+    });
     this.reader = new SyncReader(this.users, this.rooms, this.changes, {
       router: this.router,
       fullRequests: this.fullRequests,
@@ -471,6 +484,29 @@ export class PresenceEngine {
 
   // ───────────────────────────── module API ─────────────────────────────
 
+  /**
+   * Register a module's `getVisibility(viewer, target)` policy callback
+   * (docs/policies.md): it can only hide a local user's truth from a viewer
+   * (a user id, or a server name for federation). Same deadline and isolation as routers.
+   */
+  registerPresencePolicyCallback(moduleName: string, getVisibility: GetVisibility): void {
+    this.router.registerVisibility(moduleName, getVisibility);
+    this.operator ??= new OperatorVisibility(this.router, this.clock, this.config.visibilityCacheTtl, {
+      isMine: (u) => this.users.isMine(u),
+      visibleLater: (viewer, target) => {
+        if (this.stopped) return;
+        if (viewer.startsWith('@')) this.delivery.offerLater(viewer as UserId, [this.getUserPresence(target)]);
+        else this.turns.run(() => this.routing.sendTo(viewer as ServerName, target));
+      },
+    });
+    this.visibility.setOperator(this.operator);
+  }
+
+  /** Forget the cached answers of modules' `getVisibility` callbacks (their decisions changed). */
+  invalidateVisibility(): void {
+    this.operator?.invalidate();
+  }
+
   /** Register presence router callbacks for a module (the module API's `registerPresenceRouterCallbacks`). */
   registerPresenceRouter(moduleName: string, callbacks: PresenceRouterCallbacks): void {
     this.router.register(moduleName, callbacks);
@@ -523,6 +559,11 @@ export class PresenceEngine {
     }
     this.jobs.remoteUpdates(lastPerUser);
     return { applied: lastPerUser.size, dropped: dropped.length };
+  }
+
+  /** Flap damping counters (docs/policies.md), or undefined when `presence.damping` is off. */
+  get dampingStats(): Readonly<DampingStats> | undefined {
+    return this.damping?.stats;
   }
 
   /** Number of presence states pending for a destination server. */
@@ -602,6 +643,7 @@ export class PresenceEngine {
     this.stopped = true;
     this.wheel.stop();
     this.slices.stop();
+    this.damping?.stop();
     this.push.completeAll();
     this.federation.stop();
     this.committed.complete();
@@ -683,7 +725,13 @@ export class PresenceEngine {
     const pings = this.turn.takePings();
     const full = this.turn.takeFullRequests();
     this.turn.base = this.stream.id;
-    if (count > 0) this.delivery.changes(changed, count);
+    if (count > 0) {
+      if (this.damping === undefined) this.delivery.changes(changed, count);
+      else {
+        const shown = this.damping.filter(changed, count, explicitUsers(events));
+        if (shown.count > 0) this.delivery.changes(shown.changed, shown.count);
+      }
+    }
     if (joins.length > 0) this.delivery.joins(joins);
     if (pings.length > 0) this.delivery.pings(pings);
     for (const u of full) this.pushFull(u);

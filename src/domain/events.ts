@@ -81,7 +81,19 @@ export interface UserPolicyEvent {
   readonly at: number;
 }
 
-export type PresenceEvent = UserStepEvent | MembershipEvent | FullPresenceRequestedEvent | UserPolicyEvent;
+/**
+ * Flap damping released a held change (docs/policies.md): others are shown the
+ * user's truth again. Carries no state (the user's steps hold the truth);
+ * advances the stream by one id so readers from any token re-read the user.
+ */
+export interface PublishedEvent {
+  readonly type: 'presence.published';
+  readonly userId: UserId;
+  readonly streamId: number;
+  readonly at: number;
+}
+
+export type PresenceEvent = UserStepEvent | MembershipEvent | FullPresenceRequestedEvent | UserPolicyEvent | PublishedEvent;
 
 /** An event as stored in a log, at its position (1, 2, 3, … with no gaps). */
 export interface LogEntry {

@@ -93,6 +93,12 @@ export class Delivery {
     });
   }
 
+  /** Offer user `user`'s current state to their own streams only (a change damping holds from others). */
+  offerOwn(user: number): void {
+    const n = this.push.notifierAt(user);
+    if (n !== undefined && n.interest !== ALL_USERS) this.push.offer(n, user);
+  }
+
   /** End of turn: every woken stream emits once, at the current token; federation sends what it queued. */
   flush(): void {
     const v = this.visibility;

@@ -81,6 +81,12 @@ export class FederationRouting {
     }
   }
 
+  /** Queue local user `userId`'s current state for `server` (an operator callback's late "visible" answer). */
+  sendTo(server: ServerName, userId: UserId): void {
+    if (!this.tracked() || !this.users.isMine(userId) || !this.owned(userId)) return;
+    this.enqueue([server], [this.currentOf(userId)]);
+  }
+
   /** Queue local `states` for `servers`, each server getting its view of them when policies are set. */
   private enqueue(servers: Iterable<ServerName>, states: readonly UserPresenceState[]): void {
     const v = this.visibility;

@@ -6,7 +6,7 @@
  * earlier token and federation all re-read the user through the new policy.
  */
 import type { ChangeIndex } from '../../streams/change-index.js';
-import type { UserPolicyEvent } from '../domain/events.js';
+import type { PublishedEvent, UserPolicyEvent } from '../domain/events.js';
 import type { UserId } from '../domain/ids.js';
 import type { PresencePolicy } from '../domain/policy.js';
 import type { StreamPosition } from './stream-position.js';
@@ -30,14 +30,19 @@ export class PolicyInputs {
     this.turn.addEvent(event);
   }
 
-  /** In a turn: a policy logged by the user's owner (distributed mode): applied and notified, not logged again. */
-  replicated(e: UserPolicyEvent): void {
-    this.apply(e.userId, e.policy);
+  /** In a turn: a policy or damping release logged by the user's owner (distributed mode): applied and notified, not logged again. */
+  replicated(e: UserPolicyEvent | PublishedEvent): void {
+    if (e.type === 'user.policy') this.apply(e.userId, e.policy);
+    else this.notify(this.users.indexOf(e.userId));
   }
 
   private apply(userId: UserId, policy: PresencePolicy): number {
     this.visibility.set(userId, policy);
-    const idx = this.users.indexOf(userId);
+    return this.notify(this.users.indexOf(userId));
+  }
+
+  /** A notified entry of user `idx`: next stream id, change index, the turn's changed users. */
+  notify(idx: number): number {
     const lastStreamId = this.users.lastStreamId;
     this.turn.notified(idx, lastStreamId[idx] ?? 0);
     const streamId = this.stream.next();

@@ -116,8 +116,9 @@ function fold(state: ReplayState, e: PresenceEvent, pending: (ComposedStep | und
     case 'presence.full_requested':
       for (const u of e.userIds) state.fullRequests.set(u, e.streamId - 1);
       return Math.max(streamId, e.streamId);
-    case 'user.policy': {
-      state.visibility?.set(e.userId, e.policy);
+    case 'user.policy':
+    case 'presence.published': {
+      if (e.type === 'user.policy') state.visibility?.set(e.userId, e.policy);
       const i = state.users.indexOf(e.userId);
       state.users.lastStreamId[i] = e.streamId;
       state.changes.add(e.streamId, i);

@@ -51,6 +51,8 @@ export class SyncReader {
     const { events, nextToken, full, includesOffline } = await this.readTruth(id, since, includeOfflineOnInitial, token);
     const visibility = this.host.visibility;
     if (visibility === undefined || !visibility.active || events.length === 0) return { events, nextToken, full };
+    const waiting = visibility.prefetch(id, events);
+    if (waiting !== null) await waiting;
     // A full answer without offline users leaves out users masked to offline, as it would an offline user.
     return { events: visibility.viewList(id, events, full && !includesOffline), nextToken, full };
   }

@@ -7,13 +7,35 @@
  */
 import type { BatchView, PresenceBatch } from '../../streams/sync-notifier.js';
 import type { ServerName, UserId } from '../domain/ids.js';
-import { CompiledPolicy, DEFAULT_POLICY, isDefaultPolicy, type PresencePolicy } from '../domain/policy.js';
+import { CompiledPolicy, DEFAULT_POLICY, isDefaultPolicy, maskedState, type PresencePolicy } from '../domain/policy.js';
+import type { OperatorVisibility } from './operator-visibility.js';
 import type { UserPresenceState } from '../domain/presence.js';
 
 export class Visibility {
   private readonly policies = new Map<UserId, CompiledPolicy>();
-  /** Some user has a policy: the paths consult {@link view}. */
+  /** Flap damping (src/engine/damping.ts): users with a held change → the state others were last shown. */
+  private readonly damped = new Map<UserId, UserPresenceState>();
+  /** The operator callback (`getVisibility`), once a module registers one. */
+  private operator: OperatorVisibility | null = null;
+  /** Some user has a policy or a held change, or a module decides: the paths consult {@link view}. */
   active = false;
+
+  /** Consult modules' `getVisibility` too (a module registered one). */
+  setOperator(operator: OperatorVisibility): void {
+    this.operator = operator;
+    this.refresh();
+  }
+
+  private refresh(): void {
+    this.active = this.policies.size > 0 || this.damped.size > 0 || (this.operator?.active ?? false);
+  }
+
+  /** A pull is about to view `states` for `viewer`: wait for the operator's answers it needs (null when there is nothing to wait for). */
+  prefetch(viewer: UserId, states: readonly UserPresenceState[]): Promise<void> | null {
+    const op = this.operator;
+    if (op === null || !op.active) return null;
+    return op.prefetch(viewer, states.map((s) => s.userId));
+  }
 
   /** A user's policy (the default when none is set). */
   get(userId: UserId): PresencePolicy {
@@ -24,7 +46,14 @@ export class Visibility {
   set(userId: UserId, policy: PresencePolicy): void {
     if (isDefaultPolicy(policy)) this.policies.delete(userId);
     else this.policies.set(userId, new CompiledPolicy(userId, policy));
-    this.active = this.policies.size > 0;
+    this.refresh();
+  }
+
+  /** Show others `shown` instead of user `userId`'s truth while a change is held (null: the hold ended). */
+  setDamped(userId: UserId, shown: UserPresenceState | null): void {
+    if (shown === null) this.damped.delete(userId);
+    else this.damped.set(userId, shown);
+    this.refresh();
   }
 
   /** Every non-default policy (for snapshots). */
@@ -35,13 +64,19 @@ export class Visibility {
   /** The state `viewer` sees of `s`: the truth, or the masked state when the target's policy hides it from them. */
   view(viewer: UserId, s: UserPresenceState): UserPresenceState {
     const p = this.policies.get(s.userId);
-    return p !== undefined && p.hidesFrom(viewer) ? p.masked : s;
+    if (p !== undefined && p.hidesFrom(viewer)) return p.masked;
+    if (viewer === s.userId) return s;
+    if (this.operator !== null && !this.operator.visibleNow(viewer, s.userId)) return maskedState(s.userId);
+    if (this.damped.size === 0) return s;
+    return this.damped.get(s.userId) ?? s;
   }
 
   /** The state remote server `server` is sent of local user state `s`. */
   forServer(server: ServerName, s: UserPresenceState): UserPresenceState {
     const p = this.policies.get(s.userId);
-    return p !== undefined && p.hidesFromServer(server) ? p.masked : s;
+    if (p !== undefined && p.hidesFromServer(server)) return p.masked;
+    if (this.operator !== null && !this.operator.visibleNow(server, s.userId)) return maskedState(s.userId);
+    return this.damped.size === 0 ? s : (this.damped.get(s.userId) ?? s);
   }
 
   /**

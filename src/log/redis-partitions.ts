@@ -252,6 +252,7 @@ export function routeEvent(e: PresenceEvent, partitions: number): [number, Prese
     case 'user.step':
     case 'room.membership':
     case 'user.policy':
+    case 'presence.published':
       return [[partitionOf(e.userId, partitions), e]];
     case 'presence.full_requested': {
       const by = new Map<number, (typeof e.userIds)[number][]>();

@@ -6,7 +6,7 @@
 import type { Clock } from '../clock.js';
 import type { PresenceConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import type { PresenceRouterCallbacks } from './presence-router.js';
+import type { GetVisibility, PresenceRouterCallbacks } from './presence-router.js';
 import type { PresencePolicy } from '../domain/policy.js';
 
 export interface PresenceModuleHost {
@@ -18,6 +18,8 @@ export interface PresenceModuleHost {
   sendLocalOnlinePresenceTo(userIds: readonly string[]): void;
   setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): void;
   setPresencePolicy(userId: string, policy: unknown): void;
+  registerPresencePolicyCallback(moduleName: string, getVisibility: GetVisibility): void;
+  invalidateVisibility(): void;
   getPresencePolicy(userId: string): PresencePolicy;
   getRoomsForUser(userId: string): string[];
   getRoomMembers(roomId: string): string[];

@@ -49,17 +49,25 @@ export interface Real {
   snapshot: { snap: EngineSnapshot; position: number } | undefined;
   /** Federation items that carried more than a destination's policy view allows (docs/policies.md). */
   readonly leaks: string[];
+  /** The operator callback's hidden pairs (registered again on replayed engines), or null. */
+  readonly operator: readonly string[] | null;
 }
 
 export interface World {
   readonly model: PresenceModel;
 }
 
-export function setup(modules: readonly ModuleSpec[]): { model: World; real: Real } {
+/**
+ * Pairs `viewer→target` (viewer: a user id or, for federation, a server name) an
+ * operator `getVisibility` callback hides (docs/policies.md), or none.
+ */
+export function setup(modules: readonly ModuleSpec[], operatorHides: readonly string[] | null = null): { model: World; real: Real } {
   const { engine, clock, logger } = createTestEngine({ serverName: SERVER, config: ENGINE_CONFIG });
   registerRouters(engine, modules);
+  registerOperator(engine, operatorHides);
   const model = new PresenceModel({ now: clock.now(), serverName: SERVER, excludedRooms: [EXCLUDED_ROOM], period: engine.config.timerPeriod });
   model.router = modelRouter(modules);
+  if (operatorHides !== null) model.operatorHides = new Set(operatorHides);
   const real: Real = {
     engine,
     clock,
@@ -71,6 +79,7 @@ export function setup(modules: readonly ModuleSpec[]): { model: World; real: Rea
     nextSubscription: 1,
     snapshot: undefined,
     leaks: [],
+    operator: operatorHides,
   };
   // Every federation send, whatever caused it: a user hidden from the destination must be sent the masked state.
   engine.federationOutbound$.subscribe((t) => {
@@ -192,5 +201,12 @@ export function replayed(real: Real, snap?: EngineSnapshot): PresenceEngine {
     ...(snap !== undefined ? { snapshot: snap } : {}),
   });
   registerRouters(engine, real.modules);
+  registerOperator(engine, real.operator);
   return engine;
+}
+
+function registerOperator(engine: PresenceEngine, hides: readonly string[] | null): void {
+  if (hides === null) return;
+  const hidden = new Set(hides);
+  engine.registerPresencePolicyCallback('operator', (viewer, target) => !hidden.has(`${viewer}→${target}`));
 }

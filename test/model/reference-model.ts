@@ -114,6 +114,8 @@ export class PresenceModel {
   readonly subscriptions = new Map<number, ModelSubscription>();
   /** Visibility policies by user (absent = visible to everyone rooms and routers choose). */
   readonly policies = new Map<string, MPolicy>();
+  /** Pairs `viewer→target` an operator `getVisibility` callback hides (viewer: user id or server name). */
+  operatorHides: ReadonlySet<string> = new Set();
 
   // the current turn
   private changed = new Set<string>();
@@ -168,8 +170,10 @@ export class PresenceModel {
 
   /** docs/policies.md: does `target`'s policy hide the truth from local or remote user `viewer`? */
   hides(viewer: string, target: string): boolean {
+    if (viewer === target) return false;
+    if (this.isLocal(target) && this.operatorHides.has(`${viewer}→${target}`)) return true;
     const p = this.policies.get(target);
-    if (p === undefined || viewer === target) return false;
+    if (p === undefined) return false;
     if (p.invisible) return true;
     const server = this.serverOf(viewer);
     if (p.deny.users.includes(viewer) || p.deny.servers.includes(server)) return true;
@@ -179,6 +183,7 @@ export class PresenceModel {
 
   /** docs/policies.md: a server gets the truth only if every one of its users may see it. */
   hidesFromServer(server: string, target: string): boolean {
+    if (this.operatorHides.has(`${server}→${target}`)) return true;
     const p = this.policies.get(target);
     if (p === undefined) return false;
     if (p.invisible || p.deny.servers.includes(server) || p.deny.users.some((u) => this.serverOf(u) === server)) return true;

@@ -21,6 +21,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const TESTS = process.env.MUTANT_TESTS !== undefined ? process.env.MUTANT_TESTS.split(',') : [
   'test/model',
   'test/unit/policies.test.ts',
+  'test/property/damping.test.ts',
+  'test/unit/operator-visibility.test.ts',
   'test/property/model-all-users.test.ts',
   'test/property/isolation-semantics.test.ts',
   'test/property/timers-semantics.test.ts',
