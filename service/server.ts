@@ -36,6 +36,7 @@ import { clientConfigRoutes } from './routes/client-config.js';
 import { federationRoutes } from './routes/federation.js';
 import { opsRoutes } from './routes/ops.js';
 import { presenceRoutes } from './routes/presence.js';
+import { presencePolicyRoutes } from './routes/presence-policy.js';
 import type { Route, RouteHost } from './routes/route.js';
 import { syncRoutes } from './routes/sync.js';
 import { SessionStore } from './sessions.js';
@@ -315,7 +316,7 @@ export class PresenceService {
       pattern: /^\/_presence\/dashboard(\/.*)?$/,
       methods: { GET: (c) => this.dashboard.handle(c.req, c.res, c.params[0] ?? '', c.query) },
     };
-    return [health, dashboard, ...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
+    return [health, dashboard, ...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...presencePolicyRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
   }
 
   /**

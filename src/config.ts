@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
+import type { DampingRule } from './domain/damping.js';
 import { DEFAULT_TIMERS, type PresenceTimers, type RuleConfig } from './domain/presence.js';
 
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
@@ -87,6 +88,16 @@ const PresenceSectionSchema = z.strictObject({
   turns: z.enum(['per_input', 'per_tick']).default('per_input'),
   presence_router: ModuleEntrySchema.optional(),
   routing_modules: z.array(ModuleEntrySchema).default([]),
+  /** How long an answer of a module's `getVisibility` callback is reused (docs/policies.md). */
+  visibility_cache_ttl: DurationSchema.default(60_000),
+  /** Flap damping (docs/policies.md); absent = off. */
+  damping: z
+    .strictObject({
+      hold_down: DurationSchema.default(10_000),
+      max_transitions: z.number().int('must be a whole number').min(1, 'must be at least 1').default(6),
+      window: DurationSchema.default(60_000),
+    })
+    .optional(),
 });
 
 const RateSchema = z.strictObject({
@@ -154,6 +165,10 @@ export interface PresenceConfig {
   readonly busyWireValue: 'org.matrix.msc3026.busy' | 'busy';
   readonly syncCountsAsActivity: boolean;
   readonly routerTimeout: number;
+  /** `presence.visibility_cache_ttl`: reuse of `getVisibility` answers (ms). */
+  readonly visibilityCacheTtl: number;
+  /** `presence.damping` (docs/policies.md), undefined when off. */
+  readonly damping: DampingRule | undefined;
   readonly changeIndexSize: number;
   /** `presence.turns`: commit after each input, or once per event-loop tick (see `PresenceEngineOptions.endOfTick`). */
   readonly turns: 'per_input' | 'per_tick';
@@ -210,6 +225,7 @@ export function parseConfig(raw: unknown): PresenceConfig {
   }
   if (p.timer_period <= 0) throw new ConfigError('presence.timer_period', 'must be greater than 0');
   if (p.router_timeout <= 0) throw new ConfigError('presence.router_timeout', 'must be greater than 0');
+  if (p.damping !== undefined && p.damping.window <= 0) throw new ConfigError('presence.damping.window', 'must be greater than 0');
   const enabled = p.enabled ?? c.use_presence ?? true;
   return {
     serverName: c.server_name,
@@ -228,6 +244,8 @@ export function parseConfig(raw: unknown): PresenceConfig {
     busyWireValue: p.busy_wire_value,
     syncCountsAsActivity: p.sync_counts_as_activity,
     routerTimeout: p.router_timeout,
+    visibilityCacheTtl: p.visibility_cache_ttl,
+    damping: p.damping === undefined ? undefined : { holdDownMs: p.damping.hold_down, maxTransitions: p.damping.max_transitions, windowMs: p.damping.window },
     changeIndexSize: p.change_index_size,
     turns: p.turns,
     excludeRoomsFromPresence: new Set(c.exclude_rooms_from_presence),

@@ -20,7 +20,7 @@ import { parseRoomId, parseUserId, type RoomId, type ServerName, type UserId } f
 import { type RuleConfig, type UserPresenceState, type UserRecord } from './domain/presence.js';
 import { nextDeadline } from './domain/rules.js';
 import type { EngineSnapshot } from './domain/snapshot.js';
-import { CommandParser, type ActivityCommand, type MembershipCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
+import { CommandParser, type ActivityCommand, type MembershipCommand, type PolicySetCommand, type PresenceCommand, type SetPresenceCommand, type SyncStartCommand } from './engine/commands.js';
 import { Delivery } from './engine/delivery.js';
 import { explainFromLog, withDeliveries } from './engine/explain-log.js';
 import { attachJournal, type DeliveryJournal } from './engine/delivery-journal.js';
@@ -42,6 +42,11 @@ import { StepJobs } from './engine/step-jobs.js';
 import { inboundUpdates } from './engine/inbound-edu.js';
 import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserInspection, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
+import { Visibility } from './engine/visibility.js';
+import { PolicyInputs } from './engine/policies.js';
+import { OperatorVisibility } from './engine/operator-visibility.js';
+import { Damping, explicitUsers, type DampingStats } from './engine/damping.js';
+import type { PresencePolicy } from './domain/policy.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
 import {
   FederationOutbound,
@@ -55,7 +60,7 @@ import type { PresenceInputEvent } from './inputs.js';
 import { InMemoryEventLog, type EventLog } from './log/event-log.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { RateLimiter } from './rate-limit.js';
-import { PresenceRouter, type PresenceRouterCallbacks } from './router/presence-router.js';
+import { PresenceRouter, type GetVisibility, type PresenceRouterCallbacks } from './router/presence-router.js';
 import { TimerWheel } from './timer-wheel.js';
 
 export type { PresenceBatch } from '../streams/sync-notifier.js';
@@ -114,6 +119,13 @@ export class PresenceEngine {
   private readonly owned: (userId: UserId) => boolean;
   private readonly stream = new StreamPosition();
   private readonly steps: PresenceSteps;
+  /** Visibility policies (docs/policies.md); inactive until a user sets one. */
+  private readonly visibility = new Visibility();
+  private readonly policies: PolicyInputs;
+  /** Modules' `getVisibility` callbacks, once one is registered. */
+  private operator: OperatorVisibility | undefined;
+  /** Flap damping (`presence.damping`), when configured. */
+  private readonly damping: Damping | undefined;
   /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
   private readonly observer: TurnObserver | undefined;
   /** Who was handed which state (option `recordDeliveries`), when on. */
@@ -167,7 +179,7 @@ export class PresenceEngine {
     this.owned = options.owns ?? (() => true);
     this.federation = new FederationOutbound(config.serverName, config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
-    this.routing = new FederationRouting(this.users, this.rooms, this.federation, this.owned, () => this.tracked);
+    this.routing = new FederationRouting(this.users, this.rooms, this.federation, this.owned, () => this.tracked, this.visibility);
     const engine = this;
     this.delivery = new Delivery(this.users, this.push, this.routing, this.router, this.federation, {
       run: (job) => this.turns.run(job),
@@ -178,7 +190,7 @@ export class PresenceEngine {
       get token() {
         return engine.stream.id;
       },
-    });
+    }, this.visibility);
     const recordDeliveries = options.recordDeliveries ?? 0;
     if (!Number.isSafeInteger(recordDeliveries) || recordDeliveries < 0) throw new InvalidInputError('recordDeliveries', `must be a whole number of recipients ≥ 0, got ${String(recordDeliveries)}`);
     if (recordDeliveries > 0) {
@@ -191,11 +203,21 @@ export class PresenceEngine {
       run: (job) => this.turns.run(job),
       now: () => this.clock.now(),
       fullRequested: (ids) => this.requestFull(ids, this.stream.next()),
+      notifiedReplicated: (e) => this.policies.replicated(e),
+    });
+    this.policies = new PolicyInputs(this.visibility, this.users, this.changes, this.stream, this.turn);
+    this.damping = config.damping === undefined ? undefined : new Damping(config.damping, this.clock, this.users, this.visibility, {
+      run: (job) => this.turns.run(job),
+      notify: (idx) => this.policies.notify(idx),
+      addEvent: (e) => this.turn.addEvent(e),
+      offerOwn: (idx) => this.delivery.offerOwn(idx),
+      owned: (id) => this.owned(id),
     });
     this.reader = new SyncReader(this.users, this.rooms, this.changes, {
       router: this.router,
       fullRequests: this.fullRequests,
       interestAnswered: (id, interest) => this.delivery.cacheInterest(id, interest),
+      visibility: this.visibility,
     });
     this.commands = new CommandParser({
       serverName: config.serverName,
@@ -267,7 +289,9 @@ export class PresenceEngine {
     if (requester !== target && !this.shareRoom(requester, target)) {
       throw new ForbiddenError(`${requester} may not see the presence of ${target}: they share no joined room`);
     }
-    return formatPresence(this.steps.recordOf(target).presence, this.clock.now(), { busy: this.config.busyWireValue });
+    const truth = this.steps.recordOf(target).presence;
+    const seen = this.visibility.active ? this.visibility.view(requester, truth) : truth;
+    return formatPresence(seen, this.clock.now(), { busy: this.config.busyWireValue });
   }
 
   /** Joined members of a room. */
@@ -382,6 +406,21 @@ export class PresenceEngine {
     this.execMembership(this.parsed(() => this.commands.membership(roomId, userId, membership)));
   }
 
+  /**
+   * Set a local user's visibility policy, replacing the previous one (docs/policies.md):
+   * `{ invisible?, allow?: { users?, servers? } | null, deny?: { users?, servers? } }`.
+   * Logged and notified: every viewer re-reads the user through the new policy.
+   */
+  setPresencePolicy(userId: string, policy: unknown): void {
+    this.ensureRunning();
+    this.execPolicy(this.parsed(() => this.commands.policy(userId, policy)));
+  }
+
+  /** A user's visibility policy (the default, visible to all, when none is set). */
+  getPresencePolicy(userId: string): PresencePolicy {
+    return this.visibility.get(this.parsed(() => parseUserId(userId)));
+  }
+
   // ───────────────────────────── streams ─────────────────────────────
 
   /**
@@ -461,6 +500,29 @@ export class PresenceEngine {
 
   // ───────────────────────────── module API ─────────────────────────────
 
+  /**
+   * Register a module's `getVisibility(viewer, target)` policy callback
+   * (docs/policies.md): it can only hide a local user's truth from a viewer
+   * (a user id, or a server name for federation). Same deadline and isolation as routers.
+   */
+  registerPresencePolicyCallback(moduleName: string, getVisibility: GetVisibility): void {
+    this.router.registerVisibility(moduleName, getVisibility);
+    this.operator ??= new OperatorVisibility(this.router, this.clock, this.config.visibilityCacheTtl, {
+      isMine: (u) => this.users.isMine(u),
+      visibleLater: (viewer, target) => {
+        if (this.stopped) return;
+        if (viewer.startsWith('@')) this.delivery.offerLater(viewer as UserId, [this.getUserPresence(target)]);
+        else this.turns.run(() => this.routing.sendTo(viewer as ServerName, target));
+      },
+    });
+    this.visibility.setOperator(this.operator);
+  }
+
+  /** Forget the cached answers of modules' `getVisibility` callbacks (their decisions changed). */
+  invalidateVisibility(): void {
+    this.operator?.invalidate();
+  }
+
   /** Register presence router callbacks for a module (the module API's `registerPresenceRouterCallbacks`). */
   registerPresenceRouter(moduleName: string, callbacks: PresenceRouterCallbacks): void {
     this.router.register(moduleName, callbacks);
@@ -513,6 +575,11 @@ export class PresenceEngine {
     }
     this.jobs.remoteUpdates(lastPerUser);
     return { applied: lastPerUser.size, dropped: dropped.length };
+  }
+
+  /** Flap damping counters (docs/policies.md), or undefined when `presence.damping` is off. */
+  get dampingStats(): Readonly<DampingStats> | undefined {
+    return this.damping?.stats;
   }
 
   /** Number of presence states pending for a destination server. */
@@ -592,6 +659,7 @@ export class PresenceEngine {
     this.stopped = true;
     this.wheel.stop();
     this.slices.stop();
+    this.damping?.stop();
     this.push.completeAll();
     this.federation.stop();
     this.committed.complete();
@@ -615,6 +683,8 @@ export class PresenceEngine {
       case 'federation.edu':
         this.receiveFederationEdu(command.origin, command.content);
         return;
+      case 'policy.set':
+        return this.execPolicy(command);
     }
   }
 
@@ -643,6 +713,10 @@ export class PresenceEngine {
     };
   }
 
+  private execPolicy(c: PolicySetCommand): void {
+    this.turns.run(() => this.policies.set(c.userId, c.policy, this.clock.now()));
+  }
+
   private execMembership(c: MembershipCommand): void {
     this.turns.run(() => this.memberships.change(c.roomId, c.userId, c.membership, this.clock.now()));
   }
@@ -667,7 +741,13 @@ export class PresenceEngine {
     const pings = this.turn.takePings();
     const full = this.turn.takeFullRequests();
     this.turn.base = this.stream.id;
-    if (count > 0) this.delivery.changes(changed, count);
+    if (count > 0) {
+      if (this.damping === undefined) this.delivery.changes(changed, count);
+      else {
+        const shown = this.damping.filter(changed, count, explicitUsers(events));
+        if (shown.count > 0) this.delivery.changes(shown.changed, shown.count);
+      }
+    }
     if (joins.length > 0) this.delivery.joins(joins);
     if (pings.length > 0) this.delivery.pings(pings);
     for (const u of full) this.pushFull(u);
@@ -689,6 +769,7 @@ export class PresenceEngine {
       changes: this.changes,
       actors: this.actors,
       fullRequests: this.fullRequests,
+      visibility: this.visibility,
       arm: (i, id, record) => {
         if (this.config.enabled === true && this.owned(id)) this.wheel.schedule(i, nextDeadline(record, this.users.isMineAt(i), this.rules));
       },

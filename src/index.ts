@@ -21,6 +21,7 @@ export { snapshotFromStates } from './domain/restore.js';
 export { explainUser, describeCause } from './domain/explain.js';
 export type { Explanation, ExplainedStep } from './domain/explain.js';
 export type { StepCause, StepInput } from './domain/events.js';
+export type { PresencePolicy, PresencePolicyInput, PolicyList } from './domain/policy.js';
 export { readLogDirectory } from './log/read-only.js';
 export type { LogDirectoryReader } from './log/read-only.js';
 export type { RestoreInput } from './domain/restore.js';

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DeviceIdSchema, RoomIdSchema, UserIdSchema } from './domain/ids.js';
+import { PresencePolicyInputSchema } from './domain/policy.js';
 
 /** Presence values accepted from clients: the stable names, plus busy's wire values. */
 export const PresenceInputSchema = z.enum(['online', 'unavailable', 'offline', 'busy', 'org.matrix.msc3026.busy'], {
@@ -40,6 +41,8 @@ export const PresenceInputEventSchema = z.discriminatedUnion('type', [
     membership: z.enum(['join', 'leave', 'ban']),
   }),
   z.strictObject({ type: z.literal('federation.edu'), origin: z.string().min(1), content: z.unknown() }),
+  /** A local user's visibility policy, replacing the previous one (docs/policies.md). */
+  z.strictObject({ type: z.literal('policy.set'), userId: UserIdSchema, policy: PresencePolicyInputSchema }),
 ]);
 
 export type PresenceInputEvent = z.input<typeof PresenceInputEventSchema>;

@@ -13,7 +13,7 @@
 import type { Subscriber } from 'rxjs';
 import type { RoomId, UserId } from '../src/domain/ids.js';
 import type { UserPresenceState } from '../src/domain/presence.js';
-import { EMPTY_INTEREST, RoomSegment, SyncNotifier, type BatchSeen, type CachedInterest, type PresenceBatch } from './sync-notifier.js';
+import { EMPTY_INTEREST, RoomSegment, SyncNotifier, type BatchSeen, type BatchView, type CachedInterest, type PresenceBatch } from './sync-notifier.js';
 
 /** The router's "every user" interest. */
 const ALL = 'ALL' as const satisfies CachedInterest;
@@ -231,7 +231,7 @@ export class PushFanOut {
    * Emit every woken notifier's batch, at stream `token`, and clear the turn's segments.
    * @returns deliveries made (events × subscribers).
    */
-  flush(stateOf: (user: number) => UserPresenceState, token: number, userCount: number): number {
+  flush(stateOf: (user: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null = null): number {
     let deliveries = 0;
     if (this.dirtyCount > 0) {
       // Swap lists first: a notifier marked while this one is emitted lands in the other.
@@ -244,7 +244,7 @@ export class PushFanOut {
         const n = dirty[k] as SyncNotifier;
         dirty[k] = undefined; // a closed stream's notifier must not linger here
         n.dirty = false;
-        deliveries += n.flush(stateOf, token, userCount, this.seen);
+        deliveries += n.flush(stateOf, token, userCount, view, this.seen);
       }
     }
     if (this.dirtyRoomCount > 0) {

@@ -185,7 +185,7 @@ export class SyncNotifier {
    * (un)subscribing during emission is safe. `userCount` bounds the user indexes.
    * @returns deliveries made (events × subscribers).
    */
-  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number, seen?: BatchSeen): number {
+  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null = null, seen?: BatchSeen): number {
     const pendingCount = this.pendingCount;
     const segmentCount = this.segmentCount;
     let batch: PresenceBatch;
@@ -201,6 +201,9 @@ export class SyncNotifier {
     this.pendingCount = 0;
     this.segmentCount = 0;
     this.firstSegment = null;
+    // Policies (docs/policies.md) may mask states for this viewer: a copy, the shared batch is left alone.
+    if (view !== null) batch = view(this.userId, batch);
+    if (batch.events.length === 0) return 0;
     if (seen !== undefined) seen(this.userId, batch);
     const sole = this.sole;
     if (sole !== null) {
@@ -303,6 +306,9 @@ function growExtra(): Int32Array {
   grown.set(extraAt);
   return (extraAt = grown);
 }
+
+/** What one viewer may see of a batch (masked or removed states); returns the batch itself when nothing changes. */
+export type BatchView = (viewer: UserId, batch: PresenceBatch) => PresenceBatch;
 
 export const EMPTY_INTEREST: ReadonlySet<UserId> = new Set();
 

@@ -3,6 +3,7 @@
  * carry absolute values (never deltas), so folding them is idempotent per entry.
  */
 import type { DeviceId, RoomId, ServerName, UserId } from './ids.js';
+import type { PresencePolicy } from './policy.js';
 import type { DevicePresence, UserPresenceState } from './presence.js';
 import type { DeadlineKind } from './rules.js';
 
@@ -67,7 +68,32 @@ export interface FullPresenceRequestedEvent {
   readonly at: number;
 }
 
-export type PresenceEvent = UserStepEvent | MembershipEvent | FullPresenceRequestedEvent;
+/**
+ * A user's visibility policy was set (docs/policies.md): the whole policy, so
+ * the last one replayed wins. Advances the stream by one id: who sees the
+ * user's truth changed, so every path re-reads them.
+ */
+export interface UserPolicyEvent {
+  readonly type: 'user.policy';
+  readonly userId: UserId;
+  readonly policy: PresencePolicy;
+  readonly streamId: number;
+  readonly at: number;
+}
+
+/**
+ * Flap damping released a held change (docs/policies.md): others are shown the
+ * user's truth again. Carries no state (the user's steps hold the truth);
+ * advances the stream by one id so readers from any token re-read the user.
+ */
+export interface PublishedEvent {
+  readonly type: 'presence.published';
+  readonly userId: UserId;
+  readonly streamId: number;
+  readonly at: number;
+}
+
+export type PresenceEvent = UserStepEvent | MembershipEvent | FullPresenceRequestedEvent | UserPolicyEvent | PublishedEvent;
 
 /** An event as stored in a log, at its position (1, 2, 3, … with no gaps). */
 export interface LogEntry {

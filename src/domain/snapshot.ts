@@ -3,6 +3,7 @@
  * holds. It lives in the domain so that logs can store it without knowing the engine.
  */
 import type { RoomId, UserId } from './ids.js';
+import type { PresencePolicy } from './policy.js';
 import type { UserRecord } from './presence.js';
 
 export interface EngineSnapshot {
@@ -17,4 +18,6 @@ export interface EngineSnapshot {
   readonly rooms: readonly (readonly [RoomId, readonly UserId[]])[];
   /** Users with a pending full-presence request, and the token it applies before. */
   readonly fullRequests: readonly (readonly [UserId, number])[];
+  /** Users with a visibility policy other than the default (absent in snapshots taken before policies). */
+  readonly policies?: readonly (readonly [UserId, PresencePolicy])[];
 }

@@ -5,6 +5,7 @@
  * {@link InvalidInputError} naming the field; nothing is half-applied.
  */
 import { DEFAULT_DEVICE, describe, parseDeviceId, parseRoomId, parseUserId, type DeviceId, type RoomId, type UserId } from '../domain/ids.js';
+import { normalisePolicy, PresencePolicyInputSchema, type PresencePolicy } from '../domain/policy.js';
 import type { PresenceValue } from '../domain/presence.js';
 import { InvalidInputError } from '../errors.js';
 import { PresenceInputEventSchema, PresenceInputSchema, SetPresenceInSyncSchema, StatusMsgSchema } from '../inputs.js';
@@ -54,8 +55,14 @@ export interface FederationEduCommand {
   readonly content: unknown;
 }
 
+export interface PolicySetCommand {
+  readonly type: 'policy.set';
+  readonly userId: UserId;
+  readonly policy: PresencePolicy;
+}
+
 /** A validated input. */
-export type PresenceCommand = SetPresenceCommand | SyncStartCommand | SyncEndCommand | ActivityCommand | MembershipCommand | FederationEduCommand;
+export type PresenceCommand = SetPresenceCommand | SyncStartCommand | SyncEndCommand | ActivityCommand | MembershipCommand | FederationEduCommand | PolicySetCommand;
 
 export interface CommandRules {
   readonly serverName: string;
@@ -112,6 +119,18 @@ export class CommandParser {
     });
   }
 
+  /** A local user's visibility policy (`{ invisible?, allow?, deny? }`, docs/policies.md). */
+  policy(userId: unknown, input: unknown): PolicySetCommand {
+    const id = this.user(userId);
+    const r = PresencePolicyInputSchema.safeParse(input);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      const path = ['policy', ...(issue?.path ?? [])].join('.');
+      throw new InvalidInputError(path, `${issue?.message ?? 'invalid'}; expected { invisible?: boolean, allow?: { users?, servers? } | null, deny?: { users?, servers? } }`);
+    }
+    return { type: 'policy.set', userId: this.mustBeLocal(id), policy: normalisePolicy(r.data) };
+  }
+
   /** A list of user ids (local or remote). */
   userList(userIds: unknown, field = 'userIds'): UserId[] {
     if (!Array.isArray(userIds)) throw new InvalidInputError(field, `expected an array of user ids, got ${describe(userIds)}`);
@@ -145,6 +164,8 @@ export class CommandParser {
         return e;
       case 'federation.edu':
         return { type: 'federation.edu', origin: e.origin, content: e.content };
+      case 'policy.set':
+        return { type: 'policy.set', userId: this.mustBeLocal(e.userId), policy: normalisePolicy(e.policy) };
     }
   }
 

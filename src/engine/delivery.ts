@@ -15,6 +15,7 @@ import { ALL_USERS, type Interest, type PresenceRouter, type RoutedStates } from
 import type { FederationRouting, OutboundChanges } from './federation-routing.js';
 import type { Room } from './room-index.js';
 import type { UserDirectory } from './user-directory.js';
+import type { Visibility } from './visibility.js';
 
 export interface DeliveryHost {
   /** Run a job as a turn of its own (late router answers, full-presence pushes). */
@@ -38,6 +39,8 @@ export class Delivery {
     private readonly router: PresenceRouter,
     private readonly federation: FederationOutbound,
     private readonly host: DeliveryHost,
+    /** Visibility policies: each emitted batch is the viewer's view of it. */
+    private readonly visibility?: Visibility,
   ) {}
 
   /** This turn's notified changes (the first `count` of `changed`). */
@@ -90,9 +93,16 @@ export class Delivery {
     });
   }
 
+  /** Offer user `user`'s current state to their own streams only (a change damping holds from others). */
+  offerOwn(user: number): void {
+    const n = this.push.notifierAt(user);
+    if (n !== undefined && n.interest !== ALL_USERS) this.push.offer(n, user);
+  }
+
   /** End of turn: every woken stream emits once, at the current token; federation sends what it queued. */
   flush(): void {
-    this.deliveries += this.push.flush(this.stateOf, this.host.token, this.users.size);
+    const v = this.visibility;
+    this.deliveries += this.push.flush(this.stateOf, this.host.token, this.users.size, v !== undefined && v.active ? v.viewBatch : null);
     this.federation.flush(this.host.now());
   }
 

@@ -15,6 +15,7 @@ import type { FederationOutbound } from '../federation/outbound.js';
 import { ALL_USERS, type Interest, type PresenceRouter, type RoutedStates } from '../router/presence-router.js';
 import type { Room, RoomIndex } from './room-index.js';
 import type { UserDirectory } from './user-directory.js';
+import type { Visibility } from './visibility.js';
 
 const WEEK_MS = 7 * 86_400_000;
 
@@ -31,6 +32,8 @@ export class FederationRouting {
     private readonly outbound: FederationOutbound,
     private readonly owned: (userId: UserId) => boolean,
     private readonly tracked: () => boolean,
+    /** Visibility policies: each destination server is sent its view of a local state. */
+    private readonly visibility?: Visibility,
   ) {}
 
   /**
@@ -74,8 +77,21 @@ export class FederationRouting {
     if (!this.tracked()) return;
     for (const s of changes.states) {
       const d = changes.destinations.get(s);
-      if (d !== undefined && d.size > 0) this.outbound.enqueue(d, [this.currentOf(s.userId)]);
+      if (d !== undefined && d.size > 0) this.enqueue(d, [this.currentOf(s.userId)]);
     }
+  }
+
+  /** Queue local user `userId`'s current state for `server` (an operator callback's late "visible" answer). */
+  sendTo(server: ServerName, userId: UserId): void {
+    if (!this.tracked() || !this.users.isMine(userId) || !this.owned(userId)) return;
+    this.enqueue([server], [this.currentOf(userId)]);
+  }
+
+  /** Queue local `states` for `servers`, each server getting its view of them when policies are set. */
+  private enqueue(servers: Iterable<ServerName>, states: readonly UserPresenceState[]): void {
+    const v = this.visibility;
+    if (v === undefined || !v.active) return this.outbound.enqueue(servers, states);
+    for (const server of servers) this.outbound.enqueue([server], states.map((st) => v.forServer(server, st)));
   }
 
   /** Keep-alive pings: every server sharing a room with each user (router recipients are added by the caller). */
@@ -94,7 +110,7 @@ export class FederationRouting {
     const uid = this.users.idAt(user);
     if (!this.owned(uid)) return; // the joiner's owner records the join and federates it
     if (this.users.isMineAt(user)) {
-      if (room.remote.size > 0) this.outbound.enqueue(room.remote.keys(), [this.users.stateAt(user)]);
+      if (room.remote.size > 0) this.enqueue(room.remote.keys(), [this.users.stateAt(user)]);
       return;
     }
     const server = serverNameOf(uid);
@@ -107,7 +123,7 @@ export class FederationRouting {
       const stale = s.state === 'offline' && now - Math.max(s.lastActiveTs, s.lastFederationUpdateTs) >= WEEK_MS && s.statusMsg === null;
       if (!stale) states.push(s);
     }
-    this.outbound.enqueue([server], states);
+    this.enqueue([server], states);
   }
 
   /**
@@ -167,8 +183,10 @@ export class FederationRouting {
     });
     for (const [server, members] of byServer) {
       const states: UserPresenceState[] = [];
+      const v = this.visibility;
       for (const m of members) {
-        const s = this.users.stateAt(m);
+        let s = this.users.stateAt(m);
+        if (v !== undefined && v.active) s = v.forServer(server, s); // masked to offline: left out like an offline user
         if (s.state !== 'offline') states.push(s);
       }
       this.outbound.enqueue([server], states);

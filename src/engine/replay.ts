@@ -18,6 +18,7 @@ import { InvalidInputError } from '../errors.js';
 import type { LogEntry } from '../domain/events.js';
 import type { RoomIndex } from './room-index.js';
 import type { UserDirectory } from './user-directory.js';
+import type { Visibility } from './visibility.js';
 
 /** The parts replay rebuilds. */
 export interface ReplayState {
@@ -27,6 +28,8 @@ export interface ReplayState {
   readonly actors: PresenceActorSystem;
   /** Users with a pending full-presence request → the token it applies before. */
   readonly fullRequests: Map<UserId, number>;
+  /** Visibility policies (`user.policy` events, the snapshot's `policies`). */
+  readonly visibility?: Visibility;
   /** Arm a restored user's timers (their owner only, when presence is tracked). */
   arm(user: number, userId: UserId, record: UserRecord): void;
 }
@@ -52,6 +55,7 @@ export function restoreState(state: ReplayState, snapshot: EngineSnapshot | unde
     for (const [roomId, members] of snapshot.rooms) state.rooms.load(roomId, members);
     state.rooms.compact();
     for (const [u, sid] of snapshot.fullRequests) state.fullRequests.set(u, sid);
+    for (const [u, policy] of snapshot.policies ?? []) state.visibility?.set(u, policy);
   }
   const pending: (ComposedStep | undefined)[] = [];
   for (const entry of entries) streamId = fold(state, entry.event, pending, streamId);
@@ -86,7 +90,8 @@ export function takeSnapshot(state: ReplayState, position: number, streamId: num
   }
   const rooms: [RoomId, UserId[]][] = [];
   for (const room of state.rooms.all()) if (room.members.size > 0) rooms.push([room.id, [...room.members].map((m) => users.idAt(m))]);
-  return { version: 1, position, streamId, users: out, rooms, fullRequests: [...state.fullRequests] };
+  const policies = state.visibility?.entries() ?? [];
+  return { version: 1, position, streamId, users: out, rooms, fullRequests: [...state.fullRequests], ...(policies.length > 0 ? { policies } : {}) };
 }
 
 /**
@@ -111,6 +116,14 @@ function fold(state: ReplayState, e: PresenceEvent, pending: (ComposedStep | und
     case 'presence.full_requested':
       for (const u of e.userIds) state.fullRequests.set(u, e.streamId - 1);
       return Math.max(streamId, e.streamId);
+    case 'user.policy':
+    case 'presence.published': {
+      if (e.type === 'user.policy') state.visibility?.set(e.userId, e.policy);
+      const i = state.users.indexOf(e.userId);
+      state.users.lastStreamId[i] = e.streamId;
+      state.changes.add(e.streamId, i);
+      return Math.max(streamId, e.streamId);
+    }
   }
 }
 

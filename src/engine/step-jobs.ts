@@ -4,7 +4,7 @@
  * and applying events replicated from another process. Each runs as one turn
  * (or inside the open one), every step at the turn's time.
  */
-import type { PresenceEvent } from '../domain/events.js';
+import type { PresenceEvent, PublishedEvent, UserPolicyEvent } from '../domain/events.js';
 import type { UserId } from '../domain/ids.js';
 import type { PresenceValue } from '../domain/presence.js';
 import type { RemotePresenceUpdate } from '../domain/rules.js';
@@ -16,6 +16,8 @@ export interface StepJobHost {
   now(): number;
   /** A replicated full-presence request (gets a stream id of this engine). */
   fullRequested(userIds: readonly UserId[]): void;
+  /** A replicated visibility policy or damping release (applied and notified with a stream id of this engine). */
+  notifiedReplicated(e: UserPolicyEvent | PublishedEvent): void;
 }
 
 export class StepJobs {
@@ -59,6 +61,7 @@ export class StepJobs {
       for (const e of events) {
         if (e.type === 'user.step') this.steps.applyLogged(e);
         else if (e.type === 'room.membership') this.memberships.replicated(e);
+        else if (e.type === 'user.policy' || e.type === 'presence.published') this.host.notifiedReplicated(e);
         else this.host.fullRequested(e.userIds);
       }
     });

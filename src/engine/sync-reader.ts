@@ -11,6 +11,7 @@ import { ALL_USERS, type Interest, type PresenceRouter } from '../router/presenc
 import type { RoomIndex, Room } from './room-index.js';
 import type { NewEvents } from './types.js';
 import type { UserDirectory } from './user-directory.js';
+import type { Visibility } from './visibility.js';
 
 export interface SyncReaderHost {
   readonly router: PresenceRouter;
@@ -18,6 +19,8 @@ export interface SyncReaderHost {
   readonly fullRequests: ReadonlyMap<UserId, number>;
   /** A reader's interest was asked: the push side caches it. */
   interestAnswered(userId: UserId, interest: Interest): void;
+  /** Visibility policies: applied to every answer when active. */
+  readonly visibility?: Visibility;
 }
 
 export class SyncReader {
@@ -45,6 +48,17 @@ export class SyncReader {
    * index (or a pending full-presence request) gets a full answer.
    */
   async read(id: UserId, since: number | null, includeOfflineOnInitial: boolean, token: number): Promise<NewEvents> {
+    const { events, nextToken, full, includesOffline } = await this.readTruth(id, since, includeOfflineOnInitial, token);
+    const visibility = this.host.visibility;
+    if (visibility === undefined || !visibility.active || events.length === 0) return { events, nextToken, full };
+    const waiting = visibility.prefetch(id, events);
+    if (waiting !== null) await waiting;
+    // A full answer without offline users leaves out users masked to offline, as it would an offline user.
+    return { events: visibility.viewList(id, events, full && !includesOffline), nextToken, full };
+  }
+
+  /** The answer before visibility policies; `includesOffline`: whether a full answer kept offline users. */
+  private async readTruth(id: UserId, since: number | null, includeOfflineOnInitial: boolean, token: number): Promise<NewEvents & { includesOffline: boolean }> {
     let from = since;
     let includeOffline = includeOfflineOnInitial;
     const requested = this.host.fullRequests.get(id);
@@ -52,7 +66,7 @@ export class SyncReader {
       from = null;
       includeOffline = false;
     }
-    if (from !== null && from === token) return { events: [], nextToken: token, full: false };
+    if (from !== null && from === token) return { events: [], nextToken: token, full: false, includesOffline: includeOffline };
     if (from !== null && (from > token || !this.changes.covers(from))) {
       from = null; // too old (or from another engine): answer in full, offline transitions included
       includeOffline = true;
@@ -66,11 +80,11 @@ export class SyncReader {
       if (from !== null) for (const i of this.presenceChangedSince(from)) candidates.push(this.users.stateAt(i));
       else for (const s of this.users.storedStates()) if (includeOffline || s.state !== 'offline') candidates.push(s);
       const routed = await router.usersForStates(candidates);
-      return { events: [...(routed.get(id) ?? [])], nextToken: token, full: from === null };
+      return { events: [...(routed.get(id) ?? [])], nextToken: token, full: from === null, includesOffline: includeOffline };
     }
     const self = this.users.indexOf(id);
-    if (from === null) return { events: this.initial(self, interest, includeOffline), nextToken: token, full: true };
-    return { events: this.changedAndVisible(self, from, interest), nextToken: token, full: false };
+    if (from === null) return { events: this.initial(self, interest, includeOffline), nextToken: token, full: true, includesOffline: includeOffline };
+    return { events: this.changedAndVisible(self, from, interest), nextToken: token, full: false, includesOffline: includeOffline };
   }
 
   /** Everyone reader `self` can see through rooms or `interest`, for an initial sync. */

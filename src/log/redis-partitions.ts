@@ -251,6 +251,8 @@ export function routeEvent(e: PresenceEvent, partitions: number): [number, Prese
   switch (e.type) {
     case 'user.step':
     case 'room.membership':
+    case 'user.policy':
+    case 'presence.published':
       return [[partitionOf(e.userId, partitions), e]];
     case 'presence.full_requested': {
       const by = new Map<number, (typeof e.userIds)[number][]>();

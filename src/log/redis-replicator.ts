@@ -329,6 +329,10 @@ function foldEvent(fold: PartitionFold, e: PresenceEvent): void {
     }
     case 'presence.full_requested':
       return;
+    case 'presence.published':
+      return;
+    case 'user.policy':
+      return; // not part of a partition checkpoint yet (docs/policies.md, "Limits")
   }
 }
 

@@ -5,9 +5,10 @@
  * carry the module's name.
  */
 import type { PresenceModuleHost } from './module-host.js';
+import type { PresencePolicy, PresencePolicyInput } from '../domain/policy.js';
 import { ModuleError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { ALL_USERS, type AllUsers, type PresenceRouterCallbacks } from './presence-router.js';
+import { ALL_USERS, type AllUsers, type GetVisibility, type PresenceRouterCallbacks } from './presence-router.js';
 
 /** What `registerPresenceRouterCallbacks` accepts: both callbacks or neither (Synapse's pairing rule). */
 export interface PresenceRouterCallbacksInput {
@@ -54,6 +55,25 @@ export interface PresenceModuleApi {
    * @throws InvalidInputError when an id or presence value is invalid (nothing changes).
    */
   setPresenceForUsers(users: Readonly<Record<string, ModulePresenceUpdate>>): void;
+  /**
+   * Replace a local user's visibility policy (docs/policies.md):
+   * `{ invisible?, allow?: { users?, servers? } | null, deny?: { users?, servers? } }`.
+   * Logged like a client's change.
+   * @throws InvalidInputError when the user is not local or the policy is invalid (nothing changes).
+   */
+  setPresencePolicy(userId: string, policy: PresencePolicyInput): void;
+  /** A user's visibility policy (the default when none is set). */
+  getPresencePolicy(userId: string): PresencePolicy;
+  /**
+   * Register an operator policy callback (docs/policies.md): `getVisibility(viewer, target)`
+   * answers `false` to hide local user `target`'s truth from `viewer` (a user id, or a
+   * server name for federation). It can only hide. Same deadline and isolation as routers;
+   * answers are cached for `presence.visibility_cache_ttl`.
+   * @throws ModuleError when `getVisibility` is not a function.
+   */
+  registerPresencePolicyCallbacks(callbacks: { getVisibility: GetVisibility }): void;
+  /** Forget cached `getVisibility` answers (call it when your decisions change). */
+  invalidateVisibility(): void;
   /** Rooms `userId` is joined to (ids the engine knows). */
   getRoomsForUser(userId: string): string[];
   /** Users joined to `roomId` (empty for rooms the engine does not know). */
@@ -132,6 +152,14 @@ export function createModuleApi(engine: PresenceModuleHost, moduleName: string):
     },
     sendLocalOnlinePresenceTo: (userIds: Iterable<string>) => engine.sendLocalOnlinePresenceTo([...userIds]),
     setPresenceForUsers: (users: Readonly<Record<string, ModulePresenceUpdate>>) => engine.setPresenceForUsers(users, moduleName),
+    setPresencePolicy: (userId: string, policy: PresencePolicyInput) => engine.setPresencePolicy(userId, policy),
+    getPresencePolicy: (userId: string): PresencePolicy => engine.getPresencePolicy(userId),
+    registerPresencePolicyCallbacks: (callbacks: { getVisibility: GetVisibility }) => {
+      const fn = typeof callbacks === 'object' && callbacks !== null ? (callbacks as { getVisibility?: unknown }).getVisibility : undefined;
+      if (typeof fn !== 'function') throw new ModuleError(moduleName, 'registerPresencePolicyCallbacks needs { getVisibility(viewer, target) } (a function)');
+      engine.registerPresencePolicyCallback(moduleName, fn as GetVisibility);
+    },
+    invalidateVisibility: () => engine.invalidateVisibility(),
     getRoomsForUser: (userId: string): string[] => engine.getRoomsForUser(userId),
     getRoomMembers: (roomId: string): string[] => engine.getRoomMembers(roomId),
   });

@@ -6,7 +6,8 @@
 import type { Clock } from '../clock.js';
 import type { PresenceConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import type { PresenceRouterCallbacks } from './presence-router.js';
+import type { GetVisibility, PresenceRouterCallbacks } from './presence-router.js';
+import type { PresencePolicy } from '../domain/policy.js';
 
 export interface PresenceModuleHost {
   readonly config: Pick<PresenceConfig, 'serverName' | 'modules' | 'presenceRouter' | 'routingModules'>;
@@ -16,6 +17,10 @@ export interface PresenceModuleHost {
   registerPresenceRouter(moduleName: string, callbacks: PresenceRouterCallbacks): void;
   sendLocalOnlinePresenceTo(userIds: readonly string[]): void;
   setPresenceForUsers(users: Readonly<Record<string, { presence: string; statusMsg?: string | null | undefined }>>, moduleName?: string): void;
+  setPresencePolicy(userId: string, policy: unknown): void;
+  registerPresencePolicyCallback(moduleName: string, getVisibility: GetVisibility): void;
+  invalidateVisibility(): void;
+  getPresencePolicy(userId: string): PresencePolicy;
   getRoomsForUser(userId: string): string[];
   getRoomMembers(roomId: string): string[];
 }

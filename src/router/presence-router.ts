@@ -103,7 +103,15 @@ function frozenCopies(states: readonly UserPresenceState[]): readonly UserPresen
   return Object.freeze(states.map((s) => Object.freeze({ ...s })));
 }
 
+/**
+ * The operator policy callback (docs/policies.md): may `viewer` (a user id, or
+ * a server name for federation) see the truth of local user `target`? It can
+ * only hide (`false`); anything but `false` leaves the truth visible.
+ */
+export type GetVisibility = (viewer: string, target: string) => MaybePromise<boolean>;
+
 export class PresenceRouter {
+  private readonly visibilityCallbacks: Registered<GetVisibility>[] = [];
   private readonly forStates: Registered<PresenceRouterCallbacks['getUsersForStates']>[] = [];
   private readonly interested: Registered<PresenceRouterCallbacks['getInterestedUsers']>[] = [];
   private readonly byModule = new Map<string, RouterCallStats>();
@@ -126,6 +134,49 @@ export class PresenceRouter {
   /** True when at least one module registered callbacks. */
   get active(): boolean {
     return this.forStates.length > 0;
+  }
+
+  /** True when at least one module registered a `getVisibility` callback. */
+  get hasVisibility(): boolean {
+    return this.visibilityCallbacks.length > 0;
+  }
+
+  /** Register a module's `getVisibility` callback (same deadline, isolation and counters as routing). */
+  registerVisibility(module: string, getVisibility: GetVisibility): void {
+    let stats = this.byModule.get(module);
+    if (stats === undefined) this.byModule.set(module, (stats = zeroStats()));
+    this.visibilityCallbacks.push({ module, fn: getVisibility, stats });
+  }
+
+  /**
+   * Whether every `getVisibility` callback lets `viewer` see `target`'s truth:
+   * false as soon as one answers `false`. A callback that throws, misses the
+   * deadline or answers something else than a boolean is logged and skipped
+   * (no opinion), as a router is. Sync when every callback is sync.
+   */
+  visible(viewer: string, target: string): boolean | Promise<boolean> {
+    const step = (i: number): boolean | Promise<boolean> => {
+      for (; i < this.visibilityCallbacks.length; i++) {
+        const cb = this.visibilityCallbacks[i] as Registered<GetVisibility>;
+        const r = this.call(cb, 'getVisibility', () => cb.fn(viewer, target));
+        if (r instanceof Promise) {
+          const next = i + 1;
+          return r.then((b) => (this.hides(cb, b.v) ? false : step(next)));
+        }
+        if (this.hides(cb, r.v)) return false;
+      }
+      return true;
+    };
+    return step(0);
+  }
+
+  private hides(cb: Registered<unknown>, value: unknown): boolean {
+    if (value === false) return true;
+    if (value !== true && value !== undefined) {
+      this.invalid(cb);
+      this.logger.warn(`presence module ${cb.module}.getVisibility answered ${describeThrown(value)}, not a boolean; ignoring it for this call`);
+    }
+    return false;
   }
 
   /** Register a pair of callbacks for `module` (both or neither; checked by the module API). */

@@ -20,7 +20,7 @@ import {
   type Real,
   type World,
 } from './harness.js';
-import type { Presence, RemoteItem } from './reference-model.js';
+import type { MPolicy, Presence, RemoteItem } from './reference-model.js';
 
 type Cmd = fc.AsyncCommand<World, Real>;
 
@@ -247,6 +247,22 @@ class SendLocalOnline implements Cmd {
   toString = () => `sendLocalOnlinePresenceTo(${show(this.users)})`;
 }
 
+/** docs/policies.md: a local user's visibility policy, replaced whole. */
+class SetPolicy implements Cmd {
+  constructor(
+    readonly user: string,
+    readonly policy: MPolicy,
+  ) {}
+  check = () => true;
+  async run(m: World, r: Real) {
+    m.model.setPolicy(this.user, this.policy);
+    r.engine.setPresencePolicy(this.user, this.policy);
+    expect(r.engine.getPresencePolicy(this.user).invisible).toBe(this.policy.invisible);
+    await checkAll(m, r);
+  }
+  toString = () => `setPresencePolicy(${this.user}, ${show(this.policy)})`;
+}
+
 class OpenStream implements Cmd {
   constructor(readonly user: string) {}
   check = () => true;
@@ -335,6 +351,18 @@ class Invalid implements Cmd {
 
 // ─────────────── arbitraries ───────────────
 
+const SERVERS = ['test.local', 'remote.one', 'remote.two'] as const;
+const policyListArb = fc.record({ users: fc.subarray([...EVERYONE], { maxLength: 3 }), servers: fc.subarray([...SERVERS], { maxLength: 2 }) });
+const NO_LIST = { users: [], servers: [] };
+/** Policies: the default (clearing), invisible, allow lists, deny lists and mixes. */
+const policyArb: fc.Arbitrary<MPolicy> = fc.oneof(
+  fc.constant<MPolicy>({ invisible: false, allow: null, deny: NO_LIST }),
+  fc.constant<MPolicy>({ invisible: true, allow: null, deny: NO_LIST }),
+  policyListArb.map((allow): MPolicy => ({ invisible: false, allow, deny: NO_LIST })),
+  policyListArb.map((deny): MPolicy => ({ invisible: false, allow: null, deny })),
+  fc.record({ invisible: fc.boolean(), allow: fc.option(policyListArb, { nil: null }), deny: policyListArb }),
+);
+
 const local = fc.constantFrom(...LOCALS);
 const anyUser = fc.constantFrom(...EVERYONE);
 const deviceArb = fc.constantFrom(...DEVICES);
@@ -409,6 +437,7 @@ export function commandsArb(size: number): fc.Arbitrary<Iterable<Cmd>> {
       fc.subarray([...EVERYONE], { minLength: 1, maxLength: 3 }).map((u) => new SendLocalOnline(u)),
       local.map((u) => new OpenStream(u)),
       local.map((u) => new OpenStream(u)),
+      fc.tuple(local, policyArb).map(([u, p]) => new SetPolicy(u, p)),
       fc.nat(10).map((i) => new CloseStream(i)),
       fc.constant(new Replay()),
       fc.nat(40).map((k) => new Invalid(k)),

@@ -47,17 +47,27 @@ export interface Real {
   readonly checkpoints: Checkpoint[];
   nextSubscription: number;
   snapshot: { snap: EngineSnapshot; position: number } | undefined;
+  /** Federation items that carried more than a destination's policy view allows (docs/policies.md). */
+  readonly leaks: string[];
+  /** The operator callback's hidden pairs (registered again on replayed engines), or null. */
+  readonly operator: readonly string[] | null;
 }
 
 export interface World {
   readonly model: PresenceModel;
 }
 
-export function setup(modules: readonly ModuleSpec[]): { model: World; real: Real } {
+/**
+ * Pairs `viewer→target` (viewer: a user id or, for federation, a server name) an
+ * operator `getVisibility` callback hides (docs/policies.md), or none.
+ */
+export function setup(modules: readonly ModuleSpec[], operatorHides: readonly string[] | null = null): { model: World; real: Real } {
   const { engine, clock, logger } = createTestEngine({ serverName: SERVER, config: ENGINE_CONFIG });
   registerRouters(engine, modules);
+  registerOperator(engine, operatorHides);
   const model = new PresenceModel({ now: clock.now(), serverName: SERVER, excludedRooms: [EXCLUDED_ROOM], period: engine.config.timerPeriod });
   model.router = modelRouter(modules);
+  if (operatorHides !== null) model.operatorHides = new Set(operatorHides);
   const real: Real = {
     engine,
     clock,
@@ -68,7 +78,19 @@ export function setup(modules: readonly ModuleSpec[]): { model: World; real: Rea
     checkpoints: [{ token: engine.currentToken, position: model.position }],
     nextSubscription: 1,
     snapshot: undefined,
+    leaks: [],
+    operator: operatorHides,
   };
+  // Every federation send, whatever caused it: a user hidden from the destination must be sent the masked state.
+  engine.federationOutbound$.subscribe((t) => {
+    for (const edu of t.edus)
+      for (const p of edu.content.push) {
+        const user = p.user_id ?? '';
+        if (!model.isLocal(user) || !model.hidesFromServer(t.destination, user)) continue;
+        const masked = p.presence === 'offline' && p.last_active_ago === undefined && (p.status_msg ?? null) === null && p.currently_active !== true;
+        if (!masked) real.leaks.push(`${t.destination} was sent ${JSON.stringify(p)} at t=${model.now}`);
+      }
+  });
   return { model: { model }, real };
 }
 
@@ -148,7 +170,7 @@ export function checkVisibility(engine: PresenceEngine, model: PresenceModel): v
         error = e;
       }
       if (allowed) {
-        const state = model.stateOf(target).state;
+        const state = model.seen(viewer, model.stateOf(target)).state;
         expect(content?.presence, `getPresence(${viewer}, ${target})`).toBe(state === 'busy' ? 'org.matrix.msc3026.busy' : state);
       } else {
         expect(isPresenceError(error) && error.code === 'FORBIDDEN', `getPresence(${viewer}, ${target}) must be forbidden`).toBe(true);
@@ -160,6 +182,7 @@ export function checkVisibility(engine: PresenceEngine, model: PresenceModel): v
 /** After every command: let async deliveries land, compare, then remember a checkpoint. */
 export async function checkAll(m: World, r: Real): Promise<void> {
   await flushMicrotasks(50);
+  expect(r.leaks, 'federation sends a policy hides').toEqual([]);
   checkPresence(r.engine, m.model);
   checkStreams(r, m.model);
   checkVisibility(r.engine, m.model);
@@ -178,5 +201,12 @@ export function replayed(real: Real, snap?: EngineSnapshot): PresenceEngine {
     ...(snap !== undefined ? { snapshot: snap } : {}),
   });
   registerRouters(engine, real.modules);
+  registerOperator(engine, real.operator);
   return engine;
+}
+
+function registerOperator(engine: PresenceEngine, hides: readonly string[] | null): void {
+  if (hides === null) return;
+  const hidden = new Set(hides);
+  engine.registerPresencePolicyCallback('operator', (viewer, target) => !hidden.has(`${viewer}→${target}`));
 }

@@ -14,8 +14,18 @@ import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { fcParams } from '../support/fc.js';
 import { commandsArb } from './commands.js';
-import { EVERYONE, setup } from './harness.js';
+import { EVERYONE, LOCALS, setup } from './harness.js';
 import { routerConfigArb } from './routers.js';
+
+/** Operator callback (docs/policies.md): none, or some viewer→target pairs hidden (viewers: users and servers). */
+const VIEWERS = [...EVERYONE, 'test.local', 'remote.one', 'remote.two'];
+const operatorArb = fc.option(
+  fc.subarray(
+    VIEWERS.flatMap((v) => LOCALS.map((t) => `${v}→${t}`)),
+    { maxLength: 8 },
+  ),
+  { nil: null },
+);
 
 /** FC_PATH (printed as `path` on failure, with the seed) replays one failing case directly, already shrunk. */
 const params = fcParams(120, { endOnFailure: false, ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}) });
@@ -25,8 +35,8 @@ const timeout = Math.max(120_000, (params.numRuns ?? 100) * 1_000);
 describe('engine ≡ reference model', () => {
   it('presence, sync streams and getNewEvents agree after every command', async () => {
     await fc.assert(
-      fc.asyncProperty(routerConfigArb(EVERYONE), commandsArb(40), async (modules, cmds) => {
-        const { model, real } = setup(modules);
+      fc.asyncProperty(routerConfigArb(EVERYONE), operatorArb, commandsArb(40), async (modules, operator, cmds) => {
+        const { model, real } = setup(modules, operator);
         try {
           await fc.asyncModelRun(() => ({ model, real }), cmds);
         } finally {

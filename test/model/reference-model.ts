@@ -79,6 +79,14 @@ export const SPEC_TIMERS: ModelTimers = {
 
 type Entry = { kind: 'change'; user: string } | { kind: 'join'; user: string; room: string } | { kind: 'full' };
 
+/** A visibility policy (docs/policies.md), as plain lists. */
+export interface MPolicy {
+  readonly invisible: boolean;
+  /** null: no allow list. */
+  readonly allow: { readonly users: readonly string[]; readonly servers: readonly string[] } | null;
+  readonly deny: { readonly users: readonly string[]; readonly servers: readonly string[] };
+}
+
 export interface ModelSubscription {
   readonly user: string;
   /** Last pushed state per user, folded over everything pushed so far. */
@@ -104,6 +112,10 @@ export class PresenceModel {
   /** Full-presence requests: user → position before the request (§1.6). */
   readonly fullRequests = new Map<string, number>();
   readonly subscriptions = new Map<number, ModelSubscription>();
+  /** Visibility policies by user (absent = visible to everyone rooms and routers choose). */
+  readonly policies = new Map<string, MPolicy>();
+  /** Pairs `viewer→target` an operator `getVisibility` callback hides (viewer: user id or server name). */
+  operatorHides: ReadonlySet<string> = new Set();
 
   // the current turn
   private changed = new Set<string>();
@@ -151,13 +163,57 @@ export class PresenceModel {
     return false;
   }
 
+  /** A user id's server. */
+  private serverOf(userId: string): string {
+    return userId.slice(userId.indexOf(':') + 1);
+  }
+
+  /** docs/policies.md: does `target`'s policy hide the truth from local or remote user `viewer`? */
+  hides(viewer: string, target: string): boolean {
+    if (viewer === target) return false;
+    if (this.isLocal(target) && this.operatorHides.has(`${viewer}→${target}`)) return true;
+    const p = this.policies.get(target);
+    if (p === undefined) return false;
+    if (p.invisible) return true;
+    const server = this.serverOf(viewer);
+    if (p.deny.users.includes(viewer) || p.deny.servers.includes(server)) return true;
+    if (p.allow !== null && !p.allow.users.includes(viewer) && !p.allow.servers.includes(server)) return true;
+    return false;
+  }
+
+  /** docs/policies.md: a server gets the truth only if every one of its users may see it. */
+  hidesFromServer(server: string, target: string): boolean {
+    if (this.operatorHides.has(`${server}→${target}`)) return true;
+    const p = this.policies.get(target);
+    if (p === undefined) return false;
+    if (p.invisible || p.deny.servers.includes(server) || p.deny.users.some((u) => this.serverOf(u) === server)) return true;
+    return p.allow !== null && !p.allow.servers.includes(server);
+  }
+
+  /** The masked state: that of a user never seen. */
+  masked(userId: string): MState {
+    return { userId, state: 'offline', lastActiveTs: 0, lastFederationUpdateTs: 0, lastUserSyncTs: 0, statusMsg: null, currentlyActive: false };
+  }
+
+  /** What `viewer` sees of `s`. */
+  seen(viewer: string, s: MState): MState {
+    return this.hides(viewer, s.userId) ? this.masked(s.userId) : s;
+  }
+
   /** Non-ALL visibility (§3.1/§3.4): self, a shared joined room, or router interest. */
   private sees(viewer: string, target: string, interest: ReadonlySet<string>): boolean {
     return viewer === target || this.shareRoom(viewer, target) || interest.has(target);
   }
 
   /** The initial-sync style answer for `viewer` (§3.4 step 7, §3.5). */
-  fullAnswer(viewer: string, includeOffline: boolean): MState[] {
+  fullAnswer(viewer: string, includeOffline: boolean, policies = true): MState[] {
+    const truth = this.fullTruth(viewer, includeOffline);
+    if (!policies) return truth;
+    // Policies apply last; a user masked to offline is left out like an offline user.
+    return truth.map((s) => this.seen(viewer, s)).filter((s) => includeOffline || s.state !== 'offline');
+  }
+
+  private fullTruth(viewer: string, includeOffline: boolean): MState[] {
     const interest = this.router.interest(viewer);
     const out: MState[] = [];
     if (interest === 'ALL') {
@@ -201,8 +257,8 @@ export class PresenceModel {
       }
     }
     const states = [...users].map((u) => this.stateOf(u));
-    if (interest === 'ALL') return states.filter((s) => this.router.recipients(s).has(viewer));
-    return states;
+    const routed = interest === 'ALL' ? states.filter((s) => this.router.recipients(s).has(viewer)) : states;
+    return routed.map((s) => this.seen(viewer, s));
   }
 
   // ─────────────── subscriptions (push side) ───────────────
@@ -331,10 +387,21 @@ export class PresenceModel {
       const server = u.slice(u.indexOf(':') + 1);
       let set = out.get(server);
       if (set === undefined) out.set(server, (set = new Set()));
-      for (const s of this.fullAnswer(u, false)) if (this.isLocal(s.userId)) set.add(s.userId);
+      for (const s of this.fullAnswer(u, false, false)) if (this.isLocal(s.userId) && !this.hidesFromServer(server, s.userId)) set.add(s.userId);
     }
     for (const [server, set] of out) if (set.size === 0) out.delete(server);
     return out;
+  }
+
+  /** A local user's visibility policy replaced (docs/policies.md): logged and notified like a change. */
+  setPolicy(userId: string, policy: MPolicy): void {
+    this.turn(() => {
+      const isDefault = !policy.invisible && policy.allow === null && policy.deny.users.length === 0 && policy.deny.servers.length === 0;
+      if (isDefault) this.policies.delete(userId);
+      else this.policies.set(userId, policy);
+      this.entries.push({ kind: 'change', user: userId });
+      this.changed.add(userId);
+    });
   }
 
   /** Move time forward, re-examining every user at every timer tick on the way (§1.7, §2.4). */
@@ -442,14 +509,14 @@ export class PresenceModel {
       for (const u of changed) {
         const s = this.stateOf(u);
         const visible = interest === 'ALL' ? this.router.recipients(s).has(viewer) : this.sees(viewer, u, interest);
-        if (visible) sub.delivered.set(u, s);
+        if (visible) sub.delivered.set(u, this.seen(viewer, s));
       }
       if (interest === 'ALL') continue; // joins reach ALL_USERS listeners only through the router
       for (const [u, room] of joins) {
         const members = this.rooms.get(room);
         if (this.excludedRooms.has(room) || members === undefined || !members.has(u) || !members.has(viewer)) continue;
-        if (u === viewer) for (const m of members) sub.delivered.set(m, this.stateOf(m));
-        else sub.delivered.set(u, this.stateOf(u));
+        if (u === viewer) for (const m of members) sub.delivered.set(m, this.seen(viewer, this.stateOf(m)));
+        else sub.delivered.set(u, this.seen(viewer, this.stateOf(u)));
       }
     }
   }

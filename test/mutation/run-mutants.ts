@@ -17,8 +17,12 @@ import { fileURLToPath } from 'node:url';
 import { MUTANTS, type Edit, type Mutant } from './mutants.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TESTS = [
+/** MUTANT_TESTS=a,b runs only those test paths (a quick check of a few mutants); the default is the whole list. */
+const TESTS = process.env.MUTANT_TESTS !== undefined ? process.env.MUTANT_TESTS.split(',') : [
   'test/model',
+  'test/unit/policies.test.ts',
+  'test/property/damping.test.ts',
+  'test/unit/operator-visibility.test.ts',
   'test/property/model-all-users.test.ts',
   'test/property/isolation-semantics.test.ts',
   'test/property/timers-semantics.test.ts',
