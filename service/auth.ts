@@ -7,7 +7,7 @@ import type { ServiceSettings, ServiceUser } from './config.js';
 import { MatrixHttpError, accessTokenOf } from './http.js';
 import { verifySignature } from './http-transport.js';
 import type { IncomingMessage } from 'node:http';
-import type { SessionStore } from './sessions.js';
+import type { SessionBackend } from './sessions.js';
 
 /** The parts of a request that carry its access token. */
 interface TokenCarrier {
@@ -25,8 +25,15 @@ export interface Requester extends ServiceUser {
 export class Authenticator {
   constructor(
     private readonly settings: ServiceSettings,
-    readonly sessions: SessionStore,
+    readonly sessions: SessionBackend,
   ) {}
+
+  /** Before dispatch: let a shared session store refresh the request's token (config tokens need nothing). */
+  async prepare(c: TokenCarrier): Promise<void> {
+    const token = accessTokenOf(c.req, c.query);
+    if (token === undefined || this.settings.tokens.has(token) || this.sessions.prepare === undefined) return;
+    await this.sessions.prepare(token);
+  }
 
   /** The user whose access token the request carries, or 401. */
   authenticate(c: TokenCarrier): Requester {

@@ -85,6 +85,27 @@ const AppservicesSectionSchema = z.strictObject({
   max_backoff_ms: MillisSchema.positive().default(300_000),
 });
 
+/**
+ * `service.distributed`: this process is one of several service processes on one
+ * Redis (`log: { kind: redis, url, partitions }`), docs/service.md "Distributed mode".
+ */
+export const DistributedSectionSchema = z.strictObject({
+  /** A readable name for this process (its instance id adds a random suffix per start). */
+  node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 letters, digits, dots, dashes or underscores'),
+  /** The base URL the other service processes reach this one at (writes for users this process owns are forwarded there). */
+  advertise_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL the other processes can reach, e.g. http://10.0.0.5:8008' }),
+  /** Secret shared by every process of the deployment: it authenticates forwarded writes. */
+  forward_secret: z.string().min(16, 'the forward secret must be at least 16 characters'),
+  /** Writer lease time-to-live: a dead process's users move to a survivor within about this plus a renewal period. */
+  lease_ttl_ms: MillisSchema.min(300, 'must be at least 300 ms').default(10_000),
+  /** Lease renewal period (default a third of the TTL). */
+  renew_interval_ms: MillisSchema.positive().optional(),
+  /** How long a write may wait for its user's owner (failover included) before it is answered 503. */
+  forward_timeout_ms: MillisSchema.positive().default(30_000),
+  /** The Redis persistence settings check at start-up (docs/distributed.md). */
+  redis_settings: z.enum(['warn', 'refuse', 'ignore']).default('warn'),
+});
+
 export const ServiceSectionSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -162,6 +183,8 @@ export const ServiceSectionSchema = z.strictObject({
       max_remote_users_per_server: 100_000,
       max_remote_users: 1_000_000,
     }),
+  /** Several service processes on one Redis (docs/service.md, "Distributed mode"). */
+  distributed: DistributedSectionSchema.optional(),
 });
 
 /** The whole service config file: the engine's homeserver keys plus `service:`. */
@@ -196,6 +219,17 @@ export interface ServicePeer {
   readonly serverName: ServerName;
   readonly url: string;
   readonly sharedSecret: string;
+}
+
+/** `service.distributed`, validated (the Redis URL and partitions are the engine's `log`). */
+export interface DistributedSettings {
+  readonly nodeId: string;
+  readonly advertiseUrl: string;
+  readonly forwardSecret: string;
+  readonly leaseTtlMs: number;
+  readonly renewIntervalMs: number | undefined;
+  readonly forwardTimeoutMs: number;
+  readonly redisSettings: 'warn' | 'refuse' | 'ignore';
 }
 
 /** The validated service settings (the engine's part is parsed by the engine). */
@@ -235,6 +269,8 @@ export interface ServiceSettings {
     readonly maxInFlightPerPeer: number;
     readonly limits: Required<InboundLimits>;
   };
+  /** Set when this process is one of several on one Redis. */
+  readonly distributed: DistributedSettings | undefined;
 }
 
 export interface LoadedServiceConfig {
@@ -276,6 +312,7 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
   if (s.appservices.max_backoff_ms < s.appservices.initial_backoff_ms) {
     throw new ConfigError('service.appservices.max_backoff_ms', 'must be at least service.appservices.initial_backoff_ms');
   }
+  const distributed = distributedSettings(c.log, s, c.app_service_config_files);
   const peers = new Map<ServerName, ServicePeer>();
   s.federation.peers.forEach((p, i) => {
     const path = `service.federation.peers[${i}]`;
@@ -330,7 +367,34 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
           maxRemoteUsers: s.federation.max_remote_users,
         },
       },
+      distributed,
     },
+  };
+}
+
+type ServiceSection = z.infer<typeof ServiceSectionSchema>;
+
+/** `service.distributed` goes with `log.kind: redis` and without the parts that are not distributed yet. @throws ConfigError */
+function distributedSettings(log: { kind: string }, s: ServiceSection, appserviceFiles: readonly string[]): DistributedSettings | undefined {
+  const d = s.distributed;
+  if (d === undefined) {
+    if (log.kind === 'redis') throw new ConfigError('service.distributed', 'a redis log runs the service as one of several processes: add service.distributed { node_id, advertise_url, forward_secret } (docs/service.md, "Distributed mode")');
+    return undefined;
+  }
+  if (log.kind !== 'redis') throw new ConfigError('log.kind', 'service.distributed needs log: { kind: redis, url, partitions } (the shared Redis)');
+  // Not distributed yet: each would run once per process (duplicate transactions) or only on one process.
+  if (s.federation.peers.length > 0) throw new ConfigError('service.federation.peers', 'federation is not supported in distributed mode yet (docs/service.md, "Distributed mode"); remove the peers or run one process');
+  if (appserviceFiles.length > 0) throw new ConfigError('app_service_config_files', 'application services are not supported in distributed mode yet (every process would send each transaction); run one process');
+  if (s.login.sessions_file !== undefined) throw new ConfigError('service.login.sessions_file', 'in distributed mode sessions live in Redis, shared by every process; remove sessions_file');
+  if (d.renew_interval_ms !== undefined && d.renew_interval_ms >= d.lease_ttl_ms) throw new ConfigError('service.distributed.renew_interval_ms', 'must be less than lease_ttl_ms');
+  return {
+    nodeId: d.node_id,
+    advertiseUrl: d.advertise_url.replace(/\/+$/, ''),
+    forwardSecret: d.forward_secret,
+    leaseTtlMs: d.lease_ttl_ms,
+    renewIntervalMs: d.renew_interval_ms,
+    forwardTimeoutMs: d.forward_timeout_ms,
+    redisSettings: d.redis_settings,
   };
 }
 

@@ -17,6 +17,7 @@ import {
   type Clock,
   type EventLog,
   type Logger,
+  type PresenceConfig,
 } from '../src/index.js';
 import { DEFAULT_MEMORY_LOG_RETAIN } from '../src/config.js';
 import { checkLogDirectory } from '../src/log/log-path.js';
@@ -32,6 +33,8 @@ export interface EngineFactoryOptions {
   readonly logger: Logger;
   /** Recipients of past deliveries kept for explain (`service.explain.record_deliveries`). */
   readonly recordDeliveries?: number;
+  /** Distributed mode (`log: { kind: redis }`): start the process's RedisPresenceNode and return its engine. */
+  readonly openRedis?: (config: PresenceConfig) => Promise<PresenceEngine>;
 }
 
 export async function createServiceEngine(options: EngineFactoryOptions): Promise<PresenceEngine> {
@@ -68,7 +71,8 @@ export async function createServiceEngine(options: EngineFactoryOptions): Promis
     engine = durable.engine;
     engine.onClose(() => durable.close());
   } else if (config.log.kind === 'redis') {
-    throw new ConfigError('log.kind', 'the reference service runs one engine on a memory or file log; a redis log is run with RedisPresenceNode (docs/distributed.md)');
+    if (options.openRedis === undefined) throw new ConfigError('log.kind', 'a redis log needs service.distributed (docs/service.md, "Distributed mode")');
+    engine = await options.openRedis(config);
   } else {
     const retain = config.log.retain ?? DEFAULT_MEMORY_LOG_RETAIN;
     engine = new PresenceEngine({ config, logger, ...probes.hooks, ...(options.recordDeliveries !== undefined ? { recordDeliveries: options.recordDeliveries } : {}), log: decorate(new InMemoryEventLog(0, { retain })), ...(options.clock !== undefined ? { clock: options.clock } : {}) });

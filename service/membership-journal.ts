@@ -10,8 +10,8 @@
  * rooms' full current membership instead of the changes.
  */
 import { randomBytes } from 'node:crypto';
-import type { Subscription } from 'rxjs';
-import type { PresenceEngine, RoomId, UserId } from '../src/index.js';
+import type { Observable, Subscription } from 'rxjs';
+import type { PresenceEngine, PresenceEvent, RoomId, UserId } from '../src/index.js';
 
 export type Membership = 'join' | 'leave' | 'ban';
 
@@ -36,21 +36,28 @@ export class MembershipJournal {
   private readonly listeners = new Set<(change: MembershipChange) => void>();
   private readonly subscription: Subscription;
 
-  constructor(engine: PresenceEngine, private readonly retain = DEFAULT_RETAIN) {
+  /**
+   * @param replicated distributed mode: the events this process applied from the
+   *   other processes (RedisPresenceNode `onReplicated`); `committed$` has only its own.
+   */
+  constructor(engine: PresenceEngine, private readonly retain = DEFAULT_RETAIN, replicated?: Observable<readonly PresenceEvent[]>) {
     this.subscription = engine.committed$.subscribe((entries) => {
-      for (const { event } of entries) {
-        if (event.type !== 'room.membership') continue;
-        const change: MembershipChange = { pos: ++this.lastPos, roomId: event.roomId, userId: event.userId, membership: event.membership, at: event.at };
-        this.changes.push(change);
-        if (this.changes.length > this.retain * 2) {
-          // Drop in halves so trimming is amortised O(1) per change.
-          const drop = this.changes.length - this.retain;
-          this.changes.splice(0, drop);
-          this.firstPos += drop;
-        }
-        for (const listener of this.listeners) listener(change);
-      }
+      for (const { event } of entries) this.record(event);
     });
+    if (replicated !== undefined) this.subscription.add(replicated.subscribe((events) => events.forEach((e) => this.record(e))));
+  }
+
+  private record(event: PresenceEvent): void {
+    if (event.type !== 'room.membership') return;
+    const change: MembershipChange = { pos: ++this.lastPos, roomId: event.roomId, userId: event.userId, membership: event.membership, at: event.at };
+    this.changes.push(change);
+    if (this.changes.length > this.retain * 2) {
+      // Drop in halves so trimming is amortised O(1) per change.
+      const drop = this.changes.length - this.retain;
+      this.changes.splice(0, drop);
+      this.firstPos += drop;
+    }
+    for (const listener of this.listeners) listener(change);
   }
 
   /** The position of the newest change (0 before any). */

@@ -19,7 +19,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { InvalidInputError, consoleLogger, type Clock, type Logger, type PresenceEngine, type FederationTransport, type FederationLink } from '../src/index.js';
+import { ConfigError, InvalidInputError, consoleLogger, type PresenceConfig, type Clock, type Logger, type PresenceEngine, type FederationTransport, type FederationLink } from '../src/index.js';
 import { loadServiceConfigFile, parseServiceConfig, parseServiceConfigYaml, type LoadedServiceConfig, type ServiceSettings } from './config.js';
 import { ServiceAppservices } from './appservices.js';
 import { Authenticator } from './auth.js';
@@ -39,7 +39,9 @@ import { presenceRoutes } from './routes/presence.js';
 import { presencePolicyRoutes } from './routes/presence-policy.js';
 import type { Route, RouteHost } from './routes/route.js';
 import { syncRoutes } from './routes/sync.js';
-import { SessionStore } from './sessions.js';
+import { SessionStore, type SessionBackend } from './sessions.js';
+import { localInputs, type PresenceInputs } from './inputs.js';
+import type { DistributedPart } from './distributed-part.js';
 import { logAccess } from './ops/access-log.js';
 import { healthOf, sendHealth, watchEngineStop } from './ops/health.js';
 import { probesOf } from './ops/probes.js';
@@ -96,9 +98,13 @@ export class PresenceService {
   private readonly listenPort: number;
   /** Presence delivery to `app_service_config_files` (docs/appservices.md). */
   appservices: ServiceAppservices | undefined;
+  /** Distributed mode: this process's part of the deployment (docs/service.md, "Distributed mode"). */
+  readonly distributed: DistributedPart | undefined;
+  private readonly inputs: PresenceInputs;
 
-  private constructor(engine: PresenceEngine, loaded: LoadedServiceConfig, options: PresenceServiceOptions, logger: Logger, sessions: SessionStore) {
+  private constructor(engine: PresenceEngine, loaded: LoadedServiceConfig, options: PresenceServiceOptions, logger: Logger, sessions: SessionBackend, distributed: DistributedPart | undefined) {
     this.engine = engine;
+    this.distributed = distributed;
     this.settings = loaded.settings;
     this.logger = logger;
     this.listenHost = options.host ?? this.settings.host;
@@ -116,12 +122,15 @@ export class PresenceService {
         : undefined;
     this.transport = options.transport ?? (http as HttpFederationTransport);
     const sends = probesOf(engine).federationSend;
-    this.link = engine.attachFederationTransport(timeFederationSends(this.transport, (s, result) => sends.observe({ result }, s)), this.settings.federationTransport);
+    const timed = timeFederationSends(this.transport, (s, result) => sends.observe({ result }, s));
+    // Distributed: a transmission waits until what it carries is durable (RedisPresenceNode).
+    this.link = (distributed ?? engine).attachFederationTransport(timed, this.settings.federationTransport);
     watchEngineStop(engine);
     this.metrics = createServiceMetrics(engine, http, { defaultMetrics: options.defaultMetrics ?? true, peers: [...this.settings.peers.keys()] });
     this.auth = new Authenticator(this.settings, sessions);
     // Subscribed before the configured rooms are joined, so those joins are its first changes.
-    this.journal = new MembershipJournal(engine);
+    this.journal = new MembershipJournal(engine, undefined, distributed?.replicated$);
+    this.inputs = distributed?.inputs ?? localInputs(engine, () => this.committed());
     this.roomSync = new RoomSync(engine, this.settings.serverName, this.journal.epoch, engine.clock.now());
     this.routes = this.buildRoutes();
     // Headers get `read_timeout_ms` (408 from answerClientError); bodies get as long again (readBody).
@@ -153,20 +162,41 @@ export class PresenceService {
       if (options.baseDir === undefined) baseDir = dirname(resolvePath(options.configPath));
     } else throw new InvalidInputError('options', 'give configPath, configText or config');
     const { sessionsFile, maxSessionsPerUser } = loaded.settings;
-    const sessions = await SessionStore.open({ file: sessionsFile === undefined ? undefined : resolvePath(baseDir, sessionsFile), maxPerUser: maxSessionsPerUser, logger });
     for (const account of loaded.settings.accounts.values()) {
       if (account.password.kind === 'plain') {
         logger.warn(`config: ${account.userId} has a plain-text password (service.users[].password); use password_hash (npm run hash-password) outside tests and demos`);
       }
     }
-    const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger, recordDeliveries: loaded.settings.recordDeliveries });
+    let distributed: DistributedPart | undefined;
+    const openRedis = async (config: PresenceConfig): Promise<PresenceEngine> => {
+      const d = loaded.settings.distributed;
+      if (d === undefined) throw new ConfigError('service.distributed', 'a redis log needs service.distributed (docs/service.md, "Distributed mode")');
+      // Loaded only here: a single-process service never loads ioredis (an optional peer dependency).
+      const { startDistributedHost } = await import('./distributed/host.js');
+      const part = await startDistributedHost({ config, settings: loaded.settings, distributed: d, clock: options.clock, logger });
+      distributed = part;
+      return part.engine;
+    };
+    const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger, openRedis, recordDeliveries: loaded.settings.recordDeliveries });
+    let sessions: SessionBackend;
+    try {
+      sessions = distributed?.sessions ?? (await SessionStore.open({ file: sessionsFile === undefined ? undefined : resolvePath(baseDir, sessionsFile), maxPerUser: maxSessionsPerUser, logger }));
+    } catch (error) {
+      await (distributed?.close() ?? engine.close());
+      throw error;
+    }
     // Attach federation first, so presence sent on the preloaded joins goes out.
-    const service = new PresenceService(engine, loaded, options, logger, sessions);
+    const service = new PresenceService(engine, loaded, options, logger, sessions, distributed);
     try {
       service.appservices = await ServiceAppservices.start(engine, loaded.settings.appservices, { baseDir, logger, registry: service.metrics.registry });
     } catch (error) {
       await service.close();
       throw error;
+    }
+    // Distributed: each member is joined by its owner, in the background (owners are still being settled).
+    if (distributed !== undefined) {
+      distributed.preload(loaded.settings.rooms);
+      return service;
     }
     // One turn, committed before `create` resolves (also with per-tick turns, where a batch made outside a tick commits at once).
     engine.batch(() => {
@@ -229,7 +259,8 @@ export class PresenceService {
     if (this.transport instanceof HttpFederationTransport) this.transport.close();
     this.journal.close();
     await this.appservices?.close();
-    await this.engine.close();
+    if (this.distributed !== undefined) await this.distributed.close();
+    else await this.engine.close();
   }
 
   // ───────────────────────────── dispatch ─────────────────────────────
@@ -246,6 +277,8 @@ export class PresenceService {
       const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
       const method = req.method ?? 'GET';
       if (this.closing) res.setHeader('connection', 'close');
+      // Shared sessions (distributed mode) are read from Redis before the handlers look them up.
+      await this.auth.prepare({ req, query });
       if (method === 'OPTIONS') {
         routeName = 'options';
         res.writeHead(204, { ...CORS_HEADERS });
@@ -305,6 +338,8 @@ export class PresenceService {
       isClosing: () => this.closing,
       waitForWake: (ms, register) => this.waitForWake(ms, register),
       committed: () => this.committed(),
+      inputs: this.inputs,
+      processScopedTokens: this.distributed !== undefined,
     };
     const health: Route = {
       name: 'presence_health',
@@ -316,7 +351,7 @@ export class PresenceService {
       pattern: /^\/_presence\/dashboard(\/.*)?$/,
       methods: { GET: (c) => this.dashboard.handle(c.req, c.res, c.params[0] ?? '', c.query) },
     };
-    return [health, dashboard, ...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...presencePolicyRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host)];
+    return [health, dashboard, ...accountRoutes(host), ...clientConfigRoutes(host), ...presenceRoutes(host), ...presencePolicyRoutes(host), ...syncRoutes(host), ...federationRoutes(host), ...adminRoutes(host), ...opsRoutes(host), ...(this.distributed?.routes ?? [])];
   }
 
   /**

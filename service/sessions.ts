@@ -26,14 +26,30 @@ export interface Session extends ServiceUser {
   readonly createdAt: number;
 }
 
-const digest = (token: string): string => createHash('sha256').update(token).digest('base64url');
+/**
+ * Where sessions live: this process (memory, optionally a file: {@link SessionStore})
+ * or Redis, shared by every process of a distributed deployment
+ * (distributed/redis-sessions.ts). `lookup` is synchronous; a shared store
+ * refreshes the token's entry in `prepare`, which the server awaits before
+ * dispatching the request.
+ */
+export interface SessionBackend {
+  lookup(token: string): Session | undefined;
+  /** Bring what `lookup(token)` answers up to date (no-op for a local store). */
+  prepare?(token: string): Promise<void>;
+  issue(userId: UserId, deviceId: string, now: number): Promise<string>;
+  revoke(token: string): Promise<boolean>;
+  revokeAll(userId: UserId): Promise<number>;
+}
+
+export const digest = (token: string): string => createHash('sha256').update(token).digest('base64url');
 
 /** A device id for a login that did not name one: 10 capital letters, like Synapse's. */
 export function newDeviceId(): string {
   return Array.from(randomBytes(10), (b) => String.fromCharCode(65 + (b % 26))).join('');
 }
 
-export class SessionStore {
+export class SessionStore implements SessionBackend {
   /** token digest → session, in creation order */
   private readonly byDigest = new Map<string, Session>();
   private writing: Promise<void> = Promise.resolve();

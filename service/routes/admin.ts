@@ -68,8 +68,7 @@ export function adminRoutes(host: RouteHost): Route[] {
     const user = parseUserParam(c.params[1]);
     const body = MembershipBodySchema.safeParse(parseJsonBody(await readBody(c.req, settings.maxBodyBytes, settings.readTimeoutMs)));
     if (!body.success) throw new MatrixHttpError(400, 'M_BAD_JSON', body.error.issues[0]?.message ?? 'invalid body');
-    engine.setMembership(room, user, body.data.membership);
-    await host.committed();
+    await host.inputs.setMembership(room, user, body.data.membership);
     sendJson(c.res, 200, { room_id: room, user_id: user, membership: body.data.membership });
   };
 

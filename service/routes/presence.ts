@@ -44,13 +44,8 @@ export function presenceRoutes(host: RouteHost): Route[] {
     if ('status_msg' in fields && typeof fields.status_msg !== 'string') throw new MatrixHttpError(400, 'M_INVALID_PARAM', 'status_msg must be a string.');
     // Spec §2.12 / §3.7: when presence is not tracked the handler is skipped (even invalid states get 200).
     if (engine.config.enabled === true) {
-      engine.setPresence(user.userId, {
-        presence: fields.presence,
-        statusMsg: typeof fields.status_msg === 'string' ? fields.status_msg : undefined,
-        deviceId: user.deviceId,
-      });
-    }
-    await host.committed();
+      await host.inputs.setPresence(user, fields.presence, typeof fields.status_msg === 'string' ? fields.status_msg : undefined);
+    } else await host.committed();
     sendJson(c.res, 200, {});
   };
 

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger, PresenceEngine } from '../../src/index.js';
 import type { Authenticator } from '../auth.js';
 import type { ServiceSettings } from '../config.js';
+import type { PresenceInputs } from '../inputs.js';
 import type { MembershipJournal } from '../membership-journal.js';
 import type { ServiceMetrics } from '../metrics.js';
 import type { RoomSync } from '../room-sync.js';
@@ -45,6 +46,13 @@ export interface RouteHost {
   waitForWake(ms: number, register: (wake: () => void) => void): Promise<void>;
   /** Resolve once this request's inputs are in the log (see server.ts). */
   committed(): Promise<void>;
+  /** Presence writes: on the engine, or on the user's owner in distributed mode (inputs.ts). */
+  readonly inputs: PresenceInputs;
+  /**
+   * Distributed mode: stream positions are this process's own, so a sync token
+   * minted by another process (the client moved) is answered in full.
+   */
+  readonly processScopedTokens: boolean;
 }
 
 /** The client-server API prefix, v3 with r0 aliases. */

@@ -73,12 +73,14 @@ export function syncRoutes(host: RouteHost): Route[] {
     const { since: sinceToken, timeout: requestedTimeout, set_presence: setPresence, full_state: fullState } = q.data;
     const timeout = Math.min(requestedTimeout ?? 0, settings.maxSyncTimeoutMs);
     const full = fullState === 'true';
-    const since = full ? null : (sinceToken?.presence ?? null);
-    const initial = since === null;
+    // A token of another process (distributed mode: the client moved) names a position of another stream.
+    const foreign = host.processScopedTokens && sinceToken !== undefined && sinceToken.rooms?.epoch !== journal.epoch;
+    const since = full || foreign ? null : (sinceToken?.presence ?? null);
+    const initial = since === null && !foreign;
 
     const set = setPresence ?? 'online';
     // rc_presence: the engine's /sync bucket (separate from PUT's); over it the sync is served without affecting presence.
-    const handle = engine.userSyncing(user.userId, { deviceId: user.deviceId, setPresence: set });
+    const handle = host.inputs.userSyncing(user, set);
     let woken = false;
     let wake: (() => void) | undefined;
     const rouse = (): void => {

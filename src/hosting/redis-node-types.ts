@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
 import type { HomeserverConfigInput, PresenceConfig } from '../config.js';
+import type { PresenceEvent } from '../domain/events.js';
 import type { UserPresenceState } from '../domain/presence.js';
 import type { EngineStats, SyncHandle } from '../engine.js';
 import { PresenceError } from '../errors.js';
@@ -62,6 +63,8 @@ export interface RedisPresenceNodeOptions {
   readonly redisSettings?: 'warn' | 'refuse' | 'ignore';
   /** Redis Cluster: how often the per-slot reads poll when every stream was empty (ms). Default 20. */
   readonly clusterPollMs?: number;
+  /** Called with the events this process applied from other processes (and corrections after a loss), after the engine. */
+  readonly onReplicated?: (events: readonly PresenceEvent[]) => void;
   /** Compact an owned partition after this many events logged here since its last checkpoint (0: never). Default 100 000. */
   readonly compactEvery?: number;
 }

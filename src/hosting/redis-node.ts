@@ -22,6 +22,7 @@ import { Redis } from 'ioredis';
 import { Subject, type Observable } from 'rxjs';
 import { toPresenceConfig, type PresenceConfig } from '../config.js';
 import { parseUserId, type UserId } from '../domain/ids.js';
+import type { PresenceEvent } from '../domain/events.js';
 import type { UserPresenceState } from '../domain/presence.js';
 import {
   PresenceEngine,
@@ -78,10 +79,12 @@ export class RedisPresenceNode {
   private stopping = false;
   /** Per partition: the undo of unwritten changes after a loss, still running (a retake waits for it). */
   private readonly undoing = new Map<number, Promise<void>>();
+  private readonly onReplicated: ((events: readonly PresenceEvent[]) => void) | undefined;
 
   private constructor(options: RedisPresenceNodeOptions, config: PresenceConfig, redis: Redis) {
     if (config.log.kind !== 'redis') throw new ConfigError('log.kind', 'a RedisPresenceNode needs log: { kind: redis, url, partitions }');
     this.logger = options.logger ?? consoleLogger;
+    this.onReplicated = options.onReplicated;
     this.instanceId = `${(options.name ?? 'presence').replace(/[/~\s]/g, '_')}-${randomUUID().slice(0, 8)}`;
     this.partitions = config.log.partitions;
     this.keys = new RedisKeys(config.log.stream_prefix, this.partitions);
@@ -127,7 +130,7 @@ export class RedisPresenceNode {
       blocking: this.blocking,
       keys: this.keys,
       instanceId: this.instanceId,
-      sink: (events) => this.engine.applyReplicated(events),
+      sink: (events) => this.applyForeign(events),
       onCheckpoint: (p, fold) => this.correct(p, fold, 'checkpoint'),
       ...(cluster ? { perSlot: { pollMs: options.clusterPollMs ?? 20 } } : {}),
       logger: this.logger,
@@ -500,6 +503,12 @@ export class RedisPresenceNode {
     const events = correctionsTo(fold, this.engine.snapshot(), p, this.partitions, (id) => this.engine.getUserRecord(id), Date.now());
     if (events.length === 0) return;
     if (why === 'loss') this.logger.warn(`redis node ${this.instanceId}: undid ${events.length} unwritten change(s) in partition ${p}`);
+    this.applyForeign(events);
+  }
+
+  /** Events of other processes (or corrections): into the engine, then to `onReplicated`. */
+  private applyForeign(events: PresenceEvent[]): void {
     this.engine.applyReplicated(events);
+    this.onReplicated?.(events);
   }
 }
