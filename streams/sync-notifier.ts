@@ -185,7 +185,7 @@ export class SyncNotifier {
    * (un)subscribing during emission is safe. `userCount` bounds the user indexes.
    * @returns deliveries made (events × subscribers).
    */
-  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null = null, seen?: BatchSeen): number {
+  flush(stateOf: (index: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null, seen: BatchSeen | undefined): number {
     const pendingCount = this.pendingCount;
     const segmentCount = this.segmentCount;
     let batch: PresenceBatch;
@@ -201,10 +201,19 @@ export class SyncNotifier {
     this.pendingCount = 0;
     this.segmentCount = 0;
     this.firstSegment = null;
-    // Policies (docs/policies.md) may mask states for this viewer: a copy, the shared batch is left alone.
-    if (view !== null) batch = view(this.userId, batch);
+    if (view !== null || seen !== undefined) return this.emitObserved(batch, view, seen);
+    return this.emit(batch);
+  }
+
+  /** Policies (docs/policies.md) may mask states for this viewer (a copy: the shared batch is left alone); the journal sees what is emitted. */
+  private emitObserved(shared: PresenceBatch, view: BatchView | null, seen: BatchSeen | undefined): number {
+    const batch = view === null ? shared : view(this.userId, shared);
     if (batch.events.length === 0) return 0;
     if (seen !== undefined) seen(this.userId, batch);
+    return this.emit(batch);
+  }
+
+  private emit(batch: PresenceBatch): number {
     const sole = this.sole;
     if (sole !== null) {
       sole.next(batch);

@@ -48,17 +48,6 @@ export class SyncReader {
    * index (or a pending full-presence request) gets a full answer.
    */
   async read(id: UserId, since: number | null, includeOfflineOnInitial: boolean, token: number): Promise<NewEvents> {
-    const { events, nextToken, full, includesOffline } = await this.readTruth(id, since, includeOfflineOnInitial, token);
-    const visibility = this.host.visibility;
-    if (visibility === undefined || !visibility.active || events.length === 0) return { events, nextToken, full };
-    const waiting = visibility.prefetch(id, events);
-    if (waiting !== null) await waiting;
-    // A full answer without offline users leaves out users masked to offline, as it would an offline user.
-    return { events: visibility.viewList(id, events, full && !includesOffline), nextToken, full };
-  }
-
-  /** The answer before visibility policies; `includesOffline`: whether a full answer kept offline users. */
-  private async readTruth(id: UserId, since: number | null, includeOfflineOnInitial: boolean, token: number): Promise<NewEvents & { includesOffline: boolean }> {
     let from = since;
     let includeOffline = includeOfflineOnInitial;
     const requested = this.host.fullRequests.get(id);
@@ -66,7 +55,7 @@ export class SyncReader {
       from = null;
       includeOffline = false;
     }
-    if (from !== null && from === token) return { events: [], nextToken: token, full: false, includesOffline: includeOffline };
+    if (from !== null && from === token) return { events: [], nextToken: token, full: false };
     if (from !== null && (from > token || !this.changes.covers(from))) {
       from = null; // too old (or from another engine): answer in full, offline transitions included
       includeOffline = true;
@@ -80,11 +69,25 @@ export class SyncReader {
       if (from !== null) for (const i of this.presenceChangedSince(from)) candidates.push(this.users.stateAt(i));
       else for (const s of this.users.storedStates()) if (includeOffline || s.state !== 'offline') candidates.push(s);
       const routed = await router.usersForStates(candidates);
-      return { events: [...(routed.get(id) ?? [])], nextToken: token, full: from === null, includesOffline: includeOffline };
+      return this.viewed(id, [...(routed.get(id) ?? [])], token, from === null, includeOffline);
     }
     const self = this.users.indexOf(id);
-    if (from === null) return { events: this.initial(self, interest, includeOffline), nextToken: token, full: true, includesOffline: includeOffline };
-    return { events: this.changedAndVisible(self, from, interest), nextToken: token, full: false, includesOffline: includeOffline };
+    if (from === null) return this.viewed(id, this.initial(self, interest, includeOffline), token, true, includeOffline);
+    return this.viewed(id, this.changedAndVisible(self, from, interest), token, false, includeOffline);
+  }
+
+  /**
+   * The answer as `id` may see it: visibility policies applied when active
+   * (checked when the answer is made, after any router wait). A full answer
+   * without offline users leaves out users masked to offline, as it would an
+   * offline user.
+   */
+  private viewed(id: UserId, events: UserPresenceState[], nextToken: number, full: boolean, includesOffline: boolean): NewEvents | Promise<NewEvents> {
+    const v = this.host.visibility;
+    if (v === undefined || !v.active || events.length === 0) return { events, nextToken, full };
+    const view = (): NewEvents => ({ events: v.viewList(id, events, full && !includesOffline), nextToken, full });
+    const waiting = v.prefetch(id, events);
+    return waiting === null ? view() : waiting.then(view);
   }
 
   /** Everyone reader `self` can see through rooms or `interest`, for an initial sync. */

@@ -44,7 +44,7 @@ function flushOnce(users: number, segmentUsers: readonly (readonly number[])[], 
     return segment;
   });
   for (const u of offers) notifier.offer(u);
-  notifier.flush((i) => states[i] as UserPresenceState, token, users);
+  notifier.flush((i) => states[i] as UserPresenceState, token, users, null, undefined);
   return { batches, states, segments };
 }
 
@@ -120,7 +120,7 @@ describe('sync notifier flush', () => {
           t.listeners.forEach((l, k) => {
             const got = received[k] as PresenceBatch[];
             const before = got.length;
-            (notifiers[k] as SyncNotifier).flush(stateOf, token + 1, users);
+            (notifiers[k] as SyncNotifier).flush(stateOf, token + 1, users, null, undefined);
             const fromRooms = l.rooms.map((r) => t.rooms[r] as number[]).filter((m) => m.length > 0);
             if (fromRooms.length === 0 && l.offers.length === 0) {
               expect(got.length).toBe(before);
