@@ -44,6 +44,7 @@ import { UserDirectory } from './engine/user-directory.js';
 import { Visibility } from './engine/visibility.js';
 import { PolicyInputs } from './engine/policies.js';
 import { OperatorVisibility } from './engine/operator-visibility.js';
+import { LargeRooms, type LargeRoomStats } from './engine/large-rooms.js';
 import { Damping, explicitUsers, type DampingStats } from './engine/damping.js';
 import type { PresencePolicy } from './domain/policy.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
@@ -123,6 +124,8 @@ export class PresenceEngine {
   private readonly policies: PolicyInputs;
   /** Modules' `getVisibility` callbacks, once one is registered. */
   private operator: OperatorVisibility | undefined;
+  /** Large-room mode (`presence.large_rooms`), when configured. */
+  private readonly largeRooms: LargeRooms | undefined;
   /** Flap damping (`presence.damping`), when configured. */
   private readonly damping: Damping | undefined;
   /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
@@ -196,6 +199,8 @@ export class PresenceEngine {
       notifiedReplicated: (e) => this.policies.replicated(e),
     });
     this.policies = new PolicyInputs(this.visibility, this.users, this.changes, this.stream, this.turn);
+    this.largeRooms = config.largeRooms === undefined ? undefined : new LargeRooms(config.largeRooms, this.clock, this.push, (job) => this.turns.run(job));
+    if (this.largeRooms !== undefined) this.push.setSummaryRooms(this.largeRooms);
     this.damping = config.damping === undefined ? undefined : new Damping(config.damping, this.clock, this.users, this.visibility, {
       run: (job) => this.turns.run(job),
       notify: (idx) => this.policies.notify(idx),
@@ -566,6 +571,11 @@ export class PresenceEngine {
     return this.damping?.stats;
   }
 
+  /** Large-room mode counters (docs/policies.md), or undefined when `presence.large_rooms` is off. */
+  get largeRoomStats(): Readonly<LargeRoomStats> | undefined {
+    return this.largeRooms?.stats;
+  }
+
   /** Number of presence states pending for a destination server. */
   federationPending(destination: string): number {
     return this.federation.pendingFor(destination as ServerName);
@@ -644,6 +654,7 @@ export class PresenceEngine {
     this.wheel.stop();
     this.slices.stop();
     this.damping?.stop();
+    this.largeRooms?.stop();
     this.push.completeAll();
     this.federation.stop();
     this.committed.complete();

@@ -459,4 +459,33 @@ export const MUTANTS: readonly Mutant[] = [
     find: '    if (value === false) return true;',
     replace: '    if (value !== true) return true;',
   },
+  // ─── large-room mode (docs/policies.md) ───
+  {
+    id: 'large-room-summary-empty',
+    description: "a large room's summary hands over none of the members held since the last one (their changes never reach the room's listeners)",
+    file: 'streams/push-fanout.ts',
+    find: '    for (const u of held) if (members.has(u)) segment.add(u);\n',
+    replace: '',
+  },
+  {
+    id: 'large-room-never-summarised',
+    description: 'a large room with held changes never arms its summary',
+    file: 'src/engine/large-rooms.ts',
+    find: '    if (this.timers.has(room)) return;',
+    replace: '    return;',
+  },
+  {
+    id: 'large-room-summary-keeps-leavers',
+    description: 'a summary also hands over members who left the room since their change',
+    file: 'streams/push-fanout.ts',
+    find: '    for (const u of held) if (members.has(u)) segment.add(u);',
+    replace: '    for (const u of held) segment.add(u);',
+  },
+  {
+    id: 'large-room-interval-ignored',
+    description: 'summaries are not rate-limited: a large room wakes its listeners on every change (one turn later)',
+    file: 'src/engine/large-rooms.ts',
+    find: 'const delay = last === undefined ? 0 : Math.max(0, last + this.rule.intervalMs - this.clock.now());',
+    replace: 'const delay = 0;',
+  },
 ];
