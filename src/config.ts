@@ -94,6 +94,7 @@ const PresenceSectionSchema = z.strictObject({
   /** Large-room mode (docs/policies.md); absent = off. */
   large_rooms: z
     .strictObject({
+      mode: z.enum(['summary', 'shared_rooms_only']).default('summary'),
       member_threshold: z.number().int('must be a whole number').min(2, 'must be at least 2').default(1_000),
       interval: DurationSchema.default(1_000),
       /** Per room: true = always summarised, false = never (overrides the threshold). */
@@ -261,7 +262,7 @@ export function parseConfig(raw: unknown): PresenceConfig {
     largeRooms:
       p.large_rooms === undefined
         ? undefined
-        : { memberThreshold: p.large_rooms.member_threshold, intervalMs: p.large_rooms.interval, rooms: new Map(Object.entries(p.large_rooms.rooms) as [RoomId, boolean][]) },
+        : { mode: p.large_rooms.mode, memberThreshold: p.large_rooms.member_threshold, intervalMs: p.large_rooms.interval, rooms: new Map(Object.entries(p.large_rooms.rooms) as [RoomId, boolean][]) },
     damping: p.damping === undefined ? undefined : { holdDownMs: p.damping.hold_down, maxTransitions: p.damping.max_transitions, windowMs: p.damping.window },
     changeIndexSize: p.change_index_size,
     turns: p.turns,

@@ -45,6 +45,7 @@ import { Visibility } from './engine/visibility.js';
 import { PolicyInputs } from './engine/policies.js';
 import { OperatorVisibility } from './engine/operator-visibility.js';
 import { LargeRooms, type LargeRoomStats } from './engine/large-rooms.js';
+import { isLargeRoom } from './domain/large-room.js';
 import { Damping, explicitUsers, type DampingStats } from './engine/damping.js';
 import type { PresencePolicy } from './domain/policy.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
@@ -147,7 +148,8 @@ export class PresenceEngine {
     this.router = new PresenceRouter(this.clock, this.logger, config.routerTimeout);
     this.changes = new ChangeIndex(config.changeIndexSize, options.snapshot?.streamId ?? 0);
     this.users = new UserDirectory(config.serverName);
-    this.rooms = new RoomIndex(this.users, config.excludeRoomsFromPresence);
+    const large = config.largeRooms;
+    this.rooms = new RoomIndex(this.users, config.excludeRoomsFromPresence, large?.mode === 'shared_rooms_only' ? (id, n) => isLargeRoom(large, id, n) : null);
     this.push = new PushFanOut(this.rooms, this.users.column<SyncNotifier>());
     const slice = options.timerSlice ?? DEFAULT_TIMER_SLICE;
     if (!(slice >= 1)) throw new InvalidInputError('timerSlice', `must be a number of users ≥ 1 (or Infinity), got ${String(slice)}`);
@@ -199,7 +201,7 @@ export class PresenceEngine {
       notifiedReplicated: (e) => this.policies.replicated(e),
     });
     this.policies = new PolicyInputs(this.visibility, this.users, this.changes, this.stream, this.turn);
-    this.largeRooms = config.largeRooms === undefined ? undefined : new LargeRooms(config.largeRooms, this.clock, this.push, (job) => this.turns.run(job));
+    this.largeRooms = large?.mode !== 'summary' ? undefined : new LargeRooms(large, this.clock, this.push, (job) => this.turns.run(job));
     if (this.largeRooms !== undefined) this.push.setSummaryRooms(this.largeRooms);
     this.damping = config.damping === undefined ? undefined : new Damping(config.damping, this.clock, this.users, this.visibility, {
       run: (job) => this.turns.run(job),

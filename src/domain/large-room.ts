@@ -5,6 +5,11 @@
 import type { RoomId } from './ids.js';
 
 export interface LargeRoomRule {
+  /**
+   * `summary`: a large room wakes its listeners with a summary at most once per interval;
+   * `shared_rooms_only`: a large room shares no presence (members see each other only through other rooms).
+   */
+  readonly mode: 'summary' | 'shared_rooms_only';
   readonly memberThreshold: number;
   /** At most one summary batch per room per interval. */
   readonly intervalMs: number;

@@ -356,7 +356,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'policy-not-replayed',
     description: 'replay skips user.policy events: a restarted engine shows hidden users to everyone',
     file: 'src/engine/replay.ts',
-    find: '      state.visibility?.set(e.userId, e.policy);\n',
+    find: "      if (e.type === 'user.policy') state.visibility?.set(e.userId, e.policy);\n",
     replace: '',
   },
   {
@@ -487,5 +487,19 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'src/engine/large-rooms.ts',
     find: 'const delay = last === undefined ? 0 : Math.max(0, last + this.rule.intervalMs - this.clock.now());',
     replace: 'const delay = 0;',
+  },
+  {
+    id: 'large-room-shared-mode-ignored',
+    description: 'in shared_rooms_only mode a large room keeps sharing presence',
+    file: 'src/engine/room-index.ts',
+    find: '(room as { excluded: boolean }).excluded = this.excluded.has(room.id) || (this.large as LargeRoomTest)(room.id, room.members.size);',
+    replace: '(room as { excluded: boolean }).excluded = this.excluded.has(room.id);',
+  },
+  {
+    id: 'large-room-shared-mode-sticky',
+    description: 'in shared_rooms_only mode a room that shrank below the threshold stays without presence (only joins re-evaluate it)',
+    file: 'src/engine/room-index.ts',
+    find: '    this.countRemote(room, u, -1);\n    if (this.large !== null) this.classify(room);',
+    replace: '    this.countRemote(room, u, -1);',
   },
 ];

@@ -136,3 +136,28 @@ describe('large-room rules', () => {
     expect((await engine.getNewEvents(members[1] as string, token)).events.map((s) => s.userId)).toEqual([members[2]]);
   });
 });
+
+describe('large-room mode shared_rooms_only', () => {
+  const big = '!big:test.local';
+  const small = '!small:test.local';
+  const a = '@a:test.local' as UserId;
+  const b = '@b:test.local' as UserId;
+  const c = '@c:test.local' as UserId;
+
+  it('a large room shares no presence: members see each other only through a smaller room, on every path; shrinking restores it', async () => {
+    const clock = new SimulatedClock();
+    const config = { ...PROPERTY_CONFIG, presence: { ...PROPERTY_CONFIG.presence, large_rooms: { mode: 'shared_rooms_only', member_threshold: 3 } } };
+    const { engine } = createTestEngine({ clock, config, rooms: { [big]: [a, b, c], [small]: [a, b] } });
+    const alice = recordSyncStream(engine, a as string);
+    const token = engine.currentToken;
+    engine.setPresence(b as string, { presence: 'online' });
+    engine.setPresence(c as string, { presence: 'online' });
+    expect([...alice.view().keys()]).toEqual([b]);
+    expect((await engine.getNewEvents(a as string, token)).events.map((s) => s.userId)).toEqual([b]);
+    expect(() => engine.getPresence(a as string, c as string)).toThrow(/share no joined room/);
+    engine.leaveRoom(big, b as string); // two members left: no longer large
+    expect(engine.getPresence(a as string, c as string).presence).toBe('online');
+    engine.setPresence(c as string, { presence: 'unavailable' });
+    expect(alice.view().get(c)?.state).toBe('unavailable');
+  });
+});
