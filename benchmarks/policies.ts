@@ -152,6 +152,96 @@ function compare(flipMs: number, damping: typeof DAMPING = DAMPING) {
   };
 }
 
+// ───────────────────────────── large room ─────────────────────────────
+
+const LARGE_MEMBERS = arg('--large-members', 50_000);
+const LARGE_LISTENING = arg('--large-listening', 0.2);
+const LARGE_CHANGES = arg('--large-changes', 6_000);
+/** Simulated input rate of the large-room benchmark (benchmarks/scenarios.ts uses 2 000 changes/s). */
+const LARGE_RATE = 2_000;
+const LARGE_MODE = { member_threshold: 1_000, interval: '1s' };
+
+interface LargeFigures {
+  readonly mode: typeof LARGE_MODE | null;
+  readonly changes: number;
+  /** Wall time of the changes (and of the summaries they caused), ms. */
+  readonly wallMs: number;
+  /** States pushed to sync streams (events × subscribers). */
+  readonly deliveries: number;
+  /** Batches pushed to sync streams (one wake-up of a listener each). */
+  readonly wakeups: number;
+  readonly deliveriesPerSecond: number;
+  readonly changesPerSecond: number;
+  /** Did every listener end with every member's current state? (checked on a sample of 50 listeners) */
+  readonly converged: boolean;
+}
+
+function runLargeRoom(mode: typeof LARGE_MODE | null): LargeFigures {
+  const clock = new SimulatedClock();
+  const config = presenceConfig(HS, {
+    presence: { enabled: true, ...(mode !== null ? { large_rooms: mode } : {}) },
+    rc_presence: { per_user: { per_second: 1e9, burst_count: 1e9 } },
+  });
+  const engine = new PresenceEngine({ config, clock, logger: new MemoryLogger() });
+  const room = `!large:${HS}`;
+  const members = Array.from({ length: LARGE_MEMBERS }, (_, i) => `@u${i}:${HS}`);
+  engine.batch(() => {
+    for (const u of members) engine.joinRoom(room, u);
+  });
+  const listening = Math.floor(LARGE_MEMBERS * LARGE_LISTENING);
+  let wakeups = 0;
+  let deliveries = 0;
+  const sampled = new Map<number, Map<string, string>>();
+  for (let i = 0; i < listening; i++) {
+    const view = i % Math.max(1, Math.floor(listening / 50)) === 0 ? new Map<string, string>() : null;
+    if (view !== null) sampled.set(i, view);
+    engine.syncStream(members[i] as string).subscribe((b) => {
+      wakeups++;
+      deliveries += b.events.length;
+      if (view !== null) for (const s of b.events) view.set(s.userId, s.state);
+    });
+  }
+  let seed = 42;
+  const next = () => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648);
+  const perMs = LARGE_RATE / 1000;
+  const started = performance.now();
+  for (let k = 0; k < LARGE_CHANGES; k++) {
+    const u = members[next() % LARGE_MEMBERS] as string;
+    engine.setPresence(u, { presence: k % 3 === 0 ? 'unavailable' : 'online' });
+    if ((k + 1) % perMs === 0) clock.advance(1);
+  }
+  clock.advance(2_000); // the last summaries
+  const wallMs = performance.now() - started;
+  let converged = true;
+  for (const [i, view] of sampled)
+    for (const u of members) {
+      const truth = engine.getUserPresence(u).state;
+      if ((view.get(u) ?? 'offline') !== truth && u !== members[i]) converged = false;
+    }
+  engine.stop();
+  return {
+    mode,
+    changes: LARGE_CHANGES,
+    wallMs: Math.round(wallMs),
+    deliveries,
+    wakeups,
+    deliveriesPerSecond: Math.round(deliveries / (wallMs / 1000)),
+    changesPerSecond: Math.round(LARGE_CHANGES / (wallMs / 1000)),
+    converged,
+  };
+}
+
+function compareLargeRoom() {
+  const off = runLargeRoom(null);
+  const on = runLargeRoom(LARGE_MODE);
+  return {
+    description: `one ${LARGE_MEMBERS}-member room, ${Math.round(LARGE_LISTENING * 100)} % of members listening, ${LARGE_CHANGES} presence changes of random members at ${LARGE_RATE}/s (simulated clock; wall time measured)`,
+    off,
+    on,
+    savedPercent: { wakeups: saved(off.wakeups, on.wakeups), deliveries: saved(off.deliveries, on.deliveries) },
+  };
+}
+
 const result = {
   scenario: {
     description: 'a client flipping between set_presence=online and set_presence=unavailable for 10 minutes, then quiet for 2 minutes',
@@ -167,6 +257,7 @@ const result = {
   flipEvery15s: compare(15_000),
   /** The same with at most 2 visible transitions per minute: the rate limit does the work. */
   flipEvery15sStrict: compare(15_000, STRICT),
+  largeRoom: args.includes('--no-large-room') ? null : compareLargeRoom(),
 };
 const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'policies.json');
 mkdirSync(dirname(out), { recursive: true });

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
 import type { DampingRule } from './domain/damping.js';
+import type { LargeRoomRule } from './domain/large-room.js';
 import { DEFAULT_TIMERS, type PresenceTimers, type RuleConfig } from './domain/presence.js';
 
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
@@ -90,6 +91,16 @@ const PresenceSectionSchema = z.strictObject({
   routing_modules: z.array(ModuleEntrySchema).default([]),
   /** How long an answer of a module's `getVisibility` callback is reused (docs/policies.md). */
   visibility_cache_ttl: DurationSchema.default(60_000),
+  /** Large-room mode (docs/policies.md); absent = off. */
+  large_rooms: z
+    .strictObject({
+      mode: z.enum(['summary', 'shared_rooms_only']).default('summary'),
+      member_threshold: z.number().int('must be a whole number').min(2, 'must be at least 2').default(1_000),
+      interval: DurationSchema.default(1_000),
+      /** Per room: true = always summarised, false = never (overrides the threshold). */
+      rooms: z.record(RoomIdSchema, z.boolean()).default({}),
+    })
+    .optional(),
   /** Flap damping (docs/policies.md); absent = off. */
   damping: z
     .strictObject({
@@ -167,6 +178,8 @@ export interface PresenceConfig {
   readonly routerTimeout: number;
   /** `presence.visibility_cache_ttl`: reuse of `getVisibility` answers (ms). */
   readonly visibilityCacheTtl: number;
+  /** `presence.large_rooms` (docs/policies.md), undefined when off. */
+  readonly largeRooms: LargeRoomRule | undefined;
   /** `presence.damping` (docs/policies.md), undefined when off. */
   readonly damping: DampingRule | undefined;
   readonly changeIndexSize: number;
@@ -225,6 +238,7 @@ export function parseConfig(raw: unknown): PresenceConfig {
   }
   if (p.timer_period <= 0) throw new ConfigError('presence.timer_period', 'must be greater than 0');
   if (p.router_timeout <= 0) throw new ConfigError('presence.router_timeout', 'must be greater than 0');
+  if (p.large_rooms !== undefined && p.large_rooms.interval <= 0) throw new ConfigError('presence.large_rooms.interval', 'must be greater than 0');
   if (p.damping !== undefined && p.damping.window <= 0) throw new ConfigError('presence.damping.window', 'must be greater than 0');
   const enabled = p.enabled ?? c.use_presence ?? true;
   return {
@@ -245,6 +259,10 @@ export function parseConfig(raw: unknown): PresenceConfig {
     syncCountsAsActivity: p.sync_counts_as_activity,
     routerTimeout: p.router_timeout,
     visibilityCacheTtl: p.visibility_cache_ttl,
+    largeRooms:
+      p.large_rooms === undefined
+        ? undefined
+        : { mode: p.large_rooms.mode, memberThreshold: p.large_rooms.member_threshold, intervalMs: p.large_rooms.interval, rooms: new Map(Object.entries(p.large_rooms.rooms) as [RoomId, boolean][]) },
     damping: p.damping === undefined ? undefined : { holdDownMs: p.damping.hold_down, maxTransitions: p.damping.max_transitions, windowMs: p.damping.window },
     changeIndexSize: p.change_index_size,
     turns: p.turns,

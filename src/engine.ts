@@ -45,6 +45,8 @@ import { UserDirectory } from './engine/user-directory.js';
 import { Visibility } from './engine/visibility.js';
 import { PolicyInputs } from './engine/policies.js';
 import { OperatorVisibility } from './engine/operator-visibility.js';
+import { LargeRooms, type LargeRoomStats } from './engine/large-rooms.js';
+import { isLargeRoom } from './domain/large-room.js';
 import { Damping, explicitUsers, type DampingStats } from './engine/damping.js';
 import type { PresencePolicy } from './domain/policy.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
@@ -124,6 +126,8 @@ export class PresenceEngine {
   private readonly policies: PolicyInputs;
   /** Modules' `getVisibility` callbacks, once one is registered. */
   private operator: OperatorVisibility | undefined;
+  /** Large-room mode (`presence.large_rooms`), when configured. */
+  private readonly largeRooms: LargeRooms | undefined;
   /** Flap damping (`presence.damping`), when configured. */
   private readonly damping: Damping | undefined;
   /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
@@ -147,7 +151,8 @@ export class PresenceEngine {
     this.router = new PresenceRouter(this.clock, this.logger, config.routerTimeout);
     this.changes = new ChangeIndex(config.changeIndexSize, options.snapshot?.streamId ?? 0);
     this.users = new UserDirectory(config.serverName);
-    this.rooms = new RoomIndex(this.users, config.excludeRoomsFromPresence);
+    const large = config.largeRooms;
+    this.rooms = new RoomIndex(this.users, config.excludeRoomsFromPresence, large?.mode === 'shared_rooms_only' ? (id, n) => isLargeRoom(large, id, n) : null);
     this.push = new PushFanOut(this.rooms, this.users.column<SyncNotifier>());
     const slice = options.timerSlice ?? DEFAULT_TIMER_SLICE;
     if (!(slice >= 1)) throw new InvalidInputError('timerSlice', `must be a number of users ≥ 1 (or Infinity), got ${String(slice)}`);
@@ -206,6 +211,8 @@ export class PresenceEngine {
       notifiedReplicated: (e) => this.policies.replicated(e),
     });
     this.policies = new PolicyInputs(this.visibility, this.users, this.changes, this.stream, this.turn);
+    this.largeRooms = large?.mode !== 'summary' ? undefined : new LargeRooms(large, this.clock, this.push, (job) => this.turns.run(job));
+    if (this.largeRooms !== undefined) this.push.setSummaryRooms(this.largeRooms);
     this.damping = config.damping === undefined ? undefined : new Damping(config.damping, this.clock, this.users, this.visibility, {
       run: (job) => this.turns.run(job),
       notify: (idx) => this.policies.notify(idx),
@@ -582,6 +589,11 @@ export class PresenceEngine {
     return this.damping?.stats;
   }
 
+  /** Large-room mode counters (docs/policies.md), or undefined when `presence.large_rooms` is off. */
+  get largeRoomStats(): Readonly<LargeRoomStats> | undefined {
+    return this.largeRooms?.stats;
+  }
+
   /** Number of presence states pending for a destination server. */
   federationPending(destination: string): number {
     return this.federation.pendingFor(destination as ServerName);
@@ -660,6 +672,7 @@ export class PresenceEngine {
     this.wheel.stop();
     this.slices.stop();
     this.damping?.stop();
+    this.largeRooms?.stop();
     this.push.completeAll();
     this.federation.stop();
     this.committed.complete();

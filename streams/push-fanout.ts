@@ -52,6 +52,17 @@ export interface RoomWakeupCount {
   readonly changes: number;
 }
 
+/**
+ * Large-room summary mode (docs/policies.md): a room it names does not wake its
+ * listeners per turn; its changed members are held and handed over by
+ * {@link PushFanOut.summaryDue}, at most once per interval (the engine's timer).
+ */
+export interface SummaryRooms {
+  isSummary(room: PushRoom): boolean;
+  /** Room `room` has its first held change since its last summary. */
+  pending(room: number): void;
+}
+
 /** What listens to one room. */
 class RoomListeners {
   /** Wake-ups and changed members since the last `RoomWakeups.take` (only while counting). */
@@ -63,6 +74,8 @@ class RoomListeners {
   listeners: SyncNotifier[] | null = null;
   /** This turn's changed members, shared by the room's listeners. */
   segment: RoomSegment | null = null;
+  /** Summary mode: members changed since the room's last summary. */
+  held: Set<number> | null = null;
 
   constructor(readonly room: number) {}
 }
@@ -88,6 +101,8 @@ export class PushFanOut {
   private wokenRoomCount = 0;
   /** Told of every emitted batch (the delivery journal), when set. */
   seen: BatchSeen | undefined = undefined;
+  /** Large-room summary mode, when configured. */
+  private summary: SummaryRooms | null = null;
 
   readonly roomWakeups: RoomWakeups = {
     count: (on) => {
@@ -105,6 +120,29 @@ export class PushFanOut {
     private readonly topology: PushTopology,
     private readonly notifiers: (SyncNotifier | undefined)[],
   ) {}
+
+  /** Turn large-room summary mode on. */
+  setSummaryRooms(summary: SummaryRooms): void {
+    this.summary = summary;
+  }
+
+  /**
+   * Room `room`'s summary is due: its listeners are woken once with the members
+   * changed since the last summary (still members), read at this turn's flush.
+   */
+  summaryDue(room: number): void {
+    const rl = this.byRoom[room];
+    const held = rl?.held;
+    if (rl === undefined || held === undefined || held === null || held.size === 0) return;
+    const members = this.topology.at(room).members;
+    const segment = (rl.segment ??= new RoomSegment());
+    const first = segment.size === 0;
+    for (const u of held) if (members.has(u)) segment.add(u);
+    held.clear();
+    if (segment.size === 0) return;
+    if (first) this.dirtyRooms[this.dirtyRoomCount++] = rl;
+    this.wake(rl, segment);
+  }
 
   /** Users with at least one open stream. */
   get listening(): number {
@@ -187,6 +225,12 @@ export class PushFanOut {
         if (room.excluded) continue;
         const rl = byRoom[room.index];
         if (rl === undefined || rl.listening.size === 0) continue;
+        if (this.summary !== null && this.summary.isSummary(room)) {
+          const held = (rl.held ??= new Set());
+          if (held.size === 0) this.summary.pending(room.index);
+          held.add(u);
+          continue;
+        }
         const segment = (rl.segment ??= new RoomSegment());
         if (segment.size === 0) this.dirtyRooms[this.dirtyRoomCount++] = rl;
         segment.add(u);
@@ -197,19 +241,22 @@ export class PushFanOut {
       }
     }
     // One push per (room, listener): the listener reads the room's changes from its shared segment.
-    const counting = this.countingWakeups;
     for (let r = 0; r < this.dirtyRoomCount; r++) {
       const rl = this.dirtyRooms[r] as RoomListeners;
-      const segment = rl.segment as RoomSegment;
-      const listeners = this.listenersOf(rl);
-      for (let k = 0; k < listeners.length; k++) {
-        const n = listeners[k] as SyncNotifier;
-        if (n.interest === ALL) continue;
-        this.markDirty(n);
-        n.addSegment(segment);
-      }
-      if (counting) this.countWakeups(rl, listeners, segment.size);
+      this.wake(rl, rl.segment as RoomSegment);
     }
+  }
+
+  /** Hand a room's segment to each of its listeners (ALL_USERS listeners are served by the router). */
+  private wake(rl: RoomListeners, segment: RoomSegment): void {
+    const listeners = this.listenersOf(rl);
+    for (let k = 0; k < listeners.length; k++) {
+      const n = listeners[k] as SyncNotifier;
+      if (n.interest === ALL) continue;
+      this.markDirty(n);
+      n.addSegment(segment);
+    }
+    if (this.countingWakeups) this.countWakeups(rl, listeners, segment.size);
   }
 
   /** A live join of user `user` into `room`: its listeners see the joiner, the joiner sees every member. */

@@ -119,9 +119,9 @@ function fold(state: ReplayState, e: PresenceEvent, pending: (ComposedStep | und
     case 'user.policy':
     case 'presence.published': {
       if (e.type === 'user.policy') state.visibility?.set(e.userId, e.policy);
-      const i = state.users.indexOf(e.userId);
-      state.users.lastStreamId[i] = e.streamId;
-      state.changes.add(e.streamId, i);
+      const u = state.users.indexOf(e.userId);
+      state.users.lastStreamId[u] = e.streamId;
+      state.changes.add(e.streamId, u);
       return Math.max(streamId, e.streamId);
     }
   }

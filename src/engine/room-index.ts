@@ -15,9 +15,16 @@ export interface Room {
   readonly members: Set<number>;
   /** Joined remote users per server. */
   readonly remote: Map<ServerName, number>;
-  /** `exclude_rooms_from_presence`: membership is kept but shares no presence. */
+  /**
+   * `exclude_rooms_from_presence`, or a large room in `shared_rooms_only` mode
+   * (docs/policies.md; re-evaluated at each join and leave): membership is kept
+   * but shares no presence.
+   */
   readonly excluded: boolean;
 }
+
+/** Large-room mode `shared_rooms_only`: is this room, with this many members, large? */
+export type LargeRoomTest = (roomId: RoomId, members: number) => boolean;
 
 const NO_ROOMS: readonly Room[] = [];
 /** Room lists up to this length are kept exactly sized (see `addRoomOf`). */
@@ -34,6 +41,7 @@ export class RoomIndex {
   constructor(
     private readonly users: UserDirectory,
     private readonly excluded: ReadonlySet<RoomId>,
+    private readonly large: LargeRoomTest | null = null,
   ) {
     this.roomsAt = users.column<Room[]>();
   }
@@ -86,7 +94,13 @@ export class RoomIndex {
     room.members.add(u);
     this.addRoomOf(u, room);
     this.countRemote(room, u, 1);
+    if (this.large !== null) this.classify(room);
     return true;
+  }
+
+  /** Large-room mode: a room is excluded while it is large (its size just changed). */
+  private classify(room: Room): void {
+    (room as { excluded: boolean }).excluded = this.excluded.has(room.id) || (this.large as LargeRoomTest)(room.id, room.members.size);
   }
 
   /** Remove user `u` from `room`; false when not joined. */
@@ -96,6 +110,7 @@ export class RoomIndex {
     const at = rooms?.indexOf(room) ?? -1;
     if (at >= 0) rooms?.splice(at, 1); // keeps the join order of the others
     this.countRemote(room, u, -1);
+    if (this.large !== null) this.classify(room);
     return true;
   }
 
@@ -111,6 +126,7 @@ export class RoomIndex {
       else rooms.push(room); // sized exactly in `compact`
       this.countRemote(room, u, 1);
     }
+    if (this.large !== null) this.classify(room);
   }
 
   /** After a snapshot load: give short room lists their exact size. */

@@ -61,13 +61,18 @@ export interface World {
  * Pairs `viewer→target` (viewer: a user id or, for federation, a server name) an
  * operator `getVisibility` callback hides (docs/policies.md), or none.
  */
-export function setup(modules: readonly ModuleSpec[], operatorHides: readonly string[] | null = null): { model: World; real: Real } {
-  const { engine, clock, logger } = createTestEngine({ serverName: SERVER, config: ENGINE_CONFIG });
+export function setup(modules: readonly ModuleSpec[], operatorHides: readonly string[] | null = null, largeRoomThreshold: number | null = null): { model: World; real: Real } {
+  const config =
+    largeRoomThreshold === null
+      ? ENGINE_CONFIG
+      : { ...ENGINE_CONFIG, presence: { ...ENGINE_CONFIG.presence, large_rooms: { mode: 'shared_rooms_only', member_threshold: largeRoomThreshold } } };
+  const { engine, clock, logger } = createTestEngine({ serverName: SERVER, config });
   registerRouters(engine, modules);
   registerOperator(engine, operatorHides);
   const model = new PresenceModel({ now: clock.now(), serverName: SERVER, excludedRooms: [EXCLUDED_ROOM], period: engine.config.timerPeriod });
   model.router = modelRouter(modules);
   if (operatorHides !== null) model.operatorHides = new Set(operatorHides);
+  model.largeRoomThreshold = largeRoomThreshold;
   const real: Real = {
     engine,
     clock,

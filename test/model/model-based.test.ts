@@ -27,6 +27,9 @@ const operatorArb = fc.option(
   { nil: null },
 );
 
+/** Large-room mode `shared_rooms_only` (docs/policies.md): off, or rooms of 3 or more members share no presence. */
+const largeRoomArb = fc.constantFrom<number | null>(null, null, 3);
+
 /** FC_PATH (printed as `path` on failure, with the seed) replays one failing case directly, already shrunk. */
 const params = fcParams(120, { endOnFailure: false, ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}) });
 /** Deep runs (FC_NUM_RUNS) need more than the default 60 s. */
@@ -35,8 +38,8 @@ const timeout = Math.max(120_000, (params.numRuns ?? 100) * 1_000);
 describe('engine ≡ reference model', () => {
   it('presence, sync streams and getNewEvents agree after every command', async () => {
     await fc.assert(
-      fc.asyncProperty(routerConfigArb(EVERYONE), operatorArb, commandsArb(40), async (modules, operator, cmds) => {
-        const { model, real } = setup(modules, operator);
+      fc.asyncProperty(routerConfigArb(EVERYONE), operatorArb, largeRoomArb, commandsArb(40), async (modules, operator, large, cmds) => {
+        const { model, real } = setup(modules, operator, large);
         try {
           await fc.asyncModelRun(() => ({ model, real }), cmds);
         } finally {

@@ -101,6 +101,8 @@ export class PresenceModel {
   readonly timers: ModelTimers;
   readonly period: number;
   readonly excludedRooms: ReadonlySet<string>;
+  /** Large-room mode `shared_rooms_only` (docs/policies.md): rooms with at least this many members share no presence. */
+  largeRoomThreshold: number | null = null;
   router: ModelRouter = NO_ROUTER;
 
   readonly presence = new Map<string, MState>();
@@ -154,10 +156,16 @@ export class PresenceModel {
     return this.entries.length;
   }
 
+  /** Excluded from presence: listed in the config, or large (judged now, by its current members). */
+  isExcluded(room: string): boolean {
+    if (this.excludedRooms.has(room)) return true;
+    return this.largeRoomThreshold !== null && (this.rooms.get(room)?.size ?? 0) >= this.largeRoomThreshold;
+  }
+
   /** Both joined to one room that is not excluded from presence. */
   shareRoom(a: string, b: string): boolean {
     for (const [room, members] of this.rooms) {
-      if (this.excludedRooms.has(room)) continue;
+      if (this.isExcluded(room)) continue;
       if (members.has(a) && members.has(b)) return true;
     }
     return false;
@@ -225,7 +233,7 @@ export class PresenceModel {
     }
     const users = new Set<string>([viewer, ...interest]);
     for (const [room, members] of this.rooms) {
-      if (this.excludedRooms.has(room) || !members.has(viewer)) continue;
+      if (this.isExcluded(room) || !members.has(viewer)) continue;
       for (const m of members) users.add(m);
     }
     for (const u of users) {
@@ -251,7 +259,7 @@ export class PresenceModel {
       } else if (e.kind === 'join' && interest !== 'ALL') {
         // §3.5 step 4: members of rooms the viewer newly joined; a newly joined member of the viewer's rooms.
         const members = this.rooms.get(e.room);
-        if (this.excludedRooms.has(e.room) || members === undefined || !members.has(viewer) || !members.has(e.user)) continue;
+        if (this.isExcluded(e.room) || members === undefined || !members.has(viewer) || !members.has(e.user)) continue;
         if (e.user === viewer) for (const m of members) users.add(m);
         else users.add(e.user);
       }
@@ -514,7 +522,7 @@ export class PresenceModel {
       if (interest === 'ALL') continue; // joins reach ALL_USERS listeners only through the router
       for (const [u, room] of joins) {
         const members = this.rooms.get(room);
-        if (this.excludedRooms.has(room) || members === undefined || !members.has(u) || !members.has(viewer)) continue;
+        if (this.isExcluded(room) || members === undefined || !members.has(u) || !members.has(viewer)) continue;
         if (u === viewer) for (const m of members) sub.delivered.set(m, this.seen(viewer, this.stateOf(m)));
         else sub.delivered.set(u, this.seen(viewer, this.stateOf(u)));
       }

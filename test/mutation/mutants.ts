@@ -356,7 +356,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'policy-not-replayed',
     description: 'replay skips user.policy events: a restarted engine shows hidden users to everyone',
     file: 'src/engine/replay.ts',
-    find: '      state.visibility?.set(e.userId, e.policy);\n',
+    find: "      if (e.type === 'user.policy') state.visibility?.set(e.userId, e.policy);\n",
     replace: '',
   },
   {
@@ -458,5 +458,48 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'src/router/presence-router.ts',
     find: '    if (value === false) return true;',
     replace: '    if (value !== true) return true;',
+  },
+  // ─── large-room mode (docs/policies.md) ───
+  {
+    id: 'large-room-summary-empty',
+    description: "a large room's summary hands over none of the members held since the last one (their changes never reach the room's listeners)",
+    file: 'streams/push-fanout.ts',
+    find: '    for (const u of held) if (members.has(u)) segment.add(u);\n',
+    replace: '',
+  },
+  {
+    id: 'large-room-never-summarised',
+    description: 'a large room with held changes never arms its summary',
+    file: 'src/engine/large-rooms.ts',
+    find: '    if (this.timers.has(room)) return;',
+    replace: '    return;',
+  },
+  {
+    id: 'large-room-summary-keeps-leavers',
+    description: 'a summary also hands over members who left the room since their change',
+    file: 'streams/push-fanout.ts',
+    find: '    for (const u of held) if (members.has(u)) segment.add(u);',
+    replace: '    for (const u of held) segment.add(u);',
+  },
+  {
+    id: 'large-room-interval-ignored',
+    description: 'summaries are not rate-limited: a large room wakes its listeners on every change (one turn later)',
+    file: 'src/engine/large-rooms.ts',
+    find: 'const delay = last === undefined ? 0 : Math.max(0, last + this.rule.intervalMs - this.clock.now());',
+    replace: 'const delay = 0;',
+  },
+  {
+    id: 'large-room-shared-mode-ignored',
+    description: 'in shared_rooms_only mode a large room keeps sharing presence',
+    file: 'src/engine/room-index.ts',
+    find: '(room as { excluded: boolean }).excluded = this.excluded.has(room.id) || (this.large as LargeRoomTest)(room.id, room.members.size);',
+    replace: '(room as { excluded: boolean }).excluded = this.excluded.has(room.id);',
+  },
+  {
+    id: 'large-room-shared-mode-sticky',
+    description: 'in shared_rooms_only mode a room that shrank below the threshold stays without presence (only joins re-evaluate it)',
+    file: 'src/engine/room-index.ts',
+    find: '    this.countRemote(room, u, -1);\n    if (this.large !== null) this.classify(room);',
+    replace: '    this.countRemote(room, u, -1);',
   },
 ];

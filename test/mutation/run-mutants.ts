@@ -23,6 +23,7 @@ const TESTS = process.env.MUTANT_TESTS !== undefined ? process.env.MUTANT_TESTS.
   'test/unit/policies.test.ts',
   'test/property/damping.test.ts',
   'test/unit/operator-visibility.test.ts',
+  'test/property/large-rooms.test.ts',
   'test/property/model-all-users.test.ts',
   'test/property/isolation-semantics.test.ts',
   'test/property/timers-semantics.test.ts',
