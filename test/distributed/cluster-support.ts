@@ -52,6 +52,11 @@ export async function startCluster(nodeTimeoutMs = 1_000): Promise<TestCluster> 
     '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--appenddirname', `aof-${port}`, '--dir', dir, '--logfile', `redis-${port}.log`,
   ];
   const children: (ChildProcess | undefined)[] = ports.map((p) => spawn(REDIS_SERVER, args(p), { stdio: 'ignore' }));
+  // Servers outlive a test that failed half-way or a worker torn down: kill them when this process exits.
+  const killAll = (): void => {
+    for (const c of children) if (c !== undefined && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
   const client = (port: number): Redis => {
     const c = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
     c.on('error', () => {});
@@ -68,6 +73,14 @@ export async function startCluster(nodeTimeoutMs = 1_000): Promise<TestCluster> 
       }
     }, 10_000, 50);
   };
+  try {
+    await formCluster();
+  } catch (error) {
+    killAll();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  async function formCluster(): Promise<void> {
   const clients: Redis[] = [];
   for (const port of ports) {
     await up(port);
@@ -83,6 +96,7 @@ export async function startCluster(nodeTimeoutMs = 1_000): Promise<TestCluster> 
   for (let i = 3; i < 6; i++) await waitFor('replica set', () => clients[i]!.call('CLUSTER', 'REPLICATE', ids[i - 3]!).then(() => true, () => false), 20_000, 100);
   await waitFor('cluster state ok', async () => (await Promise.all(clients.map((c) => c.call('CLUSTER', 'INFO') as Promise<string>))).every((x) => x.includes('cluster_state:ok')), 30_000, 100);
   for (const c of clients) c.disconnect();
+  }
 
   const alive = (i: number): boolean => {
     const ch = children[i];
@@ -155,7 +169,8 @@ export async function startCluster(nodeTimeoutMs = 1_000): Promise<TestCluster> 
     alive,
     dir,
     stop: () => {
-      for (let i = 0; i < children.length; i++) if (alive(i)) children[i]!.kill('SIGKILL');
+      killAll();
+      process.off('exit', killAll);
       rmSync(dir, { recursive: true, force: true });
     },
   };
