@@ -177,7 +177,14 @@ export class PresenceService {
       distributed = part;
       return part.engine;
     };
-    const engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger, openRedis, recordDeliveries: loaded.settings.recordDeliveries });
+    let engine: PresenceEngine;
+    try {
+      engine = await createServiceEngine({ raw: loaded.raw, baseDir, clock: options.clock, logger, openRedis, recordDeliveries: loaded.settings.recordDeliveries });
+    } catch (error) {
+      // A module that failed to load after the node started: stop the node too (leases released, timers cleared).
+      await (distributed as DistributedPart | undefined)?.close().catch(() => {});
+      throw error;
+    }
     let sessions: SessionBackend;
     try {
       sessions = distributed?.sessions ?? (await SessionStore.open({ file: sessionsFile === undefined ? undefined : resolvePath(baseDir, sessionsFile), maxPerUser: maxSessionsPerUser, logger }));

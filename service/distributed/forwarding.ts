@@ -16,7 +16,6 @@
  * owns the user, and the sender looks the owner up again).
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import type { Logger, UserId } from '../../src/index.js';
 import { NotDurableError, NotOwnerError, type RedisPresenceNode } from '../../src/hosting/redis-node.js';
@@ -48,8 +47,6 @@ export interface ForwardingOptions {
   /** Forwarded sync handles not ended by then (the forwarding process died) are ended by the owner. */
   readonly maxSyncMs: number;
   readonly logger: Logger;
-  /** Counts forwarded writes by outcome (metrics). */
-  readonly onForward?: (outcome: 'ok' | 'retry' | 'error') => void;
 }
 
 export class ForwardingInputs implements PresenceInputs {
@@ -86,11 +83,11 @@ export class ForwardingInputs implements PresenceInputs {
   }
 
   /** The internal endpoint: run a forwarded write here if this process owns its user, else 409. */
-  route$(): Route {
+  internalRoute(): Route {
     const handler = async (c: RequestContext): Promise<void> => {
       const token = accessTokenOf(c.req, c.query);
       if (token === undefined || !verifySignature(this.o.settings.forwardSecret, token)) throw new MatrixHttpError(401, 'M_UNKNOWN_TOKEN', 'forwarded writes need service.distributed.forward_secret');
-      const parsed = ForwardSchema.safeParse(parseJsonBody(await readBody(c.req as IncomingMessage, this.o.maxBodyBytes)));
+      const parsed = ForwardSchema.safeParse(parseJsonBody(await readBody(c.req, this.o.maxBodyBytes)));
       if (!parsed.success) throw new MatrixHttpError(400, 'M_BAD_JSON', parsed.error.issues[0]?.message ?? 'invalid forwarded write');
       const op = parsed.data;
       if (op.op !== 'sync_end' && !this.o.node.ownsUser(op.user_id)) {
@@ -134,16 +131,11 @@ export class ForwardingInputs implements PresenceInputs {
         const url = owner === null || owner === node.instanceId ? undefined : await owners.urlOf(owner);
         if (url !== undefined) {
           const attempt = await this.post(url, op, deadline);
-          if (attempt.done) {
-            this.o.onForward?.('ok');
-            return { result: attempt.result, via: url };
-          }
-          this.o.onForward?.('retry');
+          if (attempt.done) return { result: attempt.result, via: url };
           last = attempt.why;
         } else if (owner !== null && owner !== node.instanceId) last = `the owner ${owner} has not published its address`;
       }
       if (Date.now() + pause > deadline) {
-        this.o.onForward?.('error');
         throw new MatrixHttpError(503, 'M_UNKNOWN', `No service process could take the write for ${userId} within ${settings.forwardTimeoutMs} ms (${last}); retry`);
       }
       await new Promise((r) => setTimeout(r, pause));

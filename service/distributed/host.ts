@@ -64,7 +64,7 @@ export async function startDistributedHost(o: DistributedHostOptions): Promise<D
     sessions,
     inputs,
     replicated$: replicated.asObservable(),
-    routes: [inputs.route$()],
+    routes: [inputs.internalRoute()],
     attachFederationTransport: (transport, options) => node.attachFederationTransport(transport, options),
     preload: (rooms) => {
       void (async () => {

@@ -451,7 +451,7 @@ export class RedisPresenceNode {
   private undoUnwritten(p: number): void {
     const run = (async () => {
       await this.log.quiesce(p);
-      await this.replicator.resync(p, this.log.lastWrittenId(p), (fold) => this.correct(p, fold, 'loss'), () => this.stopping);
+      await this.replicator.resync(p, this.log.lastWrittenId(p), (fold) => this.correct(p, fold, 'loss'), () => this.stopping, (why) => this.recovery.detect(why));
     })().finally(() => {
       if (this.undoing.get(p) === run) this.undoing.delete(p);
     });

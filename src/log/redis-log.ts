@@ -131,7 +131,7 @@ export class RedisPartitionedLog implements EventLog {
   /** The calls of the pipeline in flight. */
   private inFlight: Call[] = [];
   private readonly sinceCheckpoint: number[] = [];
-  /** Next sequence number per writer (lease value). */
+  /** Next sequence number per partition and writer (lease value). */
   private readonly seqs = new Map<string, number>();
   private appended = 0;
   private flushing: Promise<void> | undefined;
@@ -179,6 +179,7 @@ export class RedisPartitionedLog implements EventLog {
   /** Forget the ids written (the streams were re-seeded). */
   forgetWritten(): void {
     this.writtenIds.clear();
+    this.seqs.clear();
   }
 
   /** Partitions with writes queued or in flight. */
@@ -406,7 +407,7 @@ export class RedisPartitionedLog implements EventLog {
       const k = this.options.keys;
       for (const call of calls) {
         if (!call.sent) {
-          call.firstSeq = this.nextSeq(call.writer, call.payloads.length);
+          call.firstSeq = this.nextSeq(call.partition, call.writer, call.payloads.length);
           call.sent = true;
         }
         if (this.options.perSlot !== true) void pipeline.presenceAppend(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), k.gen(call.partition), call.writer, call.firstSeq, this.options.generation(), ...call.payloads);
@@ -418,15 +419,13 @@ export class RedisPartitionedLog implements EventLog {
       try {
         results =
           this.options.perSlot === true
-            ? await Promise.all(
-                calls.map((call) =>
-                  this.redis
-                    .presenceAppend(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), k.gen(call.partition), call.writer, call.firstSeq, this.options.generation(), ...call.payloads)
-                    .then(
-                      (v): [Error | null, unknown] => [null, v],
-                      (e: unknown): [Error | null, unknown] => [e instanceof Error ? e : new Error(String(e)), null],
-                    ),
-                ),
+            ? await inOrderPerPartition(calls, (call) =>
+                this.redis
+                  .presenceAppendInOrder(k.lease(call.partition), k.stream(call.partition), k.last(call.partition), k.gen(call.partition), call.writer, call.firstSeq, this.options.generation(), ...call.payloads)
+                  .then(
+                    (v): [Error | null, unknown] => [null, v],
+                    (e: unknown): [Error | null, unknown] => [e instanceof Error ? e : new Error(String(e)), null],
+                  ),
               )
             : await pipeline.exec();
         // WAIT on the same connection covers every write sent on it so far.
@@ -452,7 +451,7 @@ export class RedisPartitionedLog implements EventLog {
           const id = typeof r?.[1] === 'string' && r[1] !== '' ? r[1] : '+';
           this.writtenIds.set(call.partition, id);
           if (call.onWritten !== undefined && id !== '+') call.onWritten(id);
-        } else if (err.message.includes('GENERATION')) {
+        } else if (err.message.includes('GENERATION') || err.message.startsWith('LOST ')) {
           this.stats.eventsDropped += call.events;
           this.settle(call.indices, call.partition, 'data_loss');
           this.options.onDataLoss(`an append to partition ${call.partition} was refused: ${err.message}`);
@@ -476,9 +475,12 @@ export class RedisPartitionedLog implements EventLog {
   }
 
   /** Reserve `count` consecutive sequence numbers of a tenure. */
-  private nextSeq(writer: string, count: number): number {
-    const n = this.seqs.get(writer) ?? 1;
-    this.seqs.set(writer, n + count);
+  private nextSeq(partition: number, writer: string, count: number): number {
+    // Per partition: lease values (`<instance>/<epoch>`) repeat across partitions, and each partition's numbers must have no gaps.
+    // And per generation: after a wipe epochs restart, so a lease value may come back in the next generation.
+    const key = `${partition} ${writer} ${this.options.generation()}`;
+    const n = this.seqs.get(key) ?? 1;
+    this.seqs.set(key, n + count);
     return n;
   }
 }
@@ -496,4 +498,31 @@ function notDurableMessage(f: Failure): string {
     case 'data_loss':
       return `Redis lost data (partition ${f.partition}'s generation key is gone or changed): the write was refused; retry once the deployment is re-seeded`;
   }
+}
+
+/**
+ * Per-slot sending (Redis Cluster): partitions in parallel, each partition's calls
+ * one after the other, so a tenure's sequence numbers land in order (the append
+ * script takes a gap for lost entries). After a failure the partition's later
+ * calls are not sent; they are retried after it, in order.
+ */
+async function inOrderPerPartition<C extends { readonly partition: number }>(calls: readonly C[], send: (call: C) => Promise<[Error | null, unknown]>): Promise<[Error | null, unknown][]> {
+  const out: [Error | null, unknown][] = new Array<[Error | null, unknown]>(calls.length);
+  const byPartition = new Map<number, number[]>();
+  calls.forEach((c, i) => byPartition.set(c.partition, [...(byPartition.get(c.partition) ?? []), i]));
+  await Promise.all(
+    [...byPartition.values()].map(async (indices) => {
+      let failed: Error | null = null;
+      for (const i of indices) {
+        if (failed !== null) {
+          out[i] = [new Error(`not sent: an earlier append of the partition failed (${failed.message})`), null];
+          continue;
+        }
+        const r = await send(calls[i] as C);
+        out[i] = r;
+        failed = r[0];
+      }
+    }),
+  );
+  return out;
 }

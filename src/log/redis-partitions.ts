@@ -113,6 +113,25 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 
 return 0`;
 
 /**
+ * The gap check of `presenceAppendInOrder` (Redis Cluster, where a partition's
+ * calls are sent one after the other): a tenure's sequence numbers land in order,
+ * so a call whose earlier sequence numbers are not recorded in `last` finds that
+ * Redis lost entries of its own (a lossy replica fail-over): LOST, nothing
+ * appended. Not used on one pipelined connection, where a reconnect may resend a
+ * later call before an earlier one is retried.
+ */
+const GAP = `
+if seq > 1 then
+  local prev = 0
+  if last then
+    local sp = string.find(last, ' ', 1, true)
+    if string.sub(last, 1, sp - 1) == ARGV[1] then prev = tonumber(string.sub(last, sp + 1)) end
+  end
+  if prev < seq - 1 then return redis.error_reply('LOST ' .. KEYS[2] .. ' lacks entries ' .. (prev + 1) .. '..' .. (seq - 1) .. ' of ' .. ARGV[1]) end
+end
+`;
+
+/**
  * Lua: the fenced, idempotent append. KEYS: lease, stream, last, gen. ARGV:
  * lease value, first sequence number, generation, payloads…
  *
@@ -123,7 +142,7 @@ return 0`;
  * the caller's lease to be current, else FENCED and nothing is appended.
  * Returns the id of the last entry written (or '' when all had landed).
  */
-const APPEND = `
+const appendScript = (gap: string): string => `
 ${GEN('KEYS[4]', 'ARGV[3]')}
 local seq = tonumber(ARGV[2])
 local n = #ARGV - 3
@@ -137,13 +156,15 @@ if last then
   end
 end
 if skip == n then return '' end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
+${gap}if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
 local id = ''
 for i = 4 + skip, #ARGV do
   id = redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 's', tostring(seq + i - 4), 'e', ARGV[i])
 end
 redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. tostring(seq + n - 1))
 return id`;
+const APPEND = appendScript('');
+const APPEND_IN_ORDER = appendScript(GAP);
 
 /**
  * Lua: re-seed a partition after Redis lost data: its stream restarts with one
@@ -163,6 +184,8 @@ export interface PresenceScripts {
   presenceRenew(lease: string, gen: string, value: string, ttlMs: number, generation: string): Promise<number>;
   presenceRelease(lease: string, value: string): Promise<number>;
   presenceAppend(lease: string, stream: string, last: string, gen: string, value: string, firstSeq: number, generation: string, ...payloads: string[]): Promise<string>;
+  /** `presenceAppend` with the gap check (calls of a partition sent one after the other). */
+  presenceAppendInOrder(lease: string, stream: string, last: string, gen: string, value: string, firstSeq: number, generation: string, ...payloads: string[]): Promise<string>;
   presenceReseed(stream: string, lease: string, last: string, gen: string, generation: string, writer: string, checkpoint: string): Promise<string>;
 }
 
@@ -176,6 +199,7 @@ export function withScripts(redis: Redis): Redis & PresenceScripts {
     redis.defineCommand('presenceReseed', { numberOfKeys: 4, lua: RESEED });
     redis.defineCommand('presenceRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('presenceAppend', { numberOfKeys: 4, lua: APPEND });
+    redis.defineCommand('presenceAppendInOrder', { numberOfKeys: 4, lua: APPEND_IN_ORDER });
     defined.add(redis);
   }
   return redis as Redis & PresenceScripts;

@@ -134,16 +134,21 @@ export class RedisReplicator {
    * in the application queue, and hand the fold to `correct`. Used after this
    * process lost `p`: changes it applied locally but never wrote are undone,
    * while everything it did write stays. Retries until Redis answers, unless
-   * `cancelled()` says the result is no longer wanted.
+   * `cancelled()` says the result is no longer wanted. A stream that now ends
+   * before an entry this process read or wrote lost its tail (e.g. a lossy
+   * replica fail-over): then `lost` is called instead of `correct`, since
+   * correcting this view to the stream would adopt the loss.
    */
-  resync(p: number, written: string | undefined, correct: (fold: PartitionFold) => void, cancelled: () => boolean = () => false): Promise<void> {
+  resync(p: number, written: string | undefined, correct: (fold: PartitionFold) => void, cancelled: () => boolean = () => false, lost: (why: string) => void = () => {}): Promise<void> {
     this.applying = this.applying.then(async () => {
       let backoff = 100;
       while (!cancelled()) {
         try {
           const read = this.position(p);
           const upTo = written === undefined || (written !== '+' && compareStreamIds(written, read) <= 0) ? read : written;
-          correct(await this.fold(p, upTo));
+          const { fold, last } = await this.fold(p, upTo);
+          if (upTo !== '+' && compareStreamIds(last, upTo) < 0) lost(`partition ${p}'s stream ends at ${last}, before entry ${upTo} this process already saw`);
+          else correct(fold);
           return;
         } catch (error) {
           this.options.logger.warn(`redis replicator: could not resync partition ${p}; retrying`, { error: String(error) });
@@ -155,14 +160,16 @@ export class RedisReplicator {
     return this.applying;
   }
 
-  /** Fold partition `p`'s stream from its start up to `upTo` (a stream id, or '+'). */
-  private async fold(p: number, upTo: string): Promise<PartitionFold> {
+  /** Fold partition `p`'s stream from its start up to `upTo` (a stream id, or '+'); `last`: the last entry folded. */
+  private async fold(p: number, upTo: string): Promise<{ fold: PartitionFold; last: string }> {
     let fold: PartitionFold = { records: new Map(), joined: new Map() };
+    let last = '0-0';
     const count = 1_000;
     let from = '-';
     while (upTo !== '0-0') {
       const entries = (await this.options.redis.xrange(this.options.keys.stream(p), from, upTo, 'COUNT', count)) as RawEntry[];
       for (const [id, fields] of entries) {
+        last = id;
         let rec;
         try {
           rec = decodeEntry(id, fields);
@@ -175,7 +182,7 @@ export class RedisReplicator {
       if (entries.length < count) break;
       from = `(${(entries[entries.length - 1] as RawEntry)[0]}`;
     }
-    return fold;
+    return { fold, last };
   }
 
   /** Forget every read position and dedup state (after Redis was re-seeded: read every stream from its start). */
