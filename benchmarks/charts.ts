@@ -27,8 +27,8 @@ export function benchmarkPanels(results: readonly ScenarioResult[]): Panel[] {
   };
   const growthX = 'users (U); rooms of ~50, 10% listening';
   const panels: Panel[] = [
-    { title: 'Throughput vs U', xLabel: growthX, yLabel: 'deliveries per second', x: 'log', y: 'log', series: [pick((u) => `growth.${u}.deliveries`, 'deliveries/s')] },
-    { title: 'Cost per input vs U', xLabel: growthX, yLabel: 'CPU time per input (µs)', x: 'log', y: 'log', series: [pick((u) => `growth.${u}.input`, 'µs per input')] },
+    { title: 'Throughput vs U', xLabel: growthX, yLabel: 'deliveries per second', x: 'log', y: 'log', series: [pick((u) => `growth.${u}.deliveries`, 'deliveries/s (engine-counted)')] },
+    { title: 'Cost per input vs U', xLabel: growthX, yLabel: 'wall time per input (µs)', x: 'log', y: 'log', series: [pick((u) => `growth.${u}.input`, 'µs per input')] },
     {
       title: 'Heap per user vs U',
       xLabel: 'users (U)',
@@ -51,13 +51,13 @@ export function benchmarkPanels(results: readonly ScenarioResult[]): Panel[] {
     ...named('latency-per-tick-small-young-gen', ', per-tick turns, --max-semi-space-size=2'),
   ];
   if (lat.length > 0) {
-    panels.push({ title: 'Input → emission latency (50% of max ingest)', xLabel: 'percentile', yLabel: 'latency (ms)', x: 'percentile', y: 'log', series: lat, refs: [{ y: 2, label: 'p99 target 2 ms' }] });
+    panels.push({ title: 'Input → emission latency (50% of closed-loop max)', xLabel: 'percentile', yLabel: 'latency (ms)', x: 'percentile', y: 'log', series: lat, refs: [{ y: 2, label: 'p99 target 2 ms' }] });
   }
   const rs = results.find((r) => r.scenario === 'room-size')?.series?.roomSize ?? [];
   const change = rs.filter((s) => s.name.startsWith('µs'));
   const delivery = rs.filter((s) => s.name.startsWith('ns'));
-  if (change.length > 0) panels.push({ title: 'Cost per change vs room size', xLabel: 'room members (20% listening)', yLabel: 'CPU time per notified change (µs)', x: 'log', y: 'log', series: change });
-  if (delivery.length > 0) panels.push({ title: 'Cost per delivery vs room size', xLabel: 'room members (20% listening)', yLabel: 'CPU time per delivery (ns)', x: 'log', y: 'log', series: delivery });
+  if (change.length > 0) panels.push({ title: 'Cost per change vs room size', xLabel: 'room members (20% listening)', yLabel: 'wall time per notified change (µs)', x: 'log', y: 'log', series: change });
+  if (delivery.length > 0) panels.push({ title: 'Cost per delivery vs room size', xLabel: 'room members (20% listening)', yLabel: 'wall time per delivery (ns)', x: 'log', y: 'log', series: delivery });
   return panels;
 }
 
