@@ -42,12 +42,10 @@ import { StepJobs } from './engine/step-jobs.js';
 import { inboundUpdates } from './engine/inbound-edu.js';
 import type { EngineStats, GetNewEventsOptions, NewEvents, PresenceEngineOptions, SetPresenceInput, StreamToken, SyncHandle, UserInspection, UserSyncingInput } from './engine/types.js';
 import { UserDirectory } from './engine/user-directory.js';
-import { Visibility } from './engine/visibility.js';
-import { PolicyInputs } from './engine/policies.js';
-import { OperatorVisibility } from './engine/operator-visibility.js';
-import { LargeRooms, type LargeRoomStats } from './engine/large-rooms.js';
+import type { LargeRoomStats } from './engine/large-rooms.js';
 import { isLargeRoom } from './domain/large-room.js';
-import { Damping, explicitUsers, type DampingStats } from './engine/damping.js';
+import type { DampingStats } from './engine/damping.js';
+import { PolicyLayer } from './engine/policy-layer.js';
 import type { PresencePolicy } from './domain/policy.js';
 import { EngineStoppedError, ForbiddenError, InvalidInputError, RateLimitedError, isPresenceError } from './errors.js';
 import {
@@ -121,21 +119,16 @@ export class PresenceEngine {
   private readonly owned: (userId: UserId) => boolean;
   private readonly stream = new StreamPosition();
   private readonly steps: PresenceSteps;
-  /** Visibility policies (docs/policies.md); inactive until a user sets one. */
-  private readonly visibility = new Visibility();
-  private readonly policies: PolicyInputs;
-  /** Modules' `getVisibility` callbacks, once one is registered. */
-  private operator: OperatorVisibility | undefined;
-  /** Large-room mode (`presence.large_rooms`), when configured. */
-  private readonly largeRooms: LargeRooms | undefined;
-  /** Flap damping (`presence.damping`), when configured. */
-  private readonly damping: Damping | undefined;
+  /** Visibility policies, `getVisibility` callbacks, damping and large-room mode (docs/policies.md). */
+  private readonly policies: PolicyLayer;
+  private readonly visibility: PolicyLayer['visibility'];
   /** The metrics hooks (`onTurn`, `onTimerFired`), when set. */
   private readonly observer: TurnObserver | undefined;
   /** Who was handed which state (option `recordDeliveries`), when on. */
   private readonly journal: DeliveryJournal | undefined;
   private stopped = false;
   private readonly idAt = (i: number): UserId => this.users.idAt(i);
+  private readonly deliverChanges = (changed: readonly number[], count: number): void => this.delivery.changes(changed, count);
 
   constructor(options: PresenceEngineOptions) {
     this.config = toPresenceConfig(options.config);
@@ -184,6 +177,25 @@ export class PresenceEngine {
     this.owned = options.owns ?? (() => true);
     this.federation = new FederationOutbound(config.serverName, config.busyWireValue, this.clock, this.logger);
     this.federationOutbound$ = this.federation.transmissions$.asObservable();
+    this.policies = new PolicyLayer({
+      config,
+      clock: this.clock,
+      users,
+      changes: this.changes,
+      stream: this.stream,
+      turn: this.turn,
+      push: this.push,
+      router: this.router,
+      run: (job) => this.turns.run(job),
+      owned: (id) => this.owned(id),
+      offerOwn: (idx) => this.delivery.offerOwn(idx),
+      visibleLater: (viewer, target) => {
+        if (this.stopped) return;
+        if (viewer.startsWith('@')) this.delivery.offerLater(viewer as UserId, [this.getUserPresence(target)]);
+        else this.turns.run(() => this.routing.sendTo(viewer as ServerName, target));
+      },
+    });
+    this.visibility = this.policies.visibility;
     this.routing = new FederationRouting(this.users, this.rooms, this.federation, this.owned, () => this.tracked, this.visibility);
     const engine = this;
     this.delivery = new Delivery(this.users, this.push, this.routing, this.router, this.federation, {
@@ -196,29 +208,13 @@ export class PresenceEngine {
         return engine.stream.id;
       },
     }, this.visibility);
-    const recordDeliveries = options.recordDeliveries ?? 0;
-    if (!Number.isSafeInteger(recordDeliveries) || recordDeliveries < 0) throw new InvalidInputError('recordDeliveries', `must be a whole number of recipients ≥ 0, got ${String(recordDeliveries)}`);
-    if (recordDeliveries > 0) {
-      const j = attachJournal(recordDeliveries, { push: this.push, router: this.router, transmissions$: this.federationOutbound$, token: () => this.stream.id });
-      this.journal = j.journal;
-      this.closeHooks.push(j.detach);
-    }
+    this.journal = attachJournal(options.recordDeliveries, { push: this.push, router: this.router, transmissions$: this.federationOutbound$, token: () => this.stream.id, onClose: (h) => this.closeHooks.push(h) });
     this.memberships = new Memberships(this.users, this.rooms, this.push, this.changes, this.stream, this.turn, (u) => this.delivery.refreshUser(u));
     this.jobs = new StepJobs(this.steps, this.memberships, {
       run: (job) => this.turns.run(job),
       now: () => this.clock.now(),
       fullRequested: (ids) => this.requestFull(ids, this.stream.next()),
-      notifiedReplicated: (e) => this.policies.replicated(e),
-    });
-    this.policies = new PolicyInputs(this.visibility, this.users, this.changes, this.stream, this.turn);
-    this.largeRooms = large?.mode !== 'summary' ? undefined : new LargeRooms(large, this.clock, this.push, (job) => this.turns.run(job));
-    if (this.largeRooms !== undefined) this.push.setSummaryRooms(this.largeRooms);
-    this.damping = config.damping === undefined ? undefined : new Damping(config.damping, this.clock, this.users, this.visibility, {
-      run: (job) => this.turns.run(job),
-      notify: (idx) => this.policies.notify(idx),
-      addEvent: (e) => this.turn.addEvent(e),
-      offerOwn: (idx) => this.delivery.offerOwn(idx),
-      owned: (id) => this.owned(id),
+      notifiedReplicated: (e) => this.policies.inputs.replicated(e),
     });
     this.reader = new SyncReader(this.users, this.rooms, this.changes, {
       router: this.router,
@@ -425,7 +421,7 @@ export class PresenceEngine {
 
   /** A user's visibility policy (the default, visible to all, when none is set). */
   getPresencePolicy(userId: string): PresencePolicy {
-    return this.visibility.get(this.parsed(() => parseUserId(userId)));
+    return this.policies.get(this.parsed(() => parseUserId(userId)));
   }
 
   // ───────────────────────────── streams ─────────────────────────────
@@ -513,21 +509,12 @@ export class PresenceEngine {
    * (a user id, or a server name for federation). Same deadline and isolation as routers.
    */
   registerPresencePolicyCallback(moduleName: string, getVisibility: GetVisibility): void {
-    this.router.registerVisibility(moduleName, getVisibility);
-    this.operator ??= new OperatorVisibility(this.router, this.clock, this.config.visibilityCacheTtl, {
-      isMine: (u) => this.users.isMine(u),
-      visibleLater: (viewer, target) => {
-        if (this.stopped) return;
-        if (viewer.startsWith('@')) this.delivery.offerLater(viewer as UserId, [this.getUserPresence(target)]);
-        else this.turns.run(() => this.routing.sendTo(viewer as ServerName, target));
-      },
-    });
-    this.visibility.setOperator(this.operator);
+    this.policies.registerCallback(moduleName, getVisibility);
   }
 
   /** Forget the cached answers of modules' `getVisibility` callbacks (their decisions changed). */
   invalidateVisibility(): void {
-    this.operator?.invalidate();
+    this.policies.invalidate();
   }
 
   /** Register presence router callbacks for a module (the module API's `registerPresenceRouterCallbacks`). */
@@ -586,12 +573,12 @@ export class PresenceEngine {
 
   /** Flap damping counters (docs/policies.md), or undefined when `presence.damping` is off. */
   get dampingStats(): Readonly<DampingStats> | undefined {
-    return this.damping?.stats;
+    return this.policies.dampingStats;
   }
 
   /** Large-room mode counters (docs/policies.md), or undefined when `presence.large_rooms` is off. */
   get largeRoomStats(): Readonly<LargeRoomStats> | undefined {
-    return this.largeRooms?.stats;
+    return this.policies.largeRoomStats;
   }
 
   /** Number of presence states pending for a destination server. */
@@ -671,8 +658,7 @@ export class PresenceEngine {
     this.stopped = true;
     this.wheel.stop();
     this.slices.stop();
-    this.damping?.stop();
-    this.largeRooms?.stop();
+    this.policies.stop();
     this.push.completeAll();
     this.federation.stop();
     this.committed.complete();
@@ -727,7 +713,7 @@ export class PresenceEngine {
   }
 
   private execPolicy(c: PolicySetCommand): void {
-    this.turns.run(() => this.policies.set(c.userId, c.policy, this.clock.now()));
+    this.turns.run(() => this.policies.set(c.userId, c.policy));
   }
 
   private execMembership(c: MembershipCommand): void {
@@ -754,13 +740,7 @@ export class PresenceEngine {
     const pings = this.turn.takePings();
     const full = this.turn.takeFullRequests();
     this.turn.base = this.stream.id;
-    if (count > 0) {
-      if (this.damping === undefined) this.delivery.changes(changed, count);
-      else {
-        const shown = this.damping.filter(changed, count, explicitUsers(events));
-        if (shown.count > 0) this.delivery.changes(shown.changed, shown.count);
-      }
-    }
+    if (count > 0) this.policies.deliverChanges(changed, count, events, this.deliverChanges);
     if (joins.length > 0) this.delivery.joins(joins);
     if (pings.length > 0) this.delivery.pings(pings);
     for (const u of full) this.pushFull(u);

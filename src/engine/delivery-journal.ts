@@ -12,6 +12,7 @@ import type { Observable } from 'rxjs';
 import type { BatchSeen } from '../../streams/sync-notifier.js';
 import type { Delivered } from '../domain/explain.js';
 import type { ServerName, UserId } from '../domain/ids.js';
+import { InvalidInputError } from '../errors.js';
 import type { FederationTransmission } from '../federation/outbound.js';
 
 interface Entry {
@@ -124,10 +125,18 @@ export interface JournalSources {
   readonly transmissions$: Observable<FederationTransmission>;
   /** The current stream token. */
   token(): number;
+  /** Register the unsubscription to run when the engine closes. */
+  onClose(hook: () => void): void;
 }
 
-/** A journal fed by the push fan-out, the routers and federation transmissions (pulls are recorded by the caller). */
-export function attachJournal(capacity: number, src: JournalSources): { readonly journal: DeliveryJournal; readonly detach: () => void } {
+/**
+ * A journal fed by the push fan-out, the routers and federation transmissions
+ * (pulls are recorded by the caller); undefined when `capacity` is 0 or unset.
+ * @throws InvalidInputError when `capacity` is not a whole number ≥ 0.
+ */
+export function attachJournal(capacity: number | undefined, src: JournalSources): DeliveryJournal | undefined {
+  if (capacity === undefined || capacity === 0) return undefined;
+  if (!Number.isSafeInteger(capacity) || capacity < 0) throw new InvalidInputError('recordDeliveries', `must be a whole number of recipients ≥ 0, got ${String(capacity)}`);
   const journal = new DeliveryJournal(capacity);
   src.push.seen = (recipient, batch) => journal.local(recipient, userIdsOf(batch.events), batch.token);
   src.router.routedBy = (module, targets) => journal.routed(module, targets, src.token());
@@ -136,7 +145,8 @@ export function attachJournal(capacity: number, src: JournalSources): { readonly
     for (const edu of t.edus) for (const p of edu.content.push) targets.push(p.user_id as UserId);
     journal.remote(t.destination, targets, src.token());
   });
-  return { journal, detach: () => sub.unsubscribe() };
+  src.onClose(() => sub.unsubscribe());
+  return journal;
 }
 
 function* userIdsOf(events: readonly { readonly userId: UserId }[]): Iterable<UserId> {
