@@ -6,7 +6,7 @@
  * process. A resolved promise means what it means for one process: the change
  * is in the log.
  */
-import type { PresenceEngine } from '../src/index.js';
+import type { PresenceEngine, UserId } from '../src/index.js';
 import type { ServiceUser } from './config.js';
 
 export type Membership = 'join' | 'leave' | 'ban';
@@ -22,6 +22,8 @@ export interface PresenceInputs {
    * still served (presence from syncs is best effort, as in Synapse).
    */
   userSyncing(user: ServiceUser, setPresence: 'online' | 'unavailable' | 'offline'): { end(): void };
+  /** A user replaces their visibility policy (docs/policies.md): resolves once logged. @throws InvalidInputError on a bad policy. */
+  setPresencePolicy(userId: UserId, policy: unknown): Promise<void>;
 }
 
 /** One process: the engine runs everything; `committed` waits for a per-tick turn's commit. */
@@ -36,5 +38,9 @@ export function localInputs(engine: PresenceEngine, committed: () => Promise<voi
       await committed();
     },
     userSyncing: (user, setPresence) => engine.userSyncing(user.userId, { deviceId: user.deviceId, setPresence }),
+    setPresencePolicy: async (userId, policy) => {
+      engine.setPresencePolicy(userId, policy);
+      await committed();
+    },
   };
 }

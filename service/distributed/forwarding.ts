@@ -64,6 +64,11 @@ export class ForwardingInputs implements PresenceInputs {
     await this.route(userId, { op: 'membership', room_id: roomId, user_id: userId, membership });
   }
 
+  /** Refused: partition checkpoints do not carry policies yet, so a policy could be forgotten after a rebuild (docs/policies.md). */
+  setPresencePolicy(): Promise<void> {
+    return Promise.reject(new MatrixHttpError(501, 'M_UNRECOGNIZED', 'presence policies are not available in distributed mode yet: run the service as one process to use them (docs/policies.md)'));
+  }
+
   userSyncing(user: ServiceUser, setPresence: 'online' | 'unavailable' | 'offline'): { end(): void } {
     if (setPresence === 'offline') return { end: () => {} }; // does not affect presence
     const started = this.route(user.userId, { op: 'sync_start', user_id: user.userId, device_id: user.deviceId, set_presence: setPresence }).catch((error: unknown) => {

@@ -27,12 +27,11 @@ export function presencePolicyRoutes(host: RouteHost): Route[] {
     const userId = own(c);
     const body = parseJsonBody(await readBody(c.req, settings.maxBodyBytes, settings.readTimeoutMs));
     try {
-      engine.setPresencePolicy(userId, body);
+      await host.inputs.setPresencePolicy(userId, body);
     } catch (error) {
       if (error instanceof InvalidInputError) throw new MatrixHttpError(400, 'M_INVALID_PARAM', error.message);
       throw error;
     }
-    await host.committed();
     sendJson(c.res, 200, engine.getPresencePolicy(userId));
   };
 

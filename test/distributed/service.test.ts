@@ -164,6 +164,10 @@ describe('the service in distributed mode', () => {
     // A forwarded write keeps the owner's answers: a bad presence value is the owner's 400.
     const bad = await Promise.all(procs.map((p) => http(p.url, 'PUT', presencePath(users[0]!.id), { token: users[0]!.token, json: { presence: 'sleepy' } })));
     expect(bad.map((r) => r.status)).toEqual([400, 400, 400]);
+    // Visibility policies are refused here, plainly (checkpoints do not carry them yet), not written where they could be lost.
+    const policy = await http(a.url, 'PUT', `/_matrix/client/v3/user/${encodeURIComponent(users[0]!.id)}/org.example.presence_policy`, { token: users[0]!.token, json: { invisible: true } });
+    expect(policy.status).toBe(501);
+    expect(policy.text).toMatch(/distributed mode/);
     // The internal endpoint refuses callers without the forward secret.
     expect((await http(a.url, 'POST', '/_presence/internal/v1/forward', { token: BOB_TOKEN, json: { op: 'sync_end', handle: 'x' } })).status).toBe(401);
 
