@@ -18,7 +18,7 @@
  * split-brain entries (epochs never go backwards within a generation) and every
  * process equal to a single-process engine fed the acknowledged inputs.
  *
- * Default: 2 faults; `DEEP=1`: 10 (figures in docs/distributed.md).
+ * Default: 2 faults; `DEEP=1`: 16, 8 of each kind (figures in docs/distributed.md).
  */
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
