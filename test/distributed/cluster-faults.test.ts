@@ -27,7 +27,7 @@ import { RedisPresenceNode } from '../../src/hosting/redis-node.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { RedisKeys } from '../../src/log/redis-partitions.js';
 import { startCluster } from './cluster-support.js';
-import { waitFor } from './support.js';
+import { splitBrainEntries, waitFor } from './support.js';
 
 const DEEP = process.env.DEEP === '1';
 /** `master-kill`: SIGKILL a master, its replica takes over. `lossy-failover`: the same with the replica SIGSTOPped
@@ -248,19 +248,7 @@ async function checkAckedInStreams(client: Redis, when: string): Promise<void> {
 
 async function splitBrainWrites(client: Redis): Promise<string[]> {
   const bad: string[] = [];
-  for (let p = 0; p < PARTITIONS; p++) {
-    let maxEpoch = 0;
-    for (const [id, f] of await streamEntries(client, p)) {
-      const w = f[f.indexOf('w') + 1] ?? '';
-      if (w.startsWith('recovery-')) {
-        maxEpoch = 0;
-        continue;
-      }
-      const epoch = Number(w.slice(w.lastIndexOf('/') + 1));
-      if (epoch < maxEpoch) bad.push(`partition ${p} entry ${id} by ${w} after epoch ${maxEpoch}`);
-      maxEpoch = Math.max(maxEpoch, epoch);
-    }
-  }
+  for (let p = 0; p < PARTITIONS; p++) bad.push(...splitBrainEntries(p, await streamEntries(client, p)));
   return bad;
 }
 

@@ -19,7 +19,7 @@ import { PresenceEngine } from '../../src/engine.js';
 import { silentLogger } from '../../src/logger.js';
 import { RedisKeys } from '../../src/log/redis-partitions.js';
 import type { NodeSpec } from './fixtures/node.js';
-import { NodeProcess, startCutProxy, startRedis, waitFor, type CutProxy, type RedisServer } from './support.js';
+import { NodeProcess, splitBrainEntries, startCutProxy, startRedis, waitFor, type CutProxy, type RedisServer } from './support.js';
 
 const DEEP = process.env.DEEP === '1';
 const PER_KIND = DEEP ? 10 : 2;
@@ -288,20 +288,7 @@ async function checkAckedInStreams(client: Redis, when: string): Promise<void> {
 async function splitBrainWrites(client: Redis): Promise<string[]> {
   const keys = new RedisKeys(PREFIX, PARTITIONS);
   const bad: string[] = [];
-  for (let p = 0; p < PARTITIONS; p++) {
-    const entries = (await client.xrange(keys.stream(p), '-', '+')) as [string, string[]][];
-    let maxEpoch = 0;
-    for (const [id, f] of entries) {
-      const w = f[f.indexOf('w') + 1] ?? '';
-      if (w.startsWith('recovery-')) {
-        maxEpoch = 0;
-        continue;
-      }
-      const epoch = Number(w.slice(w.lastIndexOf('/') + 1));
-      if (epoch < maxEpoch) bad.push(`partition ${p} entry ${id} by ${w} after epoch ${maxEpoch}`);
-      maxEpoch = Math.max(maxEpoch, epoch);
-    }
-  }
+  for (let p = 0; p < PARTITIONS; p++) bad.push(...splitBrainEntries(p, (await client.xrange(keys.stream(p), '-', '+')) as [string, string[]][]));
   return bad;
 }
 

@@ -297,3 +297,24 @@ export async function startCutProxy(targetPort: number): Promise<CutProxy> {
       }),
   };
 }
+
+/**
+ * Split-brain writes in one partition's stream entries (`[id, fields]`, oldest
+ * first): an entry of a tenure written after a later tenure's, within one
+ * generation (a `recovery-` writer starts a new generation).
+ */
+export function splitBrainEntries(partition: number, entries: readonly (readonly [string, readonly string[]])[]): string[] {
+  const bad: string[] = [];
+  let maxEpoch = 0;
+  for (const [id, f] of entries) {
+    const w = f[f.indexOf('w') + 1] ?? '';
+    if (w.startsWith('recovery-')) {
+      maxEpoch = 0;
+      continue;
+    }
+    const epoch = Number(w.slice(w.lastIndexOf('/') + 1));
+    if (epoch < maxEpoch) bad.push(`partition ${partition} entry ${id} by ${w} after epoch ${maxEpoch}`);
+    maxEpoch = Math.max(maxEpoch, epoch);
+  }
+  return bad;
+}
