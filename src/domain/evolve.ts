@@ -9,7 +9,7 @@
 import { Immer, type Draft } from 'immer';
 import type { DeviceId, UserId } from './ids.js';
 import type { PresenceFields, StepCause, UserStepEvent } from './events.js';
-import { defaultRecord, ownEntry, type DevicePresence, type UserPresenceState, type UserRecord } from './presence.js';
+import { EMPTY_MAP, defaultPresence, defaultRecord, ownEntry, type DevicePresence, type UserPresenceState, type UserRecord } from './presence.js';
 
 // The fold's own immer: records are never mutated outside it, and freezing
 // every produced record is a cost paid for nothing. A private instance leaves
@@ -39,7 +39,28 @@ function applyStep(draft: Draft<UserRecord>, step: UserStepEvent): void {
 
 /** Fold one logged step into a user's record. */
 export function evolveUser(record: UserRecord | undefined, step: UserStepEvent): UserRecord {
-  return produce(record ?? defaultRecord(step.userId), (draft) => applyStep(draft, step));
+  if (record === undefined) return firstRecord(step);
+  return produce(record, (draft) => applyStep(draft, step));
+}
+
+/**
+ * A user's first step (replay without a snapshot meets one per user): nothing
+ * shares the new record yet, so it is built in place instead of through a
+ * draft. Equal to `produce(defaultRecord(id), …)`, empty maps shared as there.
+ */
+function firstRecord(step: UserStepEvent): UserRecord {
+  const fresh = { presence: defaultPresence(step.userId), devices: {}, syncs: {} };
+  applyStep(fresh as Draft<UserRecord>, step);
+  return {
+    presence: fresh.presence,
+    devices: hasKeys(fresh.devices) ? fresh.devices : EMPTY_MAP,
+    syncs: hasKeys(fresh.syncs) ? fresh.syncs : EMPTY_MAP,
+  };
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 /**

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { composeSteps, diffRecords, evolveUser, evolveUserSteps } from '../../src/domain/evolve.js';
 import type { UserId } from '../../src/domain/ids.js';
-import { defaultRecord, type UserRecord } from '../../src/domain/presence.js';
+import { EMPTY_MAP, defaultRecord, type UserRecord } from '../../src/domain/presence.js';
 import { fcParams } from '../support/fc.js';
 import { anyRecord, anyStep } from '../support/records.js';
 
@@ -20,6 +20,20 @@ describe('the fold (immer reducer over one user’s record)', () => {
         expect(evolveUserSteps(user, undefined, steps)).toEqual(oneByOne);
       }),
       fcParams(200),
+    );
+  });
+
+  it('a first step without a record equals folding it into the default record, sharing the empty maps as that does', () => {
+    fc.assert(
+      fc.property(step, (s) => {
+        const built = evolveUser(undefined, s);
+        const drafted = evolveUser(defaultRecord(user), s);
+        expect(built).toEqual(drafted);
+        expect(built.devices === EMPTY_MAP).toBe(drafted.devices === EMPTY_MAP);
+        expect(built.syncs === EMPTY_MAP).toBe(drafted.syncs === EMPTY_MAP);
+        expect(Object.keys(built.presence)).toEqual(Object.keys(drafted.presence));
+      }),
+      fcParams(300),
     );
   });
 
