@@ -13,7 +13,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ClientEvent, createClient, SyncState, type MatrixClient, type User } from 'matrix-js-sdk';
+import { ClientEvent, createClient, SetPresence, SyncState, type MatrixClient, type User } from 'matrix-js-sdk';
 import { logger as sdkGlobalLogger } from 'matrix-js-sdk/lib/logger.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { http, presencePath, quietSdkLogger } from '../service/helpers.js';
@@ -236,6 +236,8 @@ describe('the service in distributed mode', () => {
 
     // alice's client moved to b through the proxy with the same token; her change reaches bob (on c), bob's reaches her.
     await waitFor('alice to notice the outage and sync again', () => states.some((x) => x !== SyncState.Syncing) && alice.getSyncState() === SyncState.Syncing, 30_000, 50);
+    // Her own sync loop would otherwise set her online again (set_presence=online) in a race with the PUT.
+    await alice.setSyncPresence(SetPresence.Unavailable);
     await alice.setPresence({ presence: 'unavailable', status_msg: 'after the kill' });
     expect((await sees(bob, ALICE, 'after the kill')).presence).toBe('unavailable');
     await bob.setPresence({ presence: 'online', status_msg: 'bob after the kill' });
