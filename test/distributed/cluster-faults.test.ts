@@ -27,7 +27,7 @@ import { RedisPresenceNode } from '../../src/hosting/redis-node.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { RedisKeys } from '../../src/log/redis-partitions.js';
 import { startCluster } from './cluster-support.js';
-import { splitBrainEntries, waitFor } from './support.js';
+import { splitBrainEntries, statusesInStreams, waitFor } from './support.js';
 
 const DEEP = process.env.DEEP === '1';
 /** `master-kill`: SIGKILL a master, its replica takes over. `lossy-failover`: the same with the replica SIGSTOPped
@@ -222,21 +222,13 @@ async function checkNoAckedLoss(nodes: RedisPresenceNode[], when: string): Promi
   for (const [room, u] of ackedJoins) if (!v.rooms[rooms.indexOf(room)]?.includes(u)) figures.lostAcked++;
 }
 
-type Step = { presence?: { statusMsg?: string | null } };
 
 async function streamEntries(client: Redis, p: number): Promise<[string, string[]][]> {
   return (await client.xrange(new RedisKeys(PREFIX, PARTITIONS).stream(p), '-', '+')) as [string, string[]][];
 }
 
 async function checkAckedInStreams(client: Redis, when: string): Promise<void> {
-  const seen = new Set<string>();
-  for (let p = 0; p < PARTITIONS; p++) {
-    for (const [, f] of await streamEntries(client, p)) {
-      const e = JSON.parse(f[f.indexOf('e') + 1] ?? 'null') as Step[] | { checkpoint: { records: [string, Step][] } } | null;
-      const steps = Array.isArray(e) ? e : (e?.checkpoint.records.map(([, step]) => step) ?? []);
-      for (const step of steps) if (typeof step.presence?.statusMsg === 'string') seen.add(step.presence.statusMsg);
-    }
-  }
+  const seen = await statusesInStreams(client, PREFIX, PARTITIONS);
   for (const msg of unchecked) {
     if (!seen.has(msg)) {
       figures.lostAcked++;

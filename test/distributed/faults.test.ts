@@ -19,7 +19,7 @@ import { PresenceEngine } from '../../src/engine.js';
 import { silentLogger } from '../../src/logger.js';
 import { RedisKeys } from '../../src/log/redis-partitions.js';
 import type { NodeSpec } from './fixtures/node.js';
-import { NodeProcess, splitBrainEntries, startCutProxy, startRedis, waitFor, type CutProxy, type RedisServer } from './support.js';
+import { NodeProcess, splitBrainEntries, statusesInStreams, startCutProxy, startRedis, waitFor, type CutProxy, type RedisServer } from './support.js';
 
 const DEEP = process.env.DEEP === '1';
 const PER_KIND = DEEP ? 10 : 2;
@@ -264,17 +264,7 @@ async function checkNoAckedLoss(nodes: NodeProcess[], kind: Kind): Promise<numbe
 
 /** Every acknowledged status since the last call is in a stream (an event or a checkpoint). */
 async function checkAckedInStreams(client: Redis, when: string): Promise<void> {
-  const keys = new RedisKeys(PREFIX, PARTITIONS);
-  const seen = new Set<string>();
-  type Step = { type?: string; presence?: { statusMsg?: string | null } };
-  for (let p = 0; p < PARTITIONS; p++) {
-    const entries = (await client.xrange(keys.stream(p), '-', '+')) as [string, string[]][];
-    for (const [, f] of entries) {
-      const e = JSON.parse(f[f.indexOf('e') + 1] ?? 'null') as Step[] | { checkpoint: { records: [string, Step][] } } | null;
-      const steps = Array.isArray(e) ? e : (e?.checkpoint.records.map(([, step]) => step) ?? []);
-      for (const step of steps) if (typeof step.presence?.statusMsg === 'string') seen.add(step.presence.statusMsg);
-    }
-  }
+  const seen = await statusesInStreams(client, PREFIX, PARTITIONS);
   for (const msg of unchecked) {
     if (!seen.has(msg)) {
       figures.lostAcked++;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import type { NodeSpec } from './fixtures/node.js';
+import { RedisKeys } from '../../src/log/redis-partitions.js';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 
@@ -317,4 +318,19 @@ export function splitBrainEntries(partition: number, entries: readonly (readonly
     maxEpoch = Math.max(maxEpoch, epoch);
   }
   return bad;
+}
+
+/** Every status message written in the partition streams of `prefix`, in logged steps or in checkpoints. */
+export async function statusesInStreams(client: Redis, prefix: string, partitions: number): Promise<Set<string>> {
+  type Step = { presence?: { statusMsg?: string | null } };
+  const keys = new RedisKeys(prefix, partitions);
+  const seen = new Set<string>();
+  for (let p = 0; p < partitions; p++) {
+    for (const [, f] of (await client.xrange(keys.stream(p), '-', '+')) as [string, string[]][]) {
+      const e = JSON.parse(f[f.indexOf('e') + 1] ?? 'null') as Step[] | { checkpoint: { records: [string, Step][] } } | null;
+      const steps = Array.isArray(e) ? e : (e?.checkpoint.records.map(([, step]) => step) ?? []);
+      for (const step of steps) if (typeof step.presence?.statusMsg === 'string') seen.add(step.presence.statusMsg);
+    }
+  }
+  return seen;
 }
