@@ -3,27 +3,18 @@
  * (partition-leases.ts) and its data-loss recovery (redis-recovery.ts): what
  * each of them may ask of the process, built from the process's internals.
  */
-import type { Redis } from 'ioredis';
 import type { Subject } from 'rxjs';
 import type { UserId } from '../domain/ids.js';
 import type { PresenceEngine } from '../engine.js';
-import type { Logger } from '../logger.js';
 import type { RedisPartitionedLog } from '../log/redis-log.js';
-import type { PresenceScripts, RedisKeys } from '../log/redis-partitions.js';
 import type { RedisReplicator } from '../log/redis-replicator.js';
 import type { PartitionLeaseHost, PartitionLeases } from './partition-leases.js';
 import { partitionCheckpoint } from './redis-checkpoint.js';
 import type { OwnershipChange } from './redis-node-types.js';
-import type { DataLossRecovery, RecoveryHost } from './redis-recovery.js';
+import type { DataLossRecovery, RecoveryHost, RedisNodeBasics } from './redis-recovery.js';
 
 /** What a RedisPresenceNode shares with its lease and recovery hosts. */
-export interface NodeInternals {
-  readonly redis: Redis & PresenceScripts;
-  readonly keys: RedisKeys;
-  readonly instanceId: string;
-  readonly logger: Logger;
-  readonly leaseTtlMs: number;
-  readonly renewIntervalMs: number;
+export interface NodeInternals extends RedisNodeBasics {
   readonly partitions: number;
   readonly engine: PresenceEngine;
   readonly log: RedisPartitionedLog;

@@ -21,13 +21,17 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { compareStreamIds, generationNumber, type PresenceScripts, type RedisKeys } from '../log/redis-partitions.js';
 
-export interface RecoveryHost {
+/** What every part of a RedisPresenceNode (leases, recovery, hosts) reads of the node. */
+export interface RedisNodeBasics {
   readonly redis: Redis & PresenceScripts;
   readonly keys: RedisKeys;
   readonly instanceId: string;
   readonly logger: Logger;
   readonly leaseTtlMs: number;
   readonly renewIntervalMs: number;
+}
+
+export interface RecoveryHost extends RedisNodeBasics {
   /** Stop running every partition (no undo); returns those that were running. */
   freeze(): number[];
   /** Fail every write not yet settled (`data_loss`). */
