@@ -117,7 +117,9 @@ return 0`;
  * calls are sent one after the other): a tenure's sequence numbers land in order,
  * so a call whose earlier sequence numbers are not recorded in `last` finds that
  * Redis lost entries of its own (a lossy replica fail-over): LOST, nothing
- * appended. Not used on one pipelined connection, where a reconnect may resend a
+ * appended. It runs after the fence check: a writer whose lease was taken over
+ * finds another writer's entry in `last`, which is a takeover (FENCED), not a
+ * loss. Not used on one pipelined connection, where a reconnect may resend a
  * later call before an earlier one is retried.
  */
 const GAP = `
@@ -156,8 +158,8 @@ if last then
   end
 end
 if skip == n then return '' end
-${gap}if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
-local id = ''
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease ' .. KEYS[1] .. ' is not held by ' .. ARGV[1]) end
+${gap}local id = ''
 for i = 4 + skip, #ARGV do
   id = redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 's', tostring(seq + i - 4), 'e', ARGV[i])
 end
