@@ -18,7 +18,7 @@
  * split-brain entries (epochs never go backwards within a generation) and every
  * process equal to a single-process engine fed the acknowledged inputs.
  *
- * Default: 2 faults; `DEEP=1`: 16, 8 of each kind (figures in docs/distributed.md).
+ * Default: 2 faults; `DEEP=1`: 20, 10 of each kind (figures in docs/distributed.md).
  */
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
@@ -33,7 +33,7 @@ const DEEP = process.env.DEEP === '1';
 /** `master-kill`: SIGKILL a master, its replica takes over. `lossy-failover`: the same with the replica SIGSTOPped
  * while the master acknowledges a round alone, so the promoted replica lacks acknowledged entries. */
 const KINDS = ['master-kill', 'lossy-failover'] as const;
-const FAULTS = DEEP ? 16 : 2;
+const FAULTS = DEEP ? 20 : 2;
 const PARTITIONS = 12;
 const LEASE_TTL_MS = Number(process.env.LEASE_TTL_MS ?? 4_000);
 const PREFIX = 'cf';
