@@ -99,6 +99,8 @@ export class PushFanOut {
   /** Rooms with a non-zero `wakeups` (the first `wokenRoomCount`). */
   private readonly wokenRooms: (RoomListeners | undefined)[] = [];
   private wokenRoomCount = 0;
+  /** Counts one-room flushes: notifiers stamped with the current one were flushed already. */
+  private flushStamp = 0;
   /** Told of every emitted batch (the delivery journal), when set. */
   seen: BatchSeen | undefined = undefined;
   /** Large-room summary mode, when configured. */
@@ -141,7 +143,6 @@ export class PushFanOut {
     held.clear();
     if (segment.size === 0) return;
     if (first) this.dirtyRooms[this.dirtyRoomCount++] = rl;
-    this.wake(rl, segment);
   }
 
   /** Users with at least one open stream. */
@@ -240,11 +241,7 @@ export class PushFanOut {
         if (interested !== undefined) for (const n of interested) this.offer(n, u);
       }
     }
-    // One push per (room, listener): the listener reads the room's changes from its shared segment.
-    for (let r = 0; r < this.dirtyRoomCount; r++) {
-      const rl = this.dirtyRooms[r] as RoomListeners;
-      this.wake(rl, rl.segment as RoomSegment);
-    }
+    // The rooms' listeners are woken at the flush (one push per room and listener, or none: see `flush`).
   }
 
   /** Hand a room's segment to each of its listeners (ALL_USERS listeners are served by the router). */
@@ -279,6 +276,49 @@ export class PushFanOut {
    * @returns deliveries made (events × subscribers).
    */
   flush(stateOf: (user: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null = null): number {
+    if (this.dirtyRoomCount === 1) return this.flushOneRoom(stateOf, token, userCount, view);
+    // One push per (room, listener): the listener reads the room's changes from its shared segment.
+    for (let r = 0; r < this.dirtyRoomCount; r++) {
+      const rl = this.dirtyRooms[r] as RoomListeners;
+      this.wake(rl, rl.segment as RoomSegment);
+    }
+    return this.flushNotifiers(stateOf, token, userCount, view) + this.clearRooms();
+  }
+
+  /**
+   * The turn changed one room's members (the usual case with one input per
+   * turn in a large room): the room's listeners are not marked one by one.
+   * Notifiers with offers of their own this turn get the room's segment and
+   * are flushed as usual (their batches are merged); every other listener of
+   * the room is handed the room's shared batch directly.
+   */
+  private flushOneRoom(stateOf: (user: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null): number {
+    const rl = this.dirtyRooms[0] as RoomListeners;
+    const segment = rl.segment as RoomSegment;
+    const listeners = this.listenersOf(rl);
+    if (this.countingWakeups) this.countWakeups(rl, listeners, segment.size);
+    let deliveries = 0;
+    const stamp = ++this.flushStamp;
+    if (this.dirtyCount > 0) {
+      for (let k = 0; k < this.dirtyCount; k++) {
+        const n = this.dirty[k] as SyncNotifier;
+        n.flushStamp = stamp;
+        if (n.interest !== ALL && rl.listening.has(n.index)) n.addSegment(segment);
+      }
+      deliveries = this.flushNotifiers(stateOf, token, userCount, view);
+    }
+    const batch = segment.batch(stateOf, token);
+    const seen = this.seen;
+    for (let k = 0; k < listeners.length; k++) {
+      const n = listeners[k] as SyncNotifier;
+      if (n.interest === ALL || n.flushStamp === stamp) continue;
+      deliveries += n.emitShared(batch, view, seen);
+    }
+    return deliveries + this.clearRooms();
+  }
+
+  /** Flush the notifiers marked this turn. @returns deliveries made. */
+  private flushNotifiers(stateOf: (user: number) => UserPresenceState, token: number, userCount: number, view: BatchView | null): number {
     let deliveries = 0;
     if (this.dirtyCount > 0) {
       // Swap lists first: a notifier marked while this one is emitted lands in the other.
@@ -294,14 +334,17 @@ export class PushFanOut {
         deliveries += n.flush(stateOf, token, userCount, view, this.seen);
       }
     }
-    if (this.dirtyRoomCount > 0) {
-      for (let r = 0; r < this.dirtyRoomCount; r++) {
-        (this.dirtyRooms[r] as RoomListeners).segment?.clear();
-        this.dirtyRooms[r] = undefined;
-      }
-      this.dirtyRoomCount = 0;
-    }
     return deliveries;
+  }
+
+  /** Forget this turn's segments. @returns 0 (for the callers' sums). */
+  private clearRooms(): number {
+    for (let r = 0; r < this.dirtyRoomCount; r++) {
+      (this.dirtyRooms[r] as RoomListeners).segment?.clear();
+      this.dirtyRooms[r] = undefined;
+    }
+    this.dirtyRoomCount = 0;
+    return 0;
   }
 
   /** Complete every open stream (the engine stopped). */

@@ -139,6 +139,8 @@ export class SyncNotifier {
   /** Router interest, refreshed when the stream opens and on every pull. */
   interest: CachedInterest = EMPTY_INTEREST;
   dirty = false;
+  /** The fan-out's one-room flush that already flushed this notifier (PushFanOut). */
+  flushStamp = 0;
 
   constructor(readonly userId: UserId, readonly index: number) {}
 
@@ -201,6 +203,12 @@ export class SyncNotifier {
     this.pendingCount = 0;
     this.segmentCount = 0;
     this.firstSegment = null;
+    if (view !== null || seen !== undefined) return this.emitObserved(batch, view, seen);
+    return this.emit(batch);
+  }
+
+  /** Emit a room's shared batch as this listener's whole batch (it has nothing else this turn). */
+  emitShared(batch: PresenceBatch, view: BatchView | null, seen: BatchSeen | undefined): number {
     if (view !== null || seen !== undefined) return this.emitObserved(batch, view, seen);
     return this.emit(batch);
   }
