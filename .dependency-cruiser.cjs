@@ -6,12 +6,12 @@
  *   src/appservice/, src/testing/, src/index.ts) ← service/
  *
  * The support modules (errors, clock, logger, config, inputs, rate limit,
- * timer wheel) sit just above the domain. Nothing imports upward, and nothing
+ * timer wheel, Redis URLs) sit just above the domain. Nothing imports upward, and nothing
  * imports in a circle.
  */
 const DOMAIN = '^src/domain/';
 const ERRORS = '^src/errors\\.ts$';
-const SUPPORT = '^src/(clock|logger|config|inputs|rate-limit|timer-wheel)\\.ts$';
+const SUPPORT = '^src/(clock|logger|config|inputs|rate-limit|timer-wheel|redis-url)\\.ts$';
 const MACHINES = '^machines/';
 const STREAMS = '^streams/';
 const ADAPTERS = '^src/(router|federation|log)/';

@@ -104,6 +104,8 @@ export const DistributedSectionSchema = z.strictObject({
   forward_timeout_ms: MillisSchema.positive().default(30_000),
   /** The Redis persistence settings check at start-up (docs/distributed.md). */
   redis_settings: z.enum(['warn', 'refuse', 'ignore']).default('warn'),
+  /** Acknowledge a write only once this many replicas have it (Redis WAIT; not on Redis Cluster). 0: the primary alone. */
+  wait_replicas: z.number().int().min(0).max(16).default(0),
 });
 
 export const ServiceSectionSchema = z.strictObject({
@@ -230,6 +232,7 @@ export interface DistributedSettings {
   readonly renewIntervalMs: number | undefined;
   readonly forwardTimeoutMs: number;
   readonly redisSettings: 'warn' | 'refuse' | 'ignore';
+  readonly waitReplicas: number;
 }
 
 /** The validated service settings (the engine's part is parsed by the engine). */
@@ -375,7 +378,7 @@ export function parseServiceConfig(raw: unknown): LoadedServiceConfig {
 type ServiceSection = z.infer<typeof ServiceSectionSchema>;
 
 /** `service.distributed` goes with `log.kind: redis` and without the parts that are not distributed yet. @throws ConfigError */
-function distributedSettings(log: { kind: string }, s: ServiceSection, appserviceFiles: readonly string[]): DistributedSettings | undefined {
+function distributedSettings(log: { kind: string; url?: string }, s: ServiceSection, appserviceFiles: readonly string[]): DistributedSettings | undefined {
   const d = s.distributed;
   if (d === undefined) {
     if (log.kind === 'redis') throw new ConfigError('service.distributed', 'a redis log runs the service as one of several processes: add service.distributed { node_id, advertise_url, forward_secret } (docs/service.md, "Distributed mode")');
@@ -387,6 +390,9 @@ function distributedSettings(log: { kind: string }, s: ServiceSection, appservic
   if (appserviceFiles.length > 0) throw new ConfigError('app_service_config_files', 'application services are not supported in distributed mode yet (every process would send each transaction); run one process');
   if (s.login.sessions_file !== undefined) throw new ConfigError('service.login.sessions_file', 'in distributed mode sessions live in Redis, shared by every process; remove sessions_file');
   if (d.renew_interval_ms !== undefined && d.renew_interval_ms >= d.lease_ttl_ms) throw new ConfigError('service.distributed.renew_interval_ms', 'must be less than lease_ttl_ms');
+  if (d.wait_replicas > 0 && log.url?.startsWith('redis-cluster:') === true) {
+    throw new ConfigError('service.distributed.wait_replicas', 'is not available on Redis Cluster (WAIT is per shard); set it to 0 and use min-replicas-to-write on the shards (docs/distributed.md, "Deployment recipe")');
+  }
   return {
     nodeId: d.node_id,
     advertiseUrl: d.advertise_url.replace(/\/+$/, ''),
@@ -395,6 +401,7 @@ function distributedSettings(log: { kind: string }, s: ServiceSection, appservic
     renewIntervalMs: d.renew_interval_ms,
     forwardTimeoutMs: d.forward_timeout_ms,
     redisSettings: d.redis_settings,
+    waitReplicas: d.wait_replicas,
   };
 }
 

@@ -6,10 +6,10 @@
  * Loaded with a dynamic import by server.ts only when `service.distributed` is
  * set, so a single-process service never loads ioredis (an optional peer).
  */
-import { Redis } from 'ioredis';
 import { Subject } from 'rxjs';
 import type { Clock, Logger, PresenceConfig, PresenceEvent } from '../../src/index.js';
 import { RedisPresenceNode } from '../../src/hosting/redis-node.js';
+import { openRedis } from '../../src/hosting/redis-settings.js';
 import type { DistributedSettings, ServiceSettings } from '../config.js';
 import type { DistributedPart } from '../distributed-part.js';
 import { ForwardingInputs } from './forwarding.js';
@@ -41,9 +41,11 @@ export async function startDistributedHost(o: DistributedHostOptions): Promise<D
     ...(d.renewIntervalMs !== undefined ? { renewIntervalMs: d.renewIntervalMs } : {}),
     ...(o.clock !== undefined ? { clock: o.clock } : {}),
     redisSettings: d.redisSettings,
+    waitReplicas: d.waitReplicas,
     onReplicated: (events) => replicated.next(events),
   });
-  const redis = new Redis(config.log.url, { lazyConnect: true, commandTimeout: Math.max(100, Math.floor(d.leaseTtlMs / 3)) });
+  // Sessions and process addresses: the same Redis (one Redis, Sentinel's primary, or the Cluster).
+  const redis = openRedis(config.log.url, Math.max(100, Math.floor(d.leaseTtlMs / 3)));
   redis.on('error', () => {}); // the node reports Redis trouble; these calls fail with their own errors
   try {
     await redis.connect();

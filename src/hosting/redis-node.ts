@@ -43,7 +43,7 @@ import { appendAndTrim, correctionsTo, partitionCheckpoint } from './redis-check
 import { durableTransport } from './redis-node-federation.js';
 import { leaseHostOf, recoveryHostOf, type NodeInternals } from './redis-node-hosts.js';
 import { DataLossRecovery } from './redis-recovery.js';
-import { commandTimeoutOf, connectRedis } from './redis-settings.js';
+import { commandTimeoutOf, connectRedis, duplicateWithTimeout } from './redis-settings.js';
 import {
   NotOwnerError,
   type DistributedNewEvents,
@@ -101,7 +101,7 @@ export class RedisPresenceNode {
     }
     if (cluster && (options.waitReplicas ?? 0) > 0) throw new ConfigError('waitReplicas', 'is not supported on Redis Cluster yet (WAIT is per shard); use min-replicas-to-write on the shards');
     // The blocking reader may wait `blockMs` for an answer; give it that much on top of the command timeout.
-    this.blocking = options.connect === undefined ? redis.duplicate({ commandTimeout: commandTimeoutOf(options) + 1_000 }) : redis.duplicate();
+    this.blocking = options.connect !== undefined ? redis.duplicate() : duplicateWithTimeout(redis, cluster, commandTimeoutOf(options) + 1_000);
     this.recovery = new DataLossRecovery(recoveryHostOf(this.internals()));
     this.leaseSet = new PartitionLeases(leaseHostOf(this.internals()), { partitions: this.partitions, leaseTtlMs: this.leaseTtlMs, maxPartitions: this.maxPartitions });
     this.log = new RedisPartitionedLog({

@@ -3,8 +3,9 @@
  * "Deployment recipe"), checked once at start-up: each finding says what can go
  * wrong and which setting fixes it.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { ConfigError, LogError } from '../errors.js';
+import { describeRedisTarget, parseRedisUrl } from '../redis-url.js';
 import type { Logger } from '../logger.js';
 import { withTimeout, type RedisPresenceNodeOptions } from './redis-node-types.js';
 
@@ -53,13 +54,13 @@ export async function checkRedisSettings(redis: Redis, waitReplicas: number): Pr
 export async function connectRedis(url: string, options: RedisPresenceNodeOptions, logger: Logger): Promise<{ redis: Redis; onError: (error: Error) => void }> {
   // A command timeout: a Redis that stops answering must not hang renewals, appends or reads (a silent
   // process would keep believing it owns its partitions).
-  const redis = options.connect?.(url) ?? new Redis(url, { lazyConnect: true, enableAutoPipelining: true, commandTimeout: commandTimeoutOf(options) });
+  const redis = options.connect?.(url) ?? openRedis(url, commandTimeoutOf(options));
   redis.on('error', () => {}); // reported below once connected; start-up failures surface as LogError
   try {
     await withTimeout(redis.status === 'wait' ? redis.connect().then(() => redis.ping()) : redis.ping(), options.connectTimeoutMs ?? 10_000);
   } catch (error) {
     redis.disconnect();
-    throw new LogError(`cannot reach Redis at ${url}: ${(error as Error).message}; check log.url and that Redis is running`, { cause: error });
+    throw new LogError(`cannot reach Redis (${describeRedisTarget(parseRedisUrl(url))}): ${(error as Error).message}; check log.url and that Redis is running`, { cause: error });
   }
   let lastReport = 0;
   const onError = (error: Error): void => {
@@ -80,6 +81,48 @@ export async function connectRedis(url: string, options: RedisPresenceNodeOption
     for (const f of findings) logger.warn(`redis node: ${f}`);
   }
   return { redis, onError };
+}
+
+/**
+ * A client for the Redis `log.url` names (src/redis-url.ts): one Redis, a
+ * Sentinel-managed primary or a Cluster, not yet connected. The Cluster client
+ * has no auto-pipelining (with it, ioredis reports MOVED after a fail-over as
+ * an error instead of following it); it is typed as `Redis`, whose commands it
+ * shares (RedisPresenceNode tells the two apart by `isCluster`).
+ * @throws ConfigError for a URL that names none of them.
+ */
+export function openRedis(url: string, commandTimeout: number): Redis {
+  const target = parseRedisUrl(url);
+  switch (target.kind) {
+    case 'single':
+      return new Redis(url, { lazyConnect: true, enableAutoPipelining: true, commandTimeout });
+    case 'sentinel':
+      return new Redis({
+        sentinels: target.sentinels.map((h) => ({ host: h.host, port: h.port })),
+        name: target.primary,
+        ...(target.username !== undefined ? { username: target.username } : {}),
+        ...(target.password !== undefined ? { password: target.password } : {}),
+        lazyConnect: true,
+        enableAutoPipelining: true,
+        commandTimeout,
+      });
+    case 'cluster':
+      return new Cluster(
+        target.nodes.map((h) => ({ host: h.host, port: h.port })),
+        {
+          lazyConnect: true,
+          redisOptions: { commandTimeout, ...(target.username !== undefined ? { username: target.username } : {}), ...(target.password !== undefined ? { password: target.password } : {}) },
+        },
+      ) as unknown as Redis;
+  }
+}
+
+/** A second connection like `redis` with another command timeout (a Cluster client's `duplicate` takes its options second). */
+export function duplicateWithTimeout(redis: Redis, cluster: boolean, commandTimeout: number): Redis {
+  if (!cluster) return redis.duplicate({ commandTimeout });
+  const c = redis as unknown as Cluster;
+  const { redisOptions } = c.options;
+  return c.duplicate([], { redisOptions: { ...(redisOptions as Record<string, unknown>), commandTimeout } }) as unknown as Redis;
 }
 
 /** Each Redis command's timeout: a third of the lease unless set. */

@@ -239,6 +239,11 @@ export class RedisPartitionedLog implements EventLog {
     return [];
   }
 
+  /** Nothing is readable through `read` (the history is in the streams): `engine.explain` then says its answer is incomplete. */
+  get firstReadable(): number {
+    return this.appended;
+  }
+
   subscribe(): Observable<LogEntry> {
     return new Observable<LogEntry>((subscriber) => {
       const l = (e: LogEntry) => subscriber.next(e);

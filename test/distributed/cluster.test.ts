@@ -6,14 +6,16 @@
  * and fail over.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisPresenceNode, type RedisPresenceNodeOptions } from '../../src/hosting/redis-node.js';
 import { RedisKeys } from '../../src/log/redis-partitions.js';
 import { silentLogger } from '../../src/logger.js';
+import { http, presencePath } from '../service/helpers.js';
 import { freePort, REDIS_SERVER, waitFor } from './support.js';
 
 const servers: { port: number; child: ChildProcess }[] = [];
@@ -60,14 +62,19 @@ function options(name: string): RedisPresenceNodeOptions {
     config: {
       server_name: 'example.org',
       rc_presence: { per_user: { per_second: 1000, burst_count: 1000 } },
-      log: { kind: 'redis', url: `redis://127.0.0.1:${servers[0]!.port}`, partitions: 12, stream_prefix: 'cl' },
+      // The Cluster named by its URL (src/redis-url.ts): the node opens ioredis' Cluster client itself.
+      log: { kind: 'redis', url: clusterUrl(), partitions: 12, stream_prefix: 'cl' },
     },
     name,
     leaseTtlMs: 1_200,
     renewIntervalMs: 200,
+    commandTimeoutMs: 1_000,
     logger: process.env.CLUSTER_DEBUG === '1' ? { ...silentLogger, warn: (m, f) => console.error(name, 'warn', m, JSON.stringify(f)), error: (m, f) => console.error(name, 'error', m, JSON.stringify(f)) } : silentLogger,
-    connect,
   };
+}
+
+function clusterUrl(): string {
+  return `redis-cluster://${servers.slice(0, 3).map((s) => `127.0.0.1:${s.port}`).join(',')}`;
 }
 
 const users = Array.from({ length: 40 }, (_, i) => `@c${i}:example.org`);
@@ -134,6 +141,70 @@ describe('Redis Cluster', () => {
     } finally {
       await a.stop();
       await b.stop();
+    }
+  });
+
+  it('runs two reference service processes on the Cluster from a redis-cluster:// URL: login, forwarded writes, reads on both', { timeout: 90_000 }, async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const procs: { url: string; child: ChildProcess; out: () => string }[] = [];
+    const users = ['@ann:cl.test', '@ben:cl.test', '@cat:cl.test', '@dan:cl.test'];
+    try {
+      for (const name of ['s1', 's2']) {
+        const port = await freePort();
+        const path = join(dir, `${name}.yaml`);
+        writeFileSync(path, JSON.stringify({
+          server_name: 'cl.test',
+          rc_presence: { per_user: { per_second: 100, burst_count: 100 } },
+          log: { kind: 'redis', url: clusterUrl(), partitions: 12, stream_prefix: 'svc' },
+          service: {
+            listen: { host: '127.0.0.1', port },
+            metrics: false,
+            users: users.map((u, i) => ({ user_id: u, password: `password-${i}` })),
+            rooms: [{ room_id: '!r:cl.test', members: users }],
+            distributed: { node_id: name, advertise_url: `http://127.0.0.1:${port}`, forward_secret: 'forward-secret-0123456789', lease_ttl_ms: 1500, renew_interval_ms: 250, redis_settings: 'ignore' },
+          },
+        }));
+        const child = spawn(process.execPath, [join(root, 'service', 'start.mjs'), 'serve', path], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+        procs.push({ url: `http://127.0.0.1:${port}`, child, out: () => out });
+        await waitFor(`${name} to listen`, () => {
+          if (child.exitCode !== null) throw new Error(`${name} exited: ${out.slice(-3000)}`);
+          return /listening on http/.test(out);
+        }, 45_000, 50);
+      }
+      const [s1, s2] = procs as [(typeof procs)[0], (typeof procs)[0]];
+      // Sessions live in the Cluster (one hash-tagged slot): a token from s1 works on s2.
+      const tokens: string[] = [];
+      for (const [i, u] of users.entries()) {
+        const login = await http(s1.url, 'POST', '/_matrix/client/v3/login', { json: { type: 'm.login.password', identifier: { type: 'm.id.user', user: u }, password: `password-${i}` } });
+        expect(login.status).toBe(200);
+        const token = (login.body as { access_token: string }).access_token;
+        expect((await http(s2.url, 'GET', '/_matrix/client/v3/account/whoami', { token })).body).toMatchObject({ user_id: u });
+        tokens.push(token);
+      }
+      // Every user's write goes to s2 (forwarded to the owner when s1 owns the user) and is read on both.
+      await waitFor('both processes own partitions', async () => {
+        const r = await http(s2.url, 'PUT', presencePath(users[0]!), { token: tokens[0]!, json: { presence: 'online', status_msg: 'warm' } });
+        return r.status === 200;
+      }, 30_000, 250);
+      for (const [i, u] of users.entries()) {
+        const r = await http(s2.url, 'PUT', presencePath(u), { token: tokens[i]!, json: { presence: 'unavailable', status_msg: `via s2 ${i}` } });
+        expect(r.status, r.text).toBe(200);
+      }
+      for (const p of procs) {
+        await waitFor(`replicated to ${p.url}`, async () => {
+          for (const [i, u] of users.entries()) {
+            const r = await http(p.url, 'GET', presencePath(u), { token: tokens[0]! });
+            if ((r.body as { status_msg?: string }).status_msg !== `via s2 ${i}`) return false;
+          }
+          return true;
+        }, 15_000, 100);
+      }
+      expect(s1.out() + s2.out()).not.toMatch(/LOST DATA|MOVED|CROSSSLOT/);
+    } finally {
+      for (const p of procs) p.child.kill('SIGKILL');
     }
   });
 });

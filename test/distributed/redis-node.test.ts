@@ -150,6 +150,11 @@ describe('two nodes in one process', () => {
       a.setPresence(ua, { presence: 'online', statusMsg: 'hi' });
       const batch = await seen;
       expect(batch.events.find((s) => s.userId === ua)?.statusMsg).toBe('hi');
+      // explain on a node: the history is in the streams, not in this process's log, so the answer says it is
+      // incomplete instead of "offline, no steps"; the audience (who hears of ua now) is this process's view.
+      const explained = b.engine.explain(ua, { recipients: true });
+      expect(explained).toMatchObject({ state: null, steps: [], complete: false });
+      expect(explained.audience?.localUserIds).toEqual([ub]);
       expect(b.getUserPresence(ua).state).toBe('online');
       expect(b.engine.getPresence(ub, ua).presence).toBe('online');
 

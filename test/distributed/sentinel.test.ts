@@ -2,8 +2,9 @@
  * Redis Sentinel (docs/distributed.md, "Sentinel"): a master and a replica with
  * the settings the deployment recipe requires (AOF always, noeviction,
  * min-replicas-to-write 1), one redis-sentinel (`redis-server --sentinel`,
- * quorum 1, down-after 1 s), and two engine processes on ioredis' Sentinel
- * client with `waitReplicas: 1` and `redisSettings: 'refuse'` (the start-up
+ * quorum 1, down-after 1 s), and two engine processes configured with a
+ * `redis-sentinel://` URL (ioredis' Sentinel client), with `waitReplicas: 1`
+ * and `redisSettings: 'refuse'` (the start-up
  * check passes through Sentinel). The master is SIGKILLed: Sentinel promotes
  * the replica; with no replica left, `min-replicas-to-write` refuses writes, so
  * nothing is acknowledged until the old master is back (Sentinel turns it into
@@ -71,18 +72,15 @@ describe('Redis Sentinel', () => {
     (await answers(sentinelPort)).disconnect();
 
     const options = (name: string): RedisPresenceNodeOptions => ({
-      config: { server_name: 'example.org', rc_presence: { per_user: { per_second: 1000, burst_count: 1000 } }, log: { kind: 'redis', url: 'redis://sentinel', partitions: 6, stream_prefix: 'st' } },
+      // The primary named `presence`, found through the sentinel (src/redis-url.ts).
+      config: { server_name: 'example.org', rc_presence: { per_user: { per_second: 1000, burst_count: 1000 } }, log: { kind: 'redis', url: `redis-sentinel://127.0.0.1:${sentinelPort}/presence`, partitions: 6, stream_prefix: 'st' } },
       name,
       leaseTtlMs: 1_200,
       renewIntervalMs: 200,
+      commandTimeoutMs: 1_000,
       logger: silentLogger,
       waitReplicas: 1,
       redisSettings: 'refuse',
-      connect: () => {
-        const c = new Redis({ sentinels: [{ host: '127.0.0.1', port: sentinelPort }], name: 'presence', commandTimeout: 1_000, lazyConnect: true });
-        c.on('error', () => {});
-        return c;
-      },
     });
     // The settings check reads the master through Sentinel: asking for more replicas than min-replicas-to-write is refused.
     await expect(RedisPresenceNode.start({ ...options('x'), waitReplicas: 2 })).rejects.toThrow(/min-replicas-to-write is 1 with waitReplicas 2/);
