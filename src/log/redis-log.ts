@@ -22,6 +22,7 @@ import type { EventLog } from './event-log.js';
 import type { Logger } from '../logger.js';
 import { LogError } from '../errors.js';
 import { routeEvent, withScripts, type PresenceScripts, type RedisKeys } from './redis-partitions.js';
+import { inOrderPerPartition } from './redis-append-order.js';
 
 /** Events per stream entry (one XADD). */
 const EVENTS_PER_ENTRY = 256;
@@ -503,31 +504,4 @@ function notDurableMessage(f: Failure): string {
     case 'data_loss':
       return `Redis lost data (partition ${f.partition}'s generation key is gone or changed): the write was refused; retry once the deployment is re-seeded`;
   }
-}
-
-/**
- * Per-slot sending (Redis Cluster): partitions in parallel, each partition's calls
- * one after the other, so a tenure's sequence numbers land in order (the append
- * script takes a gap for lost entries). After a failure the partition's later
- * calls are not sent; they are retried after it, in order.
- */
-async function inOrderPerPartition<C extends { readonly partition: number }>(calls: readonly C[], send: (call: C) => Promise<[Error | null, unknown]>): Promise<[Error | null, unknown][]> {
-  const out: [Error | null, unknown][] = new Array<[Error | null, unknown]>(calls.length);
-  const byPartition = new Map<number, number[]>();
-  calls.forEach((c, i) => byPartition.set(c.partition, [...(byPartition.get(c.partition) ?? []), i]));
-  await Promise.all(
-    [...byPartition.values()].map(async (indices) => {
-      let failed: Error | null = null;
-      for (const i of indices) {
-        if (failed !== null) {
-          out[i] = [new Error(`not sent: an earlier append of the partition failed (${failed.message})`), null];
-          continue;
-        }
-        const r = await send(calls[i] as C);
-        out[i] = r;
-        failed = r[0];
-      }
-    }),
-  );
-  return out;
 }
