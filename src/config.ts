@@ -6,7 +6,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { parseRedisUrl } from './redis-url.js';
+import { redisUrlProblem } from './redis-url.js';
 import { RoomIdSchema, ServerNameSchema, type RoomId, type ServerName } from './domain/ids.js';
 import type { DampingRule } from './domain/damping.js';
 import type { LargeRoomRule } from './domain/large-room.js';
@@ -145,11 +145,8 @@ export const LogConfigSchema = z.discriminatedUnion('kind', [
     kind: z.literal('redis'),
     /** One Redis (`redis://`), a Sentinel-managed primary (`redis-sentinel://…/<name>`) or a Cluster (`redis-cluster://…`): src/redis-url.ts. */
     url: z.string().min(1).superRefine((url, ctx) => {
-      try {
-        parseRedisUrl(url);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: String((error as Error).message).replace(/^config error at log\.url: /, '') });
-      }
+      const problem = redisUrlProblem(url);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
     }),
     partitions: z.number().int().positive().max(1024).default(16),
     stream_prefix: z.string().min(1).default('presence'),

@@ -29,11 +29,22 @@ const SCHEMES = 'redis://, rediss://, redis-sentinel:// or redis-cluster://';
  * @throws ConfigError (key `log.url`) saying what is wrong with the URL and what a valid one looks like.
  */
 export function parseRedisUrl(url: string): RedisTarget {
+  const target = readRedisUrl(url);
+  if (typeof target === 'string') throw new ConfigError('log.url', target);
+  return target;
+}
+
+/** What is wrong with `url` as a `log.url`, or undefined when it names a Redis. */
+export function redisUrlProblem(url: string): string | undefined {
+  const target = readRedisUrl(url);
+  return typeof target === 'string' ? target : undefined;
+}
+
+/** The target, or what is wrong with the URL. */
+function readRedisUrl(url: string): RedisTarget | string {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === 'redis' || scheme === 'rediss') return { kind: 'single', url };
-  if (scheme !== 'redis-sentinel' && scheme !== 'redis-cluster') {
-    throw new ConfigError('log.url', `must start with ${SCHEMES}, got ${JSON.stringify(url.slice(0, 80))}`);
-  }
+  if (scheme !== 'redis-sentinel' && scheme !== 'redis-cluster') return `must start with ${SCHEMES}, got ${JSON.stringify(url.slice(0, 80))}`;
   const rest = url.slice(scheme.length + 3);
   const at = rest.lastIndexOf('@');
   const auth = at >= 0 ? rest.slice(0, at) : '';
@@ -41,16 +52,19 @@ export function parseRedisUrl(url: string): RedisTarget {
   const slash = afterAuth.indexOf('/');
   const hostList = slash >= 0 ? afterAuth.slice(0, slash) : afterAuth;
   const path = slash >= 0 ? afterAuth.slice(slash + 1) : '';
-  const hosts = hostList.split(',').map((h) => parseHost(h, url));
+  const hosts: RedisHost[] = [];
+  for (const h of hostList.split(',')) {
+    const host = parseHost(h);
+    if (host === undefined) return `each host of a redis-sentinel or redis-cluster URL is host:port (a port 1–65535), comma-separated; got ${JSON.stringify(h)} in ${JSON.stringify(url)}`;
+    hosts.push(host);
+  }
   const credentials = parseAuth(auth);
   if (scheme === 'redis-sentinel') {
     const primary = decodeURIComponent(path);
-    if (primary === '' || primary.includes('/')) {
-      throw new ConfigError('log.url', `a redis-sentinel URL ends with the primary's name as Sentinel knows it, e.g. redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster; got ${JSON.stringify(url)}`);
-    }
+    if (primary === '' || primary.includes('/')) return `a redis-sentinel URL ends with the primary's name as Sentinel knows it, e.g. redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster; got ${JSON.stringify(url)}`;
     return { kind: 'sentinel', primary, sentinels: hosts, ...credentials };
   }
-  if (path !== '') throw new ConfigError('log.url', `a redis-cluster URL has no path (Redis Cluster has one database), e.g. redis-cluster://10.0.0.1:7000,10.0.0.2:7000; got ${JSON.stringify(url)}`);
+  if (path !== '') return `a redis-cluster URL has no path (Redis Cluster has one database), e.g. redis-cluster://10.0.0.1:7000,10.0.0.2:7000; got ${JSON.stringify(url)}`;
   return { kind: 'cluster', nodes: hosts, ...credentials };
 }
 
@@ -66,14 +80,11 @@ export function describeRedisTarget(target: RedisTarget): string {
   }
 }
 
-function parseHost(text: string, url: string): RedisHost {
+function parseHost(text: string): RedisHost | undefined {
   const m = /^(\[[0-9a-f:]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/i.exec(text);
   const port = Number(m?.[2]);
-  if (m === null || !(port >= 1 && port <= 65_535)) {
-    throw new ConfigError('log.url', `each host of a redis-sentinel or redis-cluster URL is host:port (a port 1–65535), comma-separated; got ${JSON.stringify(text)} in ${JSON.stringify(url)}`);
-  }
-  const host = (m[1] as string).replace(/^\[(.*)\]$/, '$1');
-  return { host, port };
+  if (m === null || !(port >= 1 && port <= 65_535)) return undefined;
+  return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 function parseAuth(auth: string): { username?: string; password?: string } {

@@ -282,7 +282,9 @@ export class PushFanOut {
       const rl = this.dirtyRooms[r] as RoomListeners;
       this.wake(rl, rl.segment as RoomSegment);
     }
-    return this.flushNotifiers(stateOf, token, userCount, view) + this.clearRooms();
+    const deliveries = this.flushNotifiers(stateOf, token, userCount, view);
+    this.clearRooms();
+    return deliveries;
   }
 
   /**
@@ -314,7 +316,8 @@ export class PushFanOut {
       if (n.interest === ALL || n.flushStamp === stamp) continue;
       deliveries += n.emitShared(batch, view, seen);
     }
-    return deliveries + this.clearRooms();
+    this.clearRooms();
+    return deliveries;
   }
 
   /** Flush the notifiers marked this turn. @returns deliveries made. */
@@ -337,14 +340,13 @@ export class PushFanOut {
     return deliveries;
   }
 
-  /** Forget this turn's segments. @returns 0 (for the callers' sums). */
-  private clearRooms(): number {
+  /** Forget this turn's segments. */
+  private clearRooms(): void {
     for (let r = 0; r < this.dirtyRoomCount; r++) {
       (this.dirtyRooms[r] as RoomListeners).segment?.clear();
       this.dirtyRooms[r] = undefined;
     }
     this.dirtyRoomCount = 0;
-    return 0;
   }
 
   /** Complete every open stream (the engine stopped). */
