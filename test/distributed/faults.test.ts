@@ -83,7 +83,7 @@ describe('fault suite', () => {
         await checkAckedInStreams(client, 'before a fault');
         const started = performance.now();
         await inject(kind, nodes, proxies, redis, spec);
-        await healthy(nodes);
+        await healthy(nodes, kind);
         (figures.recoveryMs[kind] ??= []).push(Math.round(performance.now() - started));
         figures.faults[kind] = (figures.faults[kind] ?? 0) + 1;
         // A wiped Redis keeps only the re-seeded state: what was acknowledged around the wipe is checked in the views.
@@ -233,11 +233,19 @@ async function inject(kind: Kind, nodes: NodeProcess[], proxies: CutProxy[], red
 }
 
 /** Every process answers, nobody is recovering or stale, and the partitions are all owned. */
-async function healthy(nodes: NodeProcess[]): Promise<void> {
-  await waitFor('a healthy deployment', async () => {
-    const views = await Promise.all(nodes.map((n) => withTimeout(n.request<View>('view', { users: [], rooms: [] }), 2_000)));
-    return views.every((v) => !v.recovering && !v.stale) && views.reduce((s, v) => s + v.owned, 0) === PARTITIONS;
-  }, 60_000, 100);
+async function healthy(nodes: NodeProcess[], after = 'start-up'): Promise<void> {
+  let last = 'no process answered';
+  try {
+    await waitFor('a healthy deployment', async () => {
+      const views = await Promise.all(nodes.map((n) => withTimeout(n.request<View>('view', { users: [], rooms: [] }), 2_000)));
+      last = views.map((v, i) => `n${i}: owned ${v.owned}${v.recovering ? ', recovering' : ''}${v.stale ? ', stale' : ''}`).join('; ');
+      return views.every((v) => !v.recovering && !v.stale) && views.reduce((s, v) => s + v.owned, 0) === PARTITIONS;
+    }, 60_000, 100);
+  } catch (error) {
+    // Say what was unhealthy, and what the processes logged last.
+    const logs = nodes.map((n, i) => `n${i}: ${n.logs.slice(-8).map((l) => `${l.level} ${l.message.slice(0, 200)}`).join(' | ')}`).join('\n');
+    throw new Error(`${(error as Error).message} after ${after}; last views: ${last}\n${logs}`);
+  }
 }
 
 /** Every process converges, and shows for every user the last acknowledged status or a later attempted one. */
