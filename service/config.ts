@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, HomeserverConfigSchema, configErrorFromZod, RoomIdSchema, ServerNameSchema, UserIdSchema, serverNameOf } from '../src/index.js';
 import { MAX_DURATION_MS } from '../src/config.js';
+import { parseRedisUrl } from '../src/redis-url.js';
 import type { FederationTransportOptions, InboundLimits, RoomId, ServerName, UserId } from '../src/index.js';
 import { SCRYPT_HASH_PATTERN, scryptParamsProblem, type PasswordCredential } from './password.js';
 import { DashboardSectionSchema, type DashboardSettings } from './dashboard/config.js';
@@ -390,7 +391,7 @@ function distributedSettings(log: { kind: string; url?: string }, s: ServiceSect
   if (appserviceFiles.length > 0) throw new ConfigError('app_service_config_files', 'application services are not supported in distributed mode yet (every process would send each transaction); run one process');
   if (s.login.sessions_file !== undefined) throw new ConfigError('service.login.sessions_file', 'in distributed mode sessions live in Redis, shared by every process; remove sessions_file');
   if (d.renew_interval_ms !== undefined && d.renew_interval_ms >= d.lease_ttl_ms) throw new ConfigError('service.distributed.renew_interval_ms', 'must be less than lease_ttl_ms');
-  if (d.wait_replicas > 0 && log.url?.startsWith('redis-cluster:') === true) {
+  if (d.wait_replicas > 0 && log.url !== undefined && parseRedisUrl(log.url).kind === 'cluster') {
     throw new ConfigError('service.distributed.wait_replicas', 'is not available on Redis Cluster (WAIT is per shard); set it to 0 and use min-replicas-to-write on the shards (docs/distributed.md, "Deployment recipe")');
   }
   return {

@@ -49,6 +49,8 @@ describe('service.distributed', () => {
     const refused = problem(testConfig({ top: cluster, service: { distributed: { ...distributed, wait_replicas: 1 } } }));
     expect(refused.path).toBe('service.distributed.wait_replicas');
     expect(refused.message).toMatch(/not available on Redis Cluster/);
+    const upper = { log: { kind: 'redis', url: 'REDIS-CLUSTER://10.0.0.1:7000', partitions: 4 } };
+    expect(problem(testConfig({ top: upper, service: { distributed: { ...distributed, wait_replicas: 2 } } })).path).toBe('service.distributed.wait_replicas');
     expect(problem(testConfig({ top: { log: { kind: 'redis', url: 'redis-cluster://10.0.0.1', partitions: 4 } }, service: { distributed } })).message).toMatch(/log\.url.*host:port/);
   });
 });
