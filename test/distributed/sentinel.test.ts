@@ -16,10 +16,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisPresenceNode, type RedisPresenceNodeOptions } from '../../src/hosting/redis-node.js';
 import { silentLogger } from '../../src/logger.js';
+import { http, presencePath } from '../service/helpers.js';
 import { freePort, REDIS_SERVER, waitFor } from './support.js';
 
 const children: ChildProcess[] = [];
@@ -59,7 +61,7 @@ const step = (s: string): void => void (process.env.SENTINEL_DEBUG === '1' && co
 const users = Array.from({ length: 12 }, (_, i) => `@s${i}:example.org`);
 
 describe('Redis Sentinel', () => {
-  it('runs through a Sentinel, passes the settings check, and survives a SIGKILLed master with nothing acknowledged lost', { timeout: 90_000 }, async () => {
+  it('runs through a Sentinel, passes the settings check, and survives a SIGKILLed master with nothing acknowledged lost; the service runs there too', { timeout: 120_000 }, async () => {
     const [masterPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()];
     let master = dataServer(masterPort);
     dataServer(replicaPort, masterPort);
@@ -145,6 +147,37 @@ describe('Redis Sentinel', () => {
       step('after');
       await waitFor('both processes show every acknowledged input', () => nodes.every((n) => users.every((u) => keeps(n, u) && n.getUserPresence(u).statusMsg === `${u} after`)), 20_000, 100);
       console.log(`sentinel: data-loss detections ${nodes.map((n) => n.stats.dataLoss.detected).join('/')}, acknowledged ${[...lastAcked.values()].length} users`);
+
+      // The reference service on the same Sentinel deployment, from its config: the URL, wait_replicas 1 and
+      // the settings check refusing anything short of the recipe. A PUT is answered 200 (written and on a replica).
+      const port = await freePort();
+      const path = join(dir, 'service.yaml');
+      writeFileSync(path, JSON.stringify({
+        server_name: 'example.org',
+        rc_presence: { per_user: { per_second: 100, burst_count: 100 } },
+        log: { kind: 'redis', url: `redis-sentinel://127.0.0.1:${sentinelPort}/presence`, partitions: 6, stream_prefix: 'svc' },
+        service: {
+          listen: { host: '127.0.0.1', port },
+          metrics: false,
+          users: [{ user_id: '@svc:example.org', access_token: 'svc-token-0123456789' }],
+          distributed: { node_id: 'svc', advertise_url: `http://127.0.0.1:${port}`, forward_secret: 'forward-secret-0123456789', lease_ttl_ms: 1500, renew_interval_ms: 250, wait_replicas: 1, redis_settings: 'refuse' },
+        },
+      }));
+      const root = fileURLToPath(new URL('../../', import.meta.url));
+      const service = spawn(process.execPath, [join(root, 'service', 'start.mjs'), 'serve', path], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(service);
+      let out = '';
+      service.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      service.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor('the service to listen', () => {
+        if (service.exitCode !== null) throw new Error(`the service exited: ${out.slice(-3000)}`);
+        return /listening on http/.test(out);
+      }, 45_000, 50);
+      const base = `http://127.0.0.1:${port}`;
+      const token = 'svc-token-0123456789';
+      await waitFor('a PUT acknowledged through Sentinel', async () => (await http(base, 'PUT', presencePath('@svc:example.org'), { token, json: { presence: 'online', status_msg: 'via sentinel' } })).status === 200, 30_000, 200);
+      expect((await http(base, 'GET', presencePath('@svc:example.org'), { token })).body).toMatchObject({ presence: 'online', status_msg: 'via sentinel' });
+      expect(out).not.toMatch(/LOST DATA/);
     } finally {
       await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
     }
