@@ -9,7 +9,7 @@
 import { Subject } from 'rxjs';
 import type { Clock, Logger, PresenceConfig, PresenceEvent } from '../../src/index.js';
 import { RedisPresenceNode } from '../../src/hosting/redis-node.js';
-import { openRedis } from '../../src/hosting/redis-settings.js';
+import { commandTimeoutOf, openRedis } from '../../src/hosting/redis-settings.js';
 import type { DistributedSettings, ServiceSettings } from '../config.js';
 import type { DistributedPart } from '../distributed-part.js';
 import { ForwardingInputs } from './forwarding.js';
@@ -45,7 +45,7 @@ export async function startDistributedHost(o: DistributedHostOptions): Promise<D
     onReplicated: (events) => replicated.next(events),
   });
   // Sessions and process addresses: the same Redis (one Redis, Sentinel's primary, or the Cluster).
-  const redis = openRedis(config.log.url, Math.max(100, Math.floor(d.leaseTtlMs / 3)));
+  const redis = openRedis(config.log.url, commandTimeoutOf({ leaseTtlMs: d.leaseTtlMs }));
   redis.on('error', () => {}); // the node reports Redis trouble; these calls fail with their own errors
   try {
     await redis.connect();

@@ -100,8 +100,7 @@ export function openRedis(url: string, commandTimeout: number): Redis {
       return new Redis({
         sentinels: target.sentinels.map((h) => ({ host: h.host, port: h.port })),
         name: target.primary,
-        ...(target.username !== undefined ? { username: target.username } : {}),
-        ...(target.password !== undefined ? { password: target.password } : {}),
+        ...credentialsOf(target),
         lazyConnect: true,
         enableAutoPipelining: true,
         commandTimeout,
@@ -109,12 +108,14 @@ export function openRedis(url: string, commandTimeout: number): Redis {
     case 'cluster':
       return new Cluster(
         target.nodes.map((h) => ({ host: h.host, port: h.port })),
-        {
-          lazyConnect: true,
-          redisOptions: { commandTimeout, ...(target.username !== undefined ? { username: target.username } : {}), ...(target.password !== undefined ? { password: target.password } : {}) },
-        },
+        { lazyConnect: true, redisOptions: { commandTimeout, ...credentialsOf(target) } },
       ) as unknown as Redis;
   }
+}
+
+/** The URL's credentials as ioredis options (only those given). */
+function credentialsOf(target: { readonly username?: string; readonly password?: string }): { username?: string; password?: string } {
+  return { ...(target.username !== undefined ? { username: target.username } : {}), ...(target.password !== undefined ? { password: target.password } : {}) };
 }
 
 /** A second connection like `redis` with another command timeout (a Cluster client's `duplicate` takes its options second). */
@@ -126,6 +127,6 @@ export function duplicateWithTimeout(redis: Redis, cluster: boolean, commandTime
 }
 
 /** Each Redis command's timeout: a third of the lease unless set. */
-export function commandTimeoutOf(options: RedisPresenceNodeOptions): number {
+export function commandTimeoutOf(options: Pick<RedisPresenceNodeOptions, 'commandTimeoutMs' | 'leaseTtlMs'>): number {
   return options.commandTimeoutMs ?? Math.max(100, Math.floor((options.leaseTtlMs ?? 10_000) / 3));
 }
